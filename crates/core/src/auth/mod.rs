@@ -1,0 +1,10 @@
+//! Accounts and tokens: password hashing, access/refresh tokens, one-time codes and the
+//! `AuthService` that holds every rule of behaviour.md §1.
+
+pub mod password;
+pub mod service;
+pub mod tokens;
+
+pub use password::{PasswordHasher, PasswordParams};
+pub use service::{AuthProvider, AuthService, AuthSettings, Authenticated, TokenPair};
+pub use tokens::{AccessClaims, TokenSigner};

@@ -1,0 +1,497 @@
+//! Every rule of accounts and tokens (behaviour.md §1). Routes call these methods; rate
+//! limits and cookies are HTTP concerns and stay in the server crate.
+
+use super::password::PasswordHasher;
+use super::tokens::{self, ACCESS, AccessClaims, TokenSigner};
+use crate::error::{DomainError, FieldError};
+use crate::ids::UserId;
+use crate::ports::store::{RefreshTokenRecord, UserPage, VerificationCode};
+use crate::ports::{Mail, Mailer, Store, TokenDenylist};
+use crate::subscription::Subscription;
+use crate::user::{Email, NewUser, Role, User, check_password, parse_fullname};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub const RESET_PASSWORD: &str = "reset_password";
+const INVALID_LOGIN: &str = "Invalid email or password";
+const INVALID_CODE: &str = "The verification code is invalid or has expired. Request a new code.";
+const ANONYMOUS_EMAIL: &str = "anonymous@ironhand.local";
+
+/// Who may sign in: anyone with an account, one configured account, or nobody needs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthProvider {
+    Password,
+    Local,
+    None,
+}
+
+impl AuthProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthProvider::Password => "password",
+            AuthProvider::Local => "local",
+            AuthProvider::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub provider: AuthProvider,
+    pub registration_open: bool,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub code_ttl: Duration,
+    pub code_max_attempts: i32,
+    pub free_monthly_runs: i64,
+    pub product_name: String,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            provider: AuthProvider::Password,
+            registration_open: true,
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            code_ttl: Duration::from_secs(10 * 60),
+            code_max_attempts: 5,
+            free_monthly_runs: crate::subscription::FREE_PLAN_MONTHLY_RUNS,
+            product_name: "Ironhand".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub access_expires_in: Duration,
+}
+
+/// A request's verified identity.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    /// `None` for the anonymous user of `auth_provider = none`.
+    pub claims: Option<AccessClaims>,
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    denylist: Arc<dyn TokenDenylist>,
+    mailer: Arc<dyn Mailer>,
+    hasher: PasswordHasher,
+    signer: TokenSigner,
+    settings: AuthSettings,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn validation(errors: Vec<FieldError>) -> DomainError {
+    DomainError::Validation(errors)
+}
+
+impl AuthService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        denylist: Arc<dyn TokenDenylist>,
+        mailer: Arc<dyn Mailer>,
+        hasher: PasswordHasher,
+        signer: TokenSigner,
+        settings: AuthSettings,
+    ) -> Self {
+        Self { store, denylist, mailer, hasher, signer, settings }
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    fn require_password_provider(&self, action: &str) -> Result<(), DomainError> {
+        if self.settings.provider == AuthProvider::Password {
+            Ok(())
+        } else {
+            Err(DomainError::BadRequest(format!(
+                "{action} is not available: this server uses auth_provider = {}.",
+                self.settings.provider.as_str()
+            )))
+        }
+    }
+
+    pub async fn register(&self, fullname: &str, email: &str, password: &str) -> Result<(User, TokenPair), DomainError> {
+        self.require_password_provider("Registration")?;
+        if !self.settings.registration_open {
+            return Err(DomainError::Forbidden("Registration is closed on this server.".into()));
+        }
+        let mut errors = Vec::new();
+        let fullname = parse_fullname(fullname).map_err(|e| errors.push(e)).ok();
+        let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
+        let _ = check_password("password", password).map_err(|e| errors.push(e));
+        let (Some(fullname), Some(email), true) = (fullname, email, errors.is_empty()) else {
+            return Err(validation(errors));
+        };
+        let hash = self.hasher.hash(password).await?;
+        let user = self.create_account(fullname, email, Some(hash), None).await.map_err(|e| match e {
+            DomainError::Conflict(_) => DomainError::Conflict("An account with this email already exists.".into()),
+            other => other,
+        })?;
+        let tokens = self.issue_new_family(&user).await?;
+        self.store.record_login(user.id, now()).await?;
+        Ok((user, tokens))
+    }
+
+    async fn create_account(
+        &self,
+        fullname: String,
+        email: Email,
+        password_hash: Option<String>,
+        role: Option<Role>,
+    ) -> Result<User, DomainError> {
+        let t = now();
+        let new = NewUser { id: UserId::new(), fullname, email, password_hash, role, now: t };
+        let free = Subscription::free(new.id, self.settings.free_monthly_runs, t);
+        Ok(self.store.create_user(&new, &free).await?)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<(User, TokenPair), DomainError> {
+        if self.settings.provider == AuthProvider::None {
+            return Err(DomainError::BadRequest("Login is not needed: this server uses auth_provider = none.".into()));
+        }
+        let user = match Email::parse(email) {
+            Ok(email) => self.store.user_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let matched = self.hasher.verify(password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
+        let user = match (user, matched) {
+            (Some(user), true) => user,
+            _ => return Err(DomainError::Unauthorized(INVALID_LOGIN.into())),
+        };
+        if !user.is_active {
+            return Err(DomainError::Forbidden("This account has been deactivated. Contact the administrator.".into()));
+        }
+        let tokens = self.issue_new_family(&user).await?;
+        self.store.record_login(user.id, now()).await?;
+        Ok((user, tokens))
+    }
+
+    /// Rotates a refresh token. Presenting one that was already rotated revokes its family.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, DomainError> {
+        let invalid = || DomainError::Unauthorized("Your session has expired. Please log in again.".into());
+        let hash = tokens::hash_refresh_token(refresh_token);
+        let Some(record) = self.store.refresh_token_by_hash(&hash).await? else {
+            return Err(invalid());
+        };
+        let t = now();
+        if record.revoked_at.is_some() {
+            return Err(invalid());
+        }
+        if record.rotated_at.is_some() {
+            tracing::warn!(user_id = %record.user_id, family = %record.family_id, "refresh token reuse detected; revoking its family");
+            self.store.revoke_refresh_family(record.family_id, t).await?;
+            return Err(invalid());
+        }
+        if record.expires_at <= t {
+            return Err(invalid());
+        }
+        let user = match self.store.user_by_id(record.user_id).await? {
+            Some(u) if u.is_active => u,
+            _ => return Err(invalid()),
+        };
+        if !self.store.mark_refresh_token_rotated(record.id, t).await? {
+            // Lost a race with another use of the same token: that is reuse too.
+            self.store.revoke_refresh_family(record.family_id, t).await?;
+            return Err(invalid());
+        }
+        self.issue_in_family(&user, record.family_id).await
+    }
+
+    async fn issue_new_family(&self, user: &User) -> Result<TokenPair, DomainError> {
+        self.issue_in_family(user, Uuid::now_v7()).await
+    }
+
+    async fn issue_in_family(&self, user: &User, family_id: Uuid) -> Result<TokenPair, DomainError> {
+        let t = now();
+        let (refresh_token, token_hash) = tokens::new_refresh_token();
+        let record = RefreshTokenRecord {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            family_id,
+            token_hash,
+            created_at: t,
+            expires_at: t + self.settings.refresh_ttl,
+            rotated_at: None,
+            revoked_at: None,
+        };
+        self.store.insert_refresh_token(&record).await?;
+        let claims = AccessClaims {
+            sub: user.id,
+            iat: t.unix_timestamp(),
+            exp: (t + self.settings.access_ttl).unix_timestamp(),
+            jti: Uuid::now_v7().simple().to_string(),
+            kind: ACCESS.into(),
+            ver: user.token_version,
+            fam: family_id,
+        };
+        let access_token = self.signer.sign(&claims).map_err(DomainError::internal)?;
+        Ok(TokenPair { access_token, refresh_token, access_expires_in: self.settings.access_ttl })
+    }
+
+    /// Resolves a bearer token to a live, active user. Anything else is 401.
+    pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Authenticated, DomainError> {
+        if self.settings.provider == AuthProvider::None {
+            let user = self.anonymous_user().await?;
+            return Ok(Authenticated { user, claims: None });
+        }
+        let unauthorized = |msg: &str| DomainError::Unauthorized(msg.into());
+        let token = bearer.ok_or_else(|| unauthorized("Log in to continue: this request needs an access token."))?;
+        let claims = self
+            .signer
+            .verify(token)
+            .ok_or_else(|| unauthorized("Your access token is invalid or has expired."))?;
+        let denied = self.denylist.is_denied(&claims.jti).await.map_err(|e| {
+            tracing::error!(error = %e, "token denylist unavailable");
+            DomainError::Unavailable("Authentication is temporarily unavailable. Try again shortly.".into())
+        })?;
+        if denied {
+            return Err(unauthorized("This access token has been revoked. Log in again."));
+        }
+        let user = self
+            .store
+            .user_by_id(claims.sub)
+            .await?
+            .filter(|u| u.is_active && u.token_version == claims.ver)
+            .ok_or_else(|| unauthorized("This access token has been revoked. Log in again."))?;
+        Ok(Authenticated { user, claims: Some(claims) })
+    }
+
+    /// Revokes this access token and its refresh-token family (and the family of
+    /// `refresh_token`, if a different one was given).
+    pub async fn logout(&self, who: &Authenticated, refresh_token: Option<&str>) -> Result<(), DomainError> {
+        self.require_password_provider("Logout")?;
+        let Some(claims) = &who.claims else { return Ok(()) };
+        let t = now();
+        let remaining = (claims.exp - t.unix_timestamp()).max(1) as u64;
+        self.denylist
+            .deny(&claims.jti, Duration::from_secs(remaining))
+            .await
+            .map_err(|e| DomainError::Unavailable(format!("Could not revoke the token right now: {e}")))?;
+        self.store.revoke_refresh_family(claims.fam, t).await?;
+        if let Some(rt) = refresh_token.filter(|s| !s.is_empty()) {
+            if let Some(record) = self.store.refresh_token_by_hash(&tokens::hash_refresh_token(rt)).await? {
+                if record.user_id == who.user.id {
+                    self.store.revoke_refresh_family(record.family_id, t).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every refresh token and every access token issued so far stop working.
+    pub async fn logout_all(&self, who: &Authenticated) -> Result<(), DomainError> {
+        let t = now();
+        self.store.bump_token_version(who.user.id, t).await?;
+        self.store.revoke_user_refresh_tokens(who.user.id, None, t).await?;
+        Ok(())
+    }
+
+    /// Changes the password. Every other session ends; this one continues through its
+    /// refresh token (its access token is re-issued on the next refresh).
+    pub async fn change_password(&self, who: &Authenticated, old: &str, new: &str) -> Result<(), DomainError> {
+        check_password("new_password", new).map_err(|e| validation(vec![e]))?;
+        if !self.hasher.verify(old, who.user.password_hash.as_deref()).await? {
+            return Err(DomainError::BadRequest("The current password is not correct.".into()));
+        }
+        let hash = self.hasher.hash(new).await?;
+        let t = now();
+        self.store.update_password(who.user.id, &hash, t).await?;
+        let keep = who.claims.as_ref().map(|c| c.fam);
+        self.store.revoke_user_refresh_tokens(who.user.id, keep, t).await?;
+        Ok(())
+    }
+
+    pub async fn change_fullname(&self, who: &Authenticated, fullname: &str) -> Result<User, DomainError> {
+        let fullname = parse_fullname(fullname).map_err(|e| validation(vec![e]))?;
+        self.store
+            .update_fullname(who.user.id, &fullname, now())
+            .await?
+            .ok_or_else(|| DomainError::NotFound("User not found.".into()))
+    }
+
+    /// Mails a reset code if the account exists. The caller answers the same either way, and
+    /// the mail goes out in the background so timing does not tell either.
+    pub async fn send_reset_code(&self, email: &str) -> Result<(), DomainError> {
+        self.require_password_provider("Password reset")?;
+        let email = Email::parse(email).map_err(|e| validation(vec![e]))?;
+        let Some(user) = self.store.user_by_email(&email).await? else {
+            return Ok(());
+        };
+        if !user.is_active {
+            return Ok(());
+        }
+        let code = tokens::new_code();
+        let t = now();
+        let record = VerificationCode {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            purpose: RESET_PASSWORD.into(),
+            code_hash: self.signer.hash_code(user.id, &code),
+            created_at: t,
+            expires_at: t + self.settings.code_ttl,
+            attempts: 0,
+            consumed_at: None,
+        };
+        self.store.replace_verification_code(&record).await?;
+        let minutes = self.settings.code_ttl.as_secs().div_ceil(60);
+        let mail = Mail {
+            to: user.email.clone(),
+            subject: format!("Your {} password reset code", self.settings.product_name),
+            text: format!(
+                "Hello {},\n\nYour password reset code is {code}.\nIt expires in {minutes} minutes and works once.\n\nIf you did not ask to reset your password, ignore this email.\n",
+                user.fullname
+            ),
+        };
+        let mailer = self.mailer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mailer.send(mail).await {
+                tracing::error!(error = %e, "could not send the password reset email");
+            }
+        });
+        Ok(())
+    }
+
+    pub async fn reset_password(&self, email: &str, code: &str, new_password: &str) -> Result<(), DomainError> {
+        self.require_password_provider("Password reset")?;
+        let mut errors = Vec::new();
+        let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
+        if !(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit())) {
+            errors.push(FieldError::new("verification_code", "The verification code is 6 digits."));
+        }
+        let _ = check_password("new_password", new_password).map_err(|e| errors.push(e));
+        let Some(email) = email.filter(|_| errors.is_empty()) else {
+            return Err(validation(errors));
+        };
+        let invalid = || DomainError::BadRequest(INVALID_CODE.into());
+        let Some(user) = self.store.user_by_email(&email).await? else {
+            return Err(invalid());
+        };
+        let max = self.settings.code_max_attempts;
+        let Some(record) = self.store.active_verification_code(user.id, RESET_PASSWORD).await? else {
+            return Err(invalid());
+        };
+        if record.expires_at <= now() || record.attempts >= max {
+            return Err(invalid());
+        }
+        if !tokens::secure_eq(&record.code_hash, &self.signer.hash_code(user.id, code)) {
+            let attempts = self.store.record_failed_code_attempt(record.id, max).await?;
+            if attempts.is_some_and(|a| a >= max) {
+                return Err(DomainError::BadRequest(
+                    "Too many wrong codes: this code no longer works. Request a new code.".into(),
+                ));
+            }
+            return Err(invalid());
+        }
+        let hash = self.hasher.hash(new_password).await?;
+        if !self.store.reset_password_with_code(record.id, max, user.id, &hash, now()).await? {
+            return Err(invalid());
+        }
+        Ok(())
+    }
+
+    // ---- admin ----
+
+    pub async fn user(&self, id: UserId) -> Result<User, DomainError> {
+        self.store.user_by_id(id).await?.ok_or_else(|| DomainError::NotFound("User not found.".into()))
+    }
+
+    pub async fn list_users(&self, page: i64, limit: i64, query: Option<&str>) -> Result<UserPage, DomainError> {
+        let mut errors = Vec::new();
+        if page < 1 {
+            errors.push(FieldError::new("page", "page starts at 1."));
+        }
+        if !(1..=100).contains(&limit) {
+            errors.push(FieldError::new("limit", "limit must be between 1 and 100."));
+        }
+        if !errors.is_empty() {
+            return Err(validation(errors));
+        }
+        let query = query.map(str::trim).filter(|q| !q.is_empty());
+        Ok(self.store.list_users((page - 1) * limit, limit, query).await?)
+    }
+
+    pub async fn set_active(&self, actor: &User, id: UserId, active: bool) -> Result<(), DomainError> {
+        if actor.id == id && !active {
+            return Err(DomainError::BadRequest("You cannot deactivate your own account.".into()));
+        }
+        let t = now();
+        if !self.store.set_active(id, active, t).await? {
+            return Err(DomainError::NotFound("User not found.".into()));
+        }
+        if !active {
+            self.store.revoke_user_refresh_tokens(id, None, t).await?;
+        }
+        Ok(())
+    }
+
+    // ---- operator set-up ----
+
+    /// `ironhand user create`: a new account, or (with `admin`) promotes nothing silently —
+    /// an existing email is a conflict.
+    pub async fn create_user(&self, fullname: &str, email: &str, password: &str, admin: bool) -> Result<User, DomainError> {
+        let mut errors = Vec::new();
+        let fullname = parse_fullname(fullname).map_err(|e| errors.push(e)).ok();
+        let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
+        let _ = check_password("password", password).map_err(|e| errors.push(e));
+        let (Some(fullname), Some(email), true) = (fullname, email, errors.is_empty()) else {
+            return Err(validation(errors));
+        };
+        let hash = self.hasher.hash(password).await?;
+        let role = Some(if admin { Role::Admin } else { Role::User });
+        self.create_account(fullname, email, Some(hash), role).await.map_err(|e| match e {
+            DomainError::Conflict(_) => DomainError::Conflict("An account with this email already exists.".into()),
+            other => other,
+        })
+    }
+
+    /// `auth_provider = local`: makes sure the one configured account exists with this
+    /// password (updating it when the configured password changed).
+    pub async fn ensure_local_account(&self, email: &str, password: &str) -> Result<User, DomainError> {
+        let parsed = Email::parse(email).map_err(|e| validation(vec![e]))?;
+        match self.store.user_by_email(&parsed).await? {
+            Some(user) => {
+                if !self.hasher.verify(password, user.password_hash.as_deref()).await? {
+                    let hash = self.hasher.hash(password).await?;
+                    self.store.update_password(user.id, &hash, now()).await?;
+                }
+                if user.role != Role::Admin {
+                    self.store.set_role(user.id, Role::Admin, now()).await?;
+                }
+                self.user(user.id).await
+            }
+            None => self.create_user("Administrator", email, password, true).await,
+        }
+    }
+
+    /// `auth_provider = none`: the single anonymous account every request acts as.
+    pub async fn anonymous_user(&self) -> Result<User, DomainError> {
+        let email = Email::parse(ANONYMOUS_EMAIL).map_err(|e| DomainError::internal(e.message))?;
+        if let Some(user) = self.store.user_by_email(&email).await? {
+            return Ok(user);
+        }
+        match self.create_account("Local user".into(), email.clone(), None, Some(Role::Admin)).await {
+            Ok(user) => Ok(user),
+            // Two first requests raced; the other one created it.
+            Err(DomainError::Conflict(_)) => self
+                .store
+                .user_by_email(&email)
+                .await?
+                .ok_or_else(|| DomainError::internal("anonymous user vanished")),
+            Err(e) => Err(e),
+        }
+    }
+}

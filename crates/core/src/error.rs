@@ -1,0 +1,71 @@
+//! The one error type of the business layer. The HTTP layer maps each variant to a status
+//! in exactly one place (`server::http::error`).
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// One rejected field of a request body or query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("rate limited")]
+    RateLimited { retry_after: Duration },
+    #[error("{0}")]
+    Unavailable(String),
+    /// Unexpected: the message goes to the log only, the client sees a generic sentence.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+}
+
+/// What a storage adapter can report; the services turn it into a `DomainError`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (e.g. an email already registered).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => DomainError::Conflict(what),
+            StoreError::Backend(cause) => DomainError::Internal(cause),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Ironhand's domain: the types every part shares, the ports (traits) the outside world is
+//! reached through, and the services that hold the business rules.
+
+pub mod auth;
+pub mod error;
+pub mod ids;
+pub mod ports;
+pub mod subscription;
+pub mod user;
+
+pub use error::{DomainError, FieldError, StoreError};
+pub use ids::UserId;

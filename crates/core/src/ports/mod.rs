@@ -1,0 +1,12 @@
+//! Ports: the traits through which the business rules reach storage and the outside world.
+//! Each has an embedded implementation and a scale-out one (see docs/architecture.md).
+
+pub mod denylist;
+pub mod mailer;
+pub mod rate_limit;
+pub mod store;
+
+pub use denylist::TokenDenylist;
+pub use mailer::{Mail, Mailer};
+pub use rate_limit::{Quota, RateDecision, RateLimiter};
+pub use store::Store;

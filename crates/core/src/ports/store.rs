@@ -1,0 +1,115 @@
+//! Storage ports. `ironhand-db` implements them for SQLite and PostgreSQL and runs one
+//! conformance suite against both.
+
+use crate::error::StoreResult;
+use crate::ids::UserId;
+use crate::subscription::Subscription;
+use crate::user::{Email, NewUser, Role, User};
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A stored refresh token. The token itself is never stored, only its SHA-256.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenRecord {
+    pub id: Uuid,
+    pub user_id: UserId,
+    /// Every token rotated from one login shares a family; reuse of a rotated one kills it.
+    pub family_id: Uuid,
+    pub token_hash: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub rotated_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A one-time code mailed to a user (password reset). Only its keyed hash is stored.
+#[derive(Debug, Clone)]
+pub struct VerificationCode {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub purpose: String,
+    pub code_hash: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub attempts: i32,
+    pub consumed_at: Option<OffsetDateTime>,
+}
+
+/// A page of the admin user list.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub total: i64,
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Stores the user and their free subscription in one transaction. With `role: None`
+    /// the first account ever stored becomes admin. A taken email is `StoreError::Conflict`.
+    async fn create_user(&self, user: &NewUser, subscription: &Subscription) -> StoreResult<User>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+    /// Newest first; `query` matches email or full name, case-insensitively.
+    async fn list_users(&self, offset: i64, limit: i64, query: Option<&str>) -> StoreResult<UserPage>;
+    async fn update_fullname(&self, id: UserId, fullname: &str, now: OffsetDateTime) -> StoreResult<Option<User>>;
+    /// Sets a new password hash and bumps the token version (older access tokens die).
+    async fn update_password(&self, id: UserId, password_hash: &str, now: OffsetDateTime) -> StoreResult<()>;
+    async fn bump_token_version(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
+    /// Returns false when the user does not exist. Deactivation bumps the token version.
+    async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> StoreResult<bool>;
+    async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> StoreResult<()>;
+    async fn record_login(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
+    async fn refresh_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// Marks the token rotated only if it is still live; false means someone got there first.
+    async fn mark_refresh_token_rotated(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    async fn revoke_refresh_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Revokes every live refresh token of the user except those of `keep_family`.
+    async fn revoke_user_refresh_tokens(
+        &self,
+        user_id: UserId,
+        keep_family: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait VerificationCodeStore: Send + Sync {
+    /// Stores a new code and drops any earlier unconsumed code of the same user and purpose.
+    async fn replace_verification_code(&self, code: &VerificationCode) -> StoreResult<()>;
+    /// The newest unconsumed code of the user for this purpose, expired or not.
+    async fn active_verification_code(&self, user_id: UserId, purpose: &str) -> StoreResult<Option<VerificationCode>>;
+    /// Counts a wrong guess if the code is still usable (`attempts < max_attempts`);
+    /// returns the new count, or `None` when the code was already burned or used.
+    async fn record_failed_code_attempt(&self, id: Uuid, max_attempts: i32) -> StoreResult<Option<i32>>;
+    /// In one transaction: consume the code (only if unused and under the attempt limit),
+    /// set the password, bump the token version and revoke every refresh token.
+    /// False when the code was no longer usable.
+    async fn reset_password_with_code(
+        &self,
+        code_id: Uuid,
+        max_attempts: i32,
+        user_id: UserId,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    async fn subscription_for_user(&self, user_id: UserId) -> StoreResult<Option<Subscription>>;
+}
+
+/// Everything Ironhand stores, in one database.
+#[async_trait]
+pub trait Store: UserStore + RefreshTokenStore + VerificationCodeStore + SubscriptionStore {
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}
