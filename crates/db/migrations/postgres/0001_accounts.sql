@@ -1,0 +1,58 @@
+-- Accounts, tokens, one-time codes and subscriptions (PostgreSQL).
+CREATE TABLE users (
+    id             UUID PRIMARY KEY,
+    email          TEXT NOT NULL UNIQUE,
+    fullname       TEXT NOT NULL,
+    password_hash  TEXT,
+    role           TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+    is_active      BOOLEAN NOT NULL DEFAULT TRUE,
+    token_version  BIGINT NOT NULL DEFAULT 0,
+    created_at     TIMESTAMPTZ NOT NULL,
+    updated_at     TIMESTAMPTZ NOT NULL,
+    last_login_at  TIMESTAMPTZ
+);
+CREATE INDEX users_created_at ON users (created_at DESC);
+
+CREATE TABLE refresh_tokens (
+    id          UUID PRIMARY KEY,
+    user_id     UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    family_id   UUID NOT NULL,
+    token_hash  TEXT NOT NULL UNIQUE,
+    created_at  TIMESTAMPTZ NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL,
+    rotated_at  TIMESTAMPTZ,
+    revoked_at  TIMESTAMPTZ
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+
+CREATE TABLE verification_codes (
+    id           UUID PRIMARY KEY,
+    user_id      UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    purpose      TEXT NOT NULL,
+    code_hash    TEXT NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    consumed_at  TIMESTAMPTZ
+);
+CREATE INDEX verification_codes_user ON verification_codes (user_id, purpose);
+
+CREATE TABLE subscriptions (
+    id                        UUID PRIMARY KEY,
+    user_id                   UUID NOT NULL UNIQUE REFERENCES users (id) ON DELETE CASCADE,
+    plan                      TEXT NOT NULL,
+    status                    TEXT NOT NULL,
+    monthly_agent_runs        BIGINT NOT NULL DEFAULT 0,
+    monthly_agent_runs_limit  BIGINT NOT NULL,
+    current_period_start      TIMESTAMPTZ NOT NULL,
+    current_period_end        TIMESTAMPTZ NOT NULL,
+    cancel_at_period_end      BOOLEAN NOT NULL DEFAULT FALSE,
+    is_trial                  BOOLEAN NOT NULL DEFAULT FALSE,
+    trial_end                 TIMESTAMPTZ,
+    trial_used                BOOLEAN NOT NULL DEFAULT FALSE,
+    stripe_customer_id        TEXT UNIQUE,
+    stripe_subscription_id    TEXT UNIQUE,
+    created_at                TIMESTAMPTZ NOT NULL,
+    updated_at                TIMESTAMPTZ NOT NULL
+);

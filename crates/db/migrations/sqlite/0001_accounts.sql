@@ -1,0 +1,58 @@
+-- Accounts, tokens, one-time codes and subscriptions (SQLite).
+CREATE TABLE users (
+    id             BLOB PRIMARY KEY NOT NULL,
+    email          TEXT NOT NULL UNIQUE,
+    fullname       TEXT NOT NULL,
+    password_hash  TEXT,
+    role           TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+    is_active      BOOLEAN NOT NULL DEFAULT 1,
+    token_version  BIGINT NOT NULL DEFAULT 0,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    last_login_at  TEXT
+);
+CREATE INDEX users_created_at ON users (created_at DESC);
+
+CREATE TABLE refresh_tokens (
+    id          BLOB PRIMARY KEY NOT NULL,
+    user_id     BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    family_id   BLOB NOT NULL,
+    token_hash  TEXT NOT NULL UNIQUE,
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    rotated_at  TEXT,
+    revoked_at  TEXT
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+
+CREATE TABLE verification_codes (
+    id           BLOB PRIMARY KEY NOT NULL,
+    user_id      BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    purpose      TEXT NOT NULL,
+    code_hash    TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    consumed_at  TEXT
+);
+CREATE INDEX verification_codes_user ON verification_codes (user_id, purpose);
+
+CREATE TABLE subscriptions (
+    id                        BLOB PRIMARY KEY NOT NULL,
+    user_id                   BLOB NOT NULL UNIQUE REFERENCES users (id) ON DELETE CASCADE,
+    plan                      TEXT NOT NULL,
+    status                    TEXT NOT NULL,
+    monthly_agent_runs        BIGINT NOT NULL DEFAULT 0,
+    monthly_agent_runs_limit  BIGINT NOT NULL,
+    current_period_start      TEXT NOT NULL,
+    current_period_end        TEXT NOT NULL,
+    cancel_at_period_end      BOOLEAN NOT NULL DEFAULT 0,
+    is_trial                  BOOLEAN NOT NULL DEFAULT 0,
+    trial_end                 TEXT,
+    trial_used                BOOLEAN NOT NULL DEFAULT 0,
+    stripe_customer_id        TEXT UNIQUE,
+    stripe_subscription_id    TEXT UNIQUE,
+    created_at                TEXT NOT NULL,
+    updated_at                TEXT NOT NULL
+);

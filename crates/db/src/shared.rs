@@ -1,0 +1,481 @@
+//! The SQL both backends share. `impl_store!(Type, Row)` implements every storage port for a
+//! store type that has `reader()` and `writer()` pools; the text of each query is identical
+//! on SQLite and PostgreSQL, so one conformance suite guards both.
+
+macro_rules! impl_store {
+    ($store:ty, $row:ty) => {
+        use async_trait::async_trait;
+        use ironhand_core::error::StoreResult;
+        use ironhand_core::ids::UserId;
+        use ironhand_core::ports::store::{
+            RefreshTokenRecord, RefreshTokenStore, SubscriptionStore, UserPage, UserStore, VerificationCode,
+            VerificationCodeStore,
+        };
+        use ironhand_core::subscription::Subscription;
+        use ironhand_core::user::{Email, NewUser, Role, User};
+        use sqlx::Row as _;
+        use time::OffsetDateTime;
+        use uuid::Uuid;
+        use $crate::store_err;
+
+        fn user_from_row(row: &$row) -> Result<User, sqlx::Error> {
+            let role: String = row.try_get("role")?;
+            Ok(User {
+                id: UserId(row.try_get("id")?),
+                email: row.try_get("email")?,
+                fullname: row.try_get("fullname")?,
+                password_hash: row.try_get("password_hash")?,
+                role: Role::parse(&role).unwrap_or(Role::User),
+                is_active: row.try_get("is_active")?,
+                token_version: row.try_get("token_version")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+                last_login_at: row.try_get("last_login_at")?,
+            })
+        }
+
+        fn refresh_from_row(row: &$row) -> Result<RefreshTokenRecord, sqlx::Error> {
+            Ok(RefreshTokenRecord {
+                id: row.try_get("id")?,
+                user_id: UserId(row.try_get("user_id")?),
+                family_id: row.try_get("family_id")?,
+                token_hash: row.try_get("token_hash")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                rotated_at: row.try_get("rotated_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        }
+
+        fn code_from_row(row: &$row) -> Result<VerificationCode, sqlx::Error> {
+            Ok(VerificationCode {
+                id: row.try_get("id")?,
+                user_id: UserId(row.try_get("user_id")?),
+                purpose: row.try_get("purpose")?,
+                code_hash: row.try_get("code_hash")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                attempts: row.try_get("attempts")?,
+                consumed_at: row.try_get("consumed_at")?,
+            })
+        }
+
+        fn subscription_from_row(row: &$row) -> Result<Subscription, sqlx::Error> {
+            Ok(Subscription {
+                id: row.try_get("id")?,
+                user_id: UserId(row.try_get("user_id")?),
+                plan: row.try_get("plan")?,
+                status: row.try_get("status")?,
+                monthly_agent_runs: row.try_get("monthly_agent_runs")?,
+                monthly_agent_runs_limit: row.try_get("monthly_agent_runs_limit")?,
+                current_period_start: row.try_get("current_period_start")?,
+                current_period_end: row.try_get("current_period_end")?,
+                cancel_at_period_end: row.try_get("cancel_at_period_end")?,
+                is_trial: row.try_get("is_trial")?,
+                trial_end: row.try_get("trial_end")?,
+                trial_used: row.try_get("trial_used")?,
+                stripe_customer_id: row.try_get("stripe_customer_id")?,
+                stripe_subscription_id: row.try_get("stripe_subscription_id")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        #[async_trait]
+        impl UserStore for $store {
+            async fn create_user(&self, user: &NewUser, sub: &Subscription) -> StoreResult<User> {
+                let mut tx = self.writer().begin().await.map_err(store_err)?;
+                let row = sqlx::query(
+                    "INSERT INTO users (id, email, fullname, password_hash, role, is_active, token_version, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4,
+                             COALESCE($5, CASE WHEN EXISTS (SELECT 1 FROM users) THEN 'user' ELSE 'admin' END),
+                             TRUE, 0, $6, $6)
+                     RETURNING id, email, fullname, password_hash, role, is_active, token_version, created_at, updated_at, last_login_at",
+                )
+                .bind(user.id.0)
+                .bind(user.email.as_str())
+                .bind(&user.fullname)
+                .bind(user.password_hash.as_deref())
+                .bind(user.role.map(Role::as_str))
+                .bind(user.now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store_err)?;
+                let created = user_from_row(&row).map_err(store_err)?;
+                sqlx::query(
+                    "INSERT INTO subscriptions (id, user_id, plan, status, monthly_agent_runs, monthly_agent_runs_limit,
+                        current_period_start, current_period_end, cancel_at_period_end, is_trial, trial_end, trial_used,
+                        stripe_customer_id, stripe_subscription_id, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                )
+                .bind(sub.id)
+                .bind(created.id.0)
+                .bind(&sub.plan)
+                .bind(&sub.status)
+                .bind(sub.monthly_agent_runs)
+                .bind(sub.monthly_agent_runs_limit)
+                .bind(sub.current_period_start)
+                .bind(sub.current_period_end)
+                .bind(sub.cancel_at_period_end)
+                .bind(sub.is_trial)
+                .bind(sub.trial_end)
+                .bind(sub.trial_used)
+                .bind(sub.stripe_customer_id.as_deref())
+                .bind(sub.stripe_subscription_id.as_deref())
+                .bind(sub.created_at)
+                .bind(sub.updated_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
+                tx.commit().await.map_err(store_err)?;
+                Ok(created)
+            }
+
+            async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+                let row = sqlx::query(
+                    "SELECT id, email, fullname, password_hash, role, is_active, token_version, created_at, updated_at, last_login_at
+                     FROM users WHERE id = $1",
+                )
+                .bind(id.0)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(store_err)?;
+                row.as_ref().map(user_from_row).transpose().map_err(store_err)
+            }
+
+            async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+                let row = sqlx::query(
+                    "SELECT id, email, fullname, password_hash, role, is_active, token_version, created_at, updated_at, last_login_at
+                     FROM users WHERE email = $1",
+                )
+                .bind(email.as_str())
+                .fetch_optional(self.reader())
+                .await
+                .map_err(store_err)?;
+                row.as_ref().map(user_from_row).transpose().map_err(store_err)
+            }
+
+            async fn list_users(&self, offset: i64, limit: i64, query: Option<&str>) -> StoreResult<UserPage> {
+                let (rows, total) = match query {
+                    Some(q) => {
+                        let pattern = format!(
+                            "%{}%",
+                            q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                        );
+                        let rows = sqlx::query(
+                            "SELECT id, email, fullname, password_hash, role, is_active, token_version, created_at, updated_at, last_login_at
+                             FROM users
+                             WHERE LOWER(email) LIKE $1 ESCAPE '\\' OR LOWER(fullname) LIKE $1 ESCAPE '\\'
+                             ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+                        )
+                        .bind(&pattern)
+                        .bind(limit)
+                        .bind(offset)
+                        .fetch_all(self.reader())
+                        .await
+                        .map_err(store_err)?;
+                        let total: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM users WHERE LOWER(email) LIKE $1 ESCAPE '\\' OR LOWER(fullname) LIKE $1 ESCAPE '\\'",
+                        )
+                        .bind(&pattern)
+                        .fetch_one(self.reader())
+                        .await
+                        .map_err(store_err)?;
+                        (rows, total)
+                    }
+                    None => {
+                        let rows = sqlx::query(
+                            "SELECT id, email, fullname, password_hash, role, is_active, token_version, created_at, updated_at, last_login_at
+                             FROM users ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
+                        )
+                        .bind(limit)
+                        .bind(offset)
+                        .fetch_all(self.reader())
+                        .await
+                        .map_err(store_err)?;
+                        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                            .fetch_one(self.reader())
+                            .await
+                            .map_err(store_err)?;
+                        (rows, total)
+                    }
+                };
+                let users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>().map_err(store_err)?;
+                Ok(UserPage { users, total })
+            }
+
+            async fn update_fullname(&self, id: UserId, fullname: &str, now: OffsetDateTime) -> StoreResult<Option<User>> {
+                let row = sqlx::query(
+                    "UPDATE users SET fullname = $2, updated_at = $3 WHERE id = $1
+                     RETURNING id, email, fullname, password_hash, role, is_active, token_version, created_at, updated_at, last_login_at",
+                )
+                .bind(id.0)
+                .bind(fullname)
+                .bind(now)
+                .fetch_optional(self.writer())
+                .await
+                .map_err(store_err)?;
+                row.as_ref().map(user_from_row).transpose().map_err(store_err)
+            }
+
+            async fn update_password(&self, id: UserId, password_hash: &str, now: OffsetDateTime) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = $3 WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(password_hash)
+                .bind(now)
+                .execute(self.writer())
+                .await
+                .map_err(store_err)?;
+                Ok(())
+            }
+
+            async fn bump_token_version(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(now)
+                    .execute(self.writer())
+                    .await
+                    .map_err(store_err)?;
+                Ok(())
+            }
+
+            async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE users SET is_active = $2,
+                        token_version = CASE WHEN $2 THEN token_version ELSE token_version + 1 END,
+                        updated_at = $3
+                     WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(active)
+                .bind(now)
+                .execute(self.writer())
+                .await
+                .map_err(store_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(role.as_str())
+                    .bind(now)
+                    .execute(self.writer())
+                    .await
+                    .map_err(store_err)?;
+                Ok(())
+            }
+
+            async fn record_login(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(now)
+                    .execute(self.writer())
+                    .await
+                    .map_err(store_err)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl RefreshTokenStore for $store {
+            async fn insert_refresh_token(&self, t: &RefreshTokenRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at, rotated_at, revoked_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(t.id)
+                .bind(t.user_id.0)
+                .bind(t.family_id)
+                .bind(&t.token_hash)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .bind(t.rotated_at)
+                .bind(t.revoked_at)
+                .execute(self.writer())
+                .await
+                .map_err(store_err)?;
+                Ok(())
+            }
+
+            async fn refresh_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+                let row = sqlx::query(
+                    "SELECT id, user_id, family_id, token_hash, created_at, expires_at, rotated_at, revoked_at
+                     FROM refresh_tokens WHERE token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(self.writer())
+                .await
+                .map_err(store_err)?;
+                row.as_ref().map(refresh_from_row).transpose().map_err(store_err)
+            }
+
+            async fn mark_refresh_token_rotated(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = $2 WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(self.writer())
+                .await
+                .map_err(store_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn revoke_refresh_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<u64> {
+                let done = sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+                    .bind(family_id)
+                    .bind(now)
+                    .execute(self.writer())
+                    .await
+                    .map_err(store_err)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn revoke_user_refresh_tokens(
+                &self,
+                user_id: UserId,
+                keep_family: Option<Uuid>,
+                now: OffsetDateTime,
+            ) -> StoreResult<u64> {
+                let done = match keep_family {
+                    Some(keep) => sqlx::query(
+                        "UPDATE refresh_tokens SET revoked_at = $2
+                         WHERE user_id = $1 AND revoked_at IS NULL AND family_id <> $3",
+                    )
+                    .bind(user_id.0)
+                    .bind(now)
+                    .bind(keep)
+                    .execute(self.writer())
+                    .await,
+                    None => sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                        .bind(user_id.0)
+                        .bind(now)
+                        .execute(self.writer())
+                        .await,
+                }
+                .map_err(store_err)?;
+                Ok(done.rows_affected())
+            }
+        }
+
+        #[async_trait]
+        impl VerificationCodeStore for $store {
+            async fn replace_verification_code(&self, c: &VerificationCode) -> StoreResult<()> {
+                let mut tx = self.writer().begin().await.map_err(store_err)?;
+                sqlx::query("DELETE FROM verification_codes WHERE user_id = $1 AND purpose = $2")
+                    .bind(c.user_id.0)
+                    .bind(&c.purpose)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err)?;
+                sqlx::query(
+                    "INSERT INTO verification_codes (id, user_id, purpose, code_hash, created_at, expires_at, attempts, consumed_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(c.id)
+                .bind(c.user_id.0)
+                .bind(&c.purpose)
+                .bind(&c.code_hash)
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .bind(c.attempts)
+                .bind(c.consumed_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
+                tx.commit().await.map_err(store_err)
+            }
+
+            async fn active_verification_code(&self, user_id: UserId, purpose: &str) -> StoreResult<Option<VerificationCode>> {
+                let row = sqlx::query(
+                    "SELECT id, user_id, purpose, code_hash, created_at, expires_at, attempts, consumed_at
+                     FROM verification_codes
+                     WHERE user_id = $1 AND purpose = $2 AND consumed_at IS NULL
+                     ORDER BY created_at DESC LIMIT 1",
+                )
+                .bind(user_id.0)
+                .bind(purpose)
+                .fetch_optional(self.writer())
+                .await
+                .map_err(store_err)?;
+                row.as_ref().map(code_from_row).transpose().map_err(store_err)
+            }
+
+            async fn record_failed_code_attempt(&self, id: Uuid, max_attempts: i32) -> StoreResult<Option<i32>> {
+                let attempts: Option<i32> = sqlx::query_scalar(
+                    "UPDATE verification_codes SET attempts = attempts + 1
+                     WHERE id = $1 AND consumed_at IS NULL AND attempts < $2
+                     RETURNING attempts",
+                )
+                .bind(id)
+                .bind(max_attempts)
+                .fetch_optional(self.writer())
+                .await
+                .map_err(store_err)?;
+                Ok(attempts)
+            }
+
+            async fn reset_password_with_code(
+                &self,
+                code_id: Uuid,
+                max_attempts: i32,
+                user_id: UserId,
+                password_hash: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<bool> {
+                let mut tx = self.writer().begin().await.map_err(store_err)?;
+                let consumed = sqlx::query(
+                    "UPDATE verification_codes SET consumed_at = $2
+                     WHERE id = $1 AND user_id = $3 AND consumed_at IS NULL AND attempts < $4",
+                )
+                .bind(code_id)
+                .bind(now)
+                .bind(user_id.0)
+                .bind(max_attempts)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
+                if consumed.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = $3 WHERE id = $1",
+                )
+                .bind(user_id.0)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user_id.0)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err)?;
+                tx.commit().await.map_err(store_err)?;
+                Ok(true)
+            }
+        }
+
+        #[async_trait]
+        impl SubscriptionStore for $store {
+            async fn subscription_for_user(&self, user_id: UserId) -> StoreResult<Option<Subscription>> {
+                let row = sqlx::query(
+                    "SELECT id, user_id, plan, status, monthly_agent_runs, monthly_agent_runs_limit, current_period_start,
+                            current_period_end, cancel_at_period_end, is_trial, trial_end, trial_used, stripe_customer_id,
+                            stripe_subscription_id, created_at, updated_at
+                     FROM subscriptions WHERE user_id = $1",
+                )
+                .bind(user_id.0)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(store_err)?;
+                row.as_ref().map(subscription_from_row).transpose().map_err(store_err)
+            }
+        }
+    };
+}
