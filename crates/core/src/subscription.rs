@@ -72,7 +72,13 @@ mod tests {
 
     #[test]
     fn month_end_is_clamped() {
-        assert_eq!(add_one_month(datetime!(2026-01-31 10:00 UTC)), datetime!(2026-02-28 10:00 UTC));
-        assert_eq!(add_one_month(datetime!(2026-12-15 00:00 UTC)), datetime!(2027-01-15 00:00 UTC));
+        assert_eq!(
+            add_one_month(datetime!(2026-01-31 10:00 UTC)),
+            datetime!(2026-02-28 10:00 UTC)
+        );
+        assert_eq!(
+            add_one_month(datetime!(2026-12-15 00:00 UTC)),
+            datetime!(2027-01-15 00:00 UTC)
+        );
     }
 }

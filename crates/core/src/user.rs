@@ -68,7 +68,12 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let bad = || FieldError::new("email", "Enter a valid email address, like name@example.com.");
+        let bad = || {
+            FieldError::new(
+                "email",
+                "Enter a valid email address, like name@example.com.",
+            )
+        };
         let email = raw.trim().to_lowercase();
         if email.is_empty() || email.len() > 254 {
             return Err(bad());
@@ -126,10 +131,16 @@ pub fn parse_fullname(raw: &str) -> Result<String, FieldError> {
 pub fn check_password(field: &str, password: &str) -> Result<(), FieldError> {
     let chars = password.chars().count();
     if chars < 8 {
-        return Err(FieldError::new(field, "Password must be at least 8 characters."));
+        return Err(FieldError::new(
+            field,
+            "Password must be at least 8 characters.",
+        ));
     }
     if chars > 128 {
-        return Err(FieldError::new(field, "Password must be at most 128 characters."));
+        return Err(FieldError::new(
+            field,
+            "Password must be at most 128 characters.",
+        ));
     }
     Ok(())
 }
@@ -140,12 +151,25 @@ mod tests {
 
     #[test]
     fn email_is_lowercased_and_trimmed() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").map(|e| e.0), Ok("ada@example.com".into()));
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").map(|e| e.0),
+            Ok("ada@example.com".into())
+        );
     }
 
     #[test]
     fn email_syntax_is_checked() {
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@exa_mple.com", "ada@@example.com", ".ada@example.com"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@exa_mple.com",
+            "ada@@example.com",
+            ".ada@example.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be refused");
         }
     }

@@ -4,7 +4,10 @@
 use crate::ConnectError;
 use ironhand_core::error::StoreError;
 use ironhand_core::ports::Store;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -57,7 +60,11 @@ impl_store!(SqliteStore, SqliteRow);
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ()).map_err(store_err)
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map(|_| ())
+            .map_err(store_err)
     }
 
     fn backend(&self) -> &'static str {

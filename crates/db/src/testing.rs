@@ -7,7 +7,9 @@ use sqlx::postgres::PgConnection;
 /// Creates a new database on the PostgreSQL server of `base_url` and returns its URL.
 pub async fn fresh_postgres_database(base_url: &str) -> Result<String, String> {
     let name = format!("ironhand_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = PgConnection::connect(base_url).await.map_err(|e| format!("connect {}: {e}", crate::redact(base_url)))?;
+    let mut conn = PgConnection::connect(base_url)
+        .await
+        .map_err(|e| format!("connect {}: {e}", crate::redact(base_url)))?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut conn)
         .await
@@ -25,6 +27,9 @@ pub fn fresh_sqlite_url(dir: &std::path::Path) -> String {
 /// The PostgreSQL server tests run against (`TEST_DATABASE_URL`, which `.cargo/config.toml`
 /// and `.ci/run` set). Tests fail loudly without it rather than silently skip PostgreSQL.
 pub fn test_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| panic!("TEST_DATABASE_URL is not set: the PostgreSQL half of the suite needs it (see README)"))
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "TEST_DATABASE_URL is not set: the PostgreSQL half of the suite needs it (see README)"
+        )
+    })
 }

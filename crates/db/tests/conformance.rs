@@ -20,13 +20,17 @@ async fn sqlite() -> Db {
     let store = ironhand_db::connect(&ironhand_db::testing::fresh_sqlite_url(dir.path()), true)
         .await
         .expect("sqlite");
-    Db { store, _dir: Some(dir) }
+    Db {
+        store,
+        _dir: Some(dir),
+    }
 }
 
 async fn postgres() -> Db {
-    let url = ironhand_db::testing::fresh_postgres_database(&ironhand_db::testing::test_database_url())
-        .await
-        .expect("postgres test database");
+    let url =
+        ironhand_db::testing::fresh_postgres_database(&ironhand_db::testing::test_database_url())
+            .await
+            .expect("postgres test database");
     let store = ironhand_db::connect(&url, true).await.expect("postgres");
     Db { store, _dir: None }
 }
@@ -51,7 +55,8 @@ on_both_backends!(
 fn now() -> OffsetDateTime {
     // Whole microseconds: what both backends keep.
     let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).expect("valid")
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000)
+        .expect("valid")
 }
 
 fn new_user(email: &str, role: Option<Role>) -> (NewUser, Subscription) {
@@ -77,18 +82,36 @@ async fn first_user_is_admin_and_gets_a_free_subscription(db: Db) {
     assert_eq!(first.token_version, 0);
     assert_eq!(first.created_at, a.now);
     let (b, sb) = new_user("second@example.com", None);
-    assert_eq!(db.store.create_user(&b, &sb).await.expect("create").role, Role::User);
+    assert_eq!(
+        db.store.create_user(&b, &sb).await.expect("create").role,
+        Role::User
+    );
 
-    let sub = db.store.subscription_for_user(first.id).await.expect("sub").expect("exists");
+    let sub = db
+        .store
+        .subscription_for_user(first.id)
+        .await
+        .expect("sub")
+        .expect("exists");
     assert_eq!(sub.plan, "free");
     assert_eq!(sub.status, "active");
     assert_eq!(sub.monthly_agent_runs, 0);
     assert_eq!(sub.monthly_agent_runs_limit, 10);
     assert!(sub.current_period_end > sub.current_period_start);
 
-    let by_email = db.store.user_by_email(&Email::parse("FIRST@example.com").expect("e")).await.expect("q");
+    let by_email = db
+        .store
+        .user_by_email(&Email::parse("FIRST@example.com").expect("e"))
+        .await
+        .expect("q");
     assert_eq!(by_email.map(|u| u.id), Some(first.id));
-    assert!(db.store.user_by_id(UserId::new()).await.expect("q").is_none());
+    assert!(
+        db.store
+            .user_by_id(UserId::new())
+            .await
+            .expect("q")
+            .is_none()
+    );
 }
 
 async fn duplicate_email_is_a_conflict_and_stores_nothing(db: Db) {
@@ -98,7 +121,13 @@ async fn duplicate_email_is_a_conflict_and_stores_nothing(db: Db) {
     let err = db.store.create_user(&b, &sb).await.expect_err("duplicate");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert!(db.store.user_by_id(b.id).await.expect("q").is_none());
-    assert!(db.store.subscription_for_user(b.id).await.expect("q").is_none());
+    assert!(
+        db.store
+            .subscription_for_user(b.id)
+            .await
+            .expect("q")
+            .is_none()
+    );
 }
 
 async fn users_are_listed_newest_first_and_searched(db: Db) {
@@ -114,39 +143,110 @@ async fn users_are_listed_newest_first_and_searched(db: Db) {
     assert_eq!(page.users.len(), 3);
     assert_eq!(page.users[0].email, "under_score@example.org");
     let page2 = db.store.list_users(3, 3, None).await.expect("list");
-    assert_eq!(page2.users.last().map(|u| u.email.as_str()), Some("person0@example.com"));
+    assert_eq!(
+        page2.users.last().map(|u| u.email.as_str()),
+        Some("person0@example.com")
+    );
 
-    let found = db.store.list_users(0, 10, Some("PERSON3")).await.expect("search");
+    let found = db
+        .store
+        .list_users(0, 10, Some("PERSON3"))
+        .await
+        .expect("search");
     assert_eq!(found.total, 1);
     // `_` and `%` are literal characters, not wildcards.
-    assert_eq!(db.store.list_users(0, 10, Some("_")).await.expect("search").total, 1);
-    assert_eq!(db.store.list_users(0, 10, Some("%")).await.expect("search").total, 0);
+    assert_eq!(
+        db.store
+            .list_users(0, 10, Some("_"))
+            .await
+            .expect("search")
+            .total,
+        1
+    );
+    assert_eq!(
+        db.store
+            .list_users(0, 10, Some("%"))
+            .await
+            .expect("search")
+            .total,
+        0
+    );
 }
 
 async fn profile_password_and_activation_updates(db: Db) {
     let (u, s) = new_user("upd@example.com", Some(Role::User));
     let user = db.store.create_user(&u, &s).await.expect("create");
     let t = now();
-    let renamed = db.store.update_fullname(user.id, "New Name", t).await.expect("rename").expect("exists");
+    let renamed = db
+        .store
+        .update_fullname(user.id, "New Name", t)
+        .await
+        .expect("rename")
+        .expect("exists");
     assert_eq!(renamed.fullname, "New Name");
     assert_eq!(renamed.updated_at, t);
-    assert!(db.store.update_fullname(UserId::new(), "x", t).await.expect("rename").is_none());
+    assert!(
+        db.store
+            .update_fullname(UserId::new(), "x", t)
+            .await
+            .expect("rename")
+            .is_none()
+    );
 
-    db.store.update_password(user.id, "$argon2id$new", t).await.expect("pw");
-    let after = db.store.user_by_id(user.id).await.expect("q").expect("exists");
+    db.store
+        .update_password(user.id, "$argon2id$new", t)
+        .await
+        .expect("pw");
+    let after = db
+        .store
+        .user_by_id(user.id)
+        .await
+        .expect("q")
+        .expect("exists");
     assert_eq!(after.password_hash.as_deref(), Some("$argon2id$new"));
     assert_eq!(after.token_version, 1);
 
     db.store.bump_token_version(user.id, t).await.expect("bump");
-    assert!(db.store.set_active(user.id, false, t).await.expect("deactivate"));
-    let off = db.store.user_by_id(user.id).await.expect("q").expect("exists");
+    assert!(
+        db.store
+            .set_active(user.id, false, t)
+            .await
+            .expect("deactivate")
+    );
+    let off = db
+        .store
+        .user_by_id(user.id)
+        .await
+        .expect("q")
+        .expect("exists");
     assert!(!off.is_active);
     assert_eq!(off.token_version, 3);
-    assert!(db.store.set_active(user.id, true, t).await.expect("activate"));
-    assert_eq!(db.store.user_by_id(user.id).await.expect("q").expect("e").token_version, 3);
-    assert!(!db.store.set_active(UserId::new(), true, t).await.expect("missing"));
+    assert!(
+        db.store
+            .set_active(user.id, true, t)
+            .await
+            .expect("activate")
+    );
+    assert_eq!(
+        db.store
+            .user_by_id(user.id)
+            .await
+            .expect("q")
+            .expect("e")
+            .token_version,
+        3
+    );
+    assert!(
+        !db.store
+            .set_active(UserId::new(), true, t)
+            .await
+            .expect("missing")
+    );
 
-    db.store.set_role(user.id, Role::Admin, t).await.expect("role");
+    db.store
+        .set_role(user.id, Role::Admin, t)
+        .await
+        .expect("role");
     db.store.record_login(user.id, t).await.expect("login");
     let last = db.store.user_by_id(user.id).await.expect("q").expect("e");
     assert_eq!(last.role, Role::Admin);
@@ -173,32 +273,99 @@ async fn refresh_tokens_rotate_once_and_families_revoke(db: Db) {
     let (fam_a, fam_b) = (Uuid::now_v7(), Uuid::now_v7());
     let a1 = token(user.id, fam_a, "hash-a1");
     db.store.insert_refresh_token(&a1).await.expect("insert");
-    db.store.insert_refresh_token(&token(user.id, fam_a, "hash-a2")).await.expect("insert");
-    db.store.insert_refresh_token(&token(user.id, fam_b, "hash-b1")).await.expect("insert");
+    db.store
+        .insert_refresh_token(&token(user.id, fam_a, "hash-a2"))
+        .await
+        .expect("insert");
+    db.store
+        .insert_refresh_token(&token(user.id, fam_b, "hash-b1"))
+        .await
+        .expect("insert");
 
-    let found = db.store.refresh_token_by_hash("hash-a1").await.expect("q").expect("exists");
+    let found = db
+        .store
+        .refresh_token_by_hash("hash-a1")
+        .await
+        .expect("q")
+        .expect("exists");
     assert_eq!(found.family_id, fam_a);
     assert_eq!(found.expires_at, a1.expires_at);
-    assert!(db.store.refresh_token_by_hash("nope").await.expect("q").is_none());
+    assert!(
+        db.store
+            .refresh_token_by_hash("nope")
+            .await
+            .expect("q")
+            .is_none()
+    );
 
     let t = now();
-    assert!(db.store.mark_refresh_token_rotated(a1.id, t).await.expect("rotate"));
-    assert!(!db.store.mark_refresh_token_rotated(a1.id, t).await.expect("rotate twice"));
-    assert_eq!(db.store.refresh_token_by_hash("hash-a1").await.expect("q").expect("e").rotated_at, Some(t));
+    assert!(
+        db.store
+            .mark_refresh_token_rotated(a1.id, t)
+            .await
+            .expect("rotate")
+    );
+    assert!(
+        !db.store
+            .mark_refresh_token_rotated(a1.id, t)
+            .await
+            .expect("rotate twice")
+    );
+    assert_eq!(
+        db.store
+            .refresh_token_by_hash("hash-a1")
+            .await
+            .expect("q")
+            .expect("e")
+            .rotated_at,
+        Some(t)
+    );
 
-    assert_eq!(db.store.revoke_refresh_family(fam_a, t).await.expect("revoke"), 2);
-    assert!(db.store.refresh_token_by_hash("hash-b1").await.expect("q").expect("e").revoked_at.is_none());
+    assert_eq!(
+        db.store
+            .revoke_refresh_family(fam_a, t)
+            .await
+            .expect("revoke"),
+        2
+    );
+    assert!(
+        db.store
+            .refresh_token_by_hash("hash-b1")
+            .await
+            .expect("q")
+            .expect("e")
+            .revoked_at
+            .is_none()
+    );
     // Keeping family B revokes nothing more; without it, B goes too.
-    assert_eq!(db.store.revoke_user_refresh_tokens(user.id, Some(fam_b), t).await.expect("revoke"), 0);
-    assert_eq!(db.store.revoke_user_refresh_tokens(user.id, None, t).await.expect("revoke"), 1);
-    let dup = db.store.insert_refresh_token(&token(user.id, fam_b, "hash-b1")).await;
+    assert_eq!(
+        db.store
+            .revoke_user_refresh_tokens(user.id, Some(fam_b), t)
+            .await
+            .expect("revoke"),
+        0
+    );
+    assert_eq!(
+        db.store
+            .revoke_user_refresh_tokens(user.id, None, t)
+            .await
+            .expect("revoke"),
+        1
+    );
+    let dup = db
+        .store
+        .insert_refresh_token(&token(user.id, fam_b, "hash-b1"))
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))));
 }
 
 async fn verification_codes_count_attempts_and_reset_once(db: Db) {
     let (u, s) = new_user("code@example.com", None);
     let user = db.store.create_user(&u, &s).await.expect("create");
-    db.store.insert_refresh_token(&token(user.id, Uuid::now_v7(), "live")).await.expect("insert");
+    db.store
+        .insert_refresh_token(&token(user.id, Uuid::now_v7(), "live"))
+        .await
+        .expect("insert");
     let t = now();
     let code = |hash: &str| VerificationCode {
         id: Uuid::now_v7(),
@@ -211,26 +378,93 @@ async fn verification_codes_count_attempts_and_reset_once(db: Db) {
         consumed_at: None,
     };
     let first = code("first");
-    db.store.replace_verification_code(&first).await.expect("store");
+    db.store
+        .replace_verification_code(&first)
+        .await
+        .expect("store");
     let second = code("second");
-    db.store.replace_verification_code(&second).await.expect("replace");
-    let active = db.store.active_verification_code(user.id, "reset_password").await.expect("q").expect("e");
+    db.store
+        .replace_verification_code(&second)
+        .await
+        .expect("replace");
+    let active = db
+        .store
+        .active_verification_code(user.id, "reset_password")
+        .await
+        .expect("q")
+        .expect("e");
     assert_eq!(active.code_hash, "second");
-    assert!(db.store.active_verification_code(user.id, "other").await.expect("q").is_none());
+    assert!(
+        db.store
+            .active_verification_code(user.id, "other")
+            .await
+            .expect("q")
+            .is_none()
+    );
 
-    assert_eq!(db.store.record_failed_code_attempt(second.id, 2).await.expect("fail"), Some(1));
-    assert_eq!(db.store.record_failed_code_attempt(second.id, 2).await.expect("fail"), Some(2));
-    assert_eq!(db.store.record_failed_code_attempt(second.id, 2).await.expect("fail"), None);
+    assert_eq!(
+        db.store
+            .record_failed_code_attempt(second.id, 2)
+            .await
+            .expect("fail"),
+        Some(1)
+    );
+    assert_eq!(
+        db.store
+            .record_failed_code_attempt(second.id, 2)
+            .await
+            .expect("fail"),
+        Some(2)
+    );
+    assert_eq!(
+        db.store
+            .record_failed_code_attempt(second.id, 2)
+            .await
+            .expect("fail"),
+        None
+    );
     // Burned: a correct guess no longer resets anything.
-    assert!(!db.store.reset_password_with_code(second.id, 2, user.id, "$new", t).await.expect("reset"));
+    assert!(
+        !db.store
+            .reset_password_with_code(second.id, 2, user.id, "$new", t)
+            .await
+            .expect("reset")
+    );
 
     let third = code("third");
-    db.store.replace_verification_code(&third).await.expect("replace");
-    assert!(db.store.reset_password_with_code(third.id, 5, user.id, "$new", t).await.expect("reset"));
-    assert!(!db.store.reset_password_with_code(third.id, 5, user.id, "$newer", t).await.expect("reuse"));
+    db.store
+        .replace_verification_code(&third)
+        .await
+        .expect("replace");
+    assert!(
+        db.store
+            .reset_password_with_code(third.id, 5, user.id, "$new", t)
+            .await
+            .expect("reset")
+    );
+    assert!(
+        !db.store
+            .reset_password_with_code(third.id, 5, user.id, "$newer", t)
+            .await
+            .expect("reuse")
+    );
     let after = db.store.user_by_id(user.id).await.expect("q").expect("e");
     assert_eq!(after.password_hash.as_deref(), Some("$new"));
     assert_eq!(after.token_version, 1);
-    assert!(db.store.refresh_token_by_hash("live").await.expect("q").expect("e").revoked_at.is_some());
-    assert!(db.store.active_verification_code(user.id, "reset_password").await.expect("q").is_none());
+    assert!(
+        db.store
+            .refresh_token_by_hash("live")
+            .await
+            .expect("q")
+            .expect("e")
+            .revoked_at
+            .is_some()
+    );
+    assert!(
+        db.store
+            .active_verification_code(user.id, "reset_password")
+            .await
+            .expect("q")
+            .is_none()
+    );
 }

@@ -1,1 +1,4 @@
+//! Stand-ins for the parts of the outside world tests cannot reach, each a real network
+//! server so that Ironhand's own client code runs unchanged.
 
+pub mod smtp;

@@ -1,1 +1,14 @@
+//! The `ironhand` server: HTTP routes and middleware, infrastructure adapters, config and
+//! the command line. Business rules live in `ironhand-core`, storage in `ironhand-db`.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod infra;
+pub mod routes;
+pub mod secrets;
+pub mod telemetry;
+
+pub use app::{AppState, router, serve};
+pub use config::Settings;

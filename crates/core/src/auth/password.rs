@@ -15,7 +15,11 @@ pub struct PasswordParams {
 
 impl Default for PasswordParams {
     fn default() -> Self {
-        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }
 
@@ -37,7 +41,17 @@ impl PasswordHasher {
             .hash_password(&decoy_password)
             .map_err(|e| format!("argon2 failed: {e}"))?
             .to_string();
-        Ok(Self { params, decoy: Arc::new(decoy) })
+        Ok(Self {
+            params,
+            decoy: Arc::new(decoy),
+        })
+    }
+
+    /// Checks the cost parameters without hashing anything.
+    pub fn check_params(p: PasswordParams) -> Result<(), String> {
+        Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+            .map(|_| ())
+            .map_err(|e| format!("invalid argon2 parameters: {e}"))
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, DomainError> {
@@ -57,11 +71,15 @@ impl PasswordHasher {
     /// fails) so that unknown accounts cost the same time as wrong passwords.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, DomainError> {
         let known = hash.is_some();
-        let hash = hash.map(str::to_owned).unwrap_or_else(|| self.decoy.as_ref().clone());
+        let hash = hash
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.decoy.as_ref().clone());
         let password = password.to_owned();
         let params = self.params.clone();
         let matched = tokio::task::spawn_blocking(move || {
-            argon(&params).verify_password(password.as_bytes(), hash.as_str()).is_ok()
+            argon(&params)
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok()
         })
         .await
         .map_err(DomainError::internal)?;
@@ -78,7 +96,12 @@ mod tests {
     use super::*;
 
     fn cheap() -> PasswordHasher {
-        PasswordHasher::new(PasswordParams { memory_kib: 256, iterations: 1, parallelism: 1 }).expect("params")
+        PasswordHasher::new(PasswordParams {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .expect("params")
     }
 
     #[tokio::test]
@@ -86,7 +109,11 @@ mod tests {
         let h = cheap();
         let hash = h.hash("correct horse").await.expect("hash");
         assert!(hash.starts_with("$argon2id$"));
-        assert!(h.verify("correct horse", Some(&hash)).await.expect("verify"));
+        assert!(
+            h.verify("correct horse", Some(&hash))
+                .await
+                .expect("verify")
+        );
         assert!(!h.verify("wrong horse", Some(&hash)).await.expect("verify"));
         assert!(!h.verify("correct horse", None).await.expect("verify"));
     }

@@ -106,7 +106,14 @@ impl AuthService {
         signer: TokenSigner,
         settings: AuthSettings,
     ) -> Self {
-        Self { store, denylist, mailer, hasher, signer, settings }
+        Self {
+            store,
+            denylist,
+            mailer,
+            hasher,
+            signer,
+            settings,
+        }
     }
 
     pub fn settings(&self) -> &AuthSettings {
@@ -124,10 +131,17 @@ impl AuthService {
         }
     }
 
-    pub async fn register(&self, fullname: &str, email: &str, password: &str) -> Result<(User, TokenPair), DomainError> {
+    pub async fn register(
+        &self,
+        fullname: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<(User, TokenPair), DomainError> {
         self.require_password_provider("Registration")?;
         if !self.settings.registration_open {
-            return Err(DomainError::Forbidden("Registration is closed on this server.".into()));
+            return Err(DomainError::Forbidden(
+                "Registration is closed on this server.".into(),
+            ));
         }
         let mut errors = Vec::new();
         let fullname = parse_fullname(fullname).map_err(|e| errors.push(e)).ok();
@@ -137,10 +151,15 @@ impl AuthService {
             return Err(validation(errors));
         };
         let hash = self.hasher.hash(password).await?;
-        let user = self.create_account(fullname, email, Some(hash), None).await.map_err(|e| match e {
-            DomainError::Conflict(_) => DomainError::Conflict("An account with this email already exists.".into()),
-            other => other,
-        })?;
+        let user = self
+            .create_account(fullname, email, Some(hash), None)
+            .await
+            .map_err(|e| match e {
+                DomainError::Conflict(_) => {
+                    DomainError::Conflict("An account with this email already exists.".into())
+                }
+                other => other,
+            })?;
         let tokens = self.issue_new_family(&user).await?;
         self.store.record_login(user.id, now()).await?;
         Ok((user, tokens))
@@ -154,26 +173,47 @@ impl AuthService {
         role: Option<Role>,
     ) -> Result<User, DomainError> {
         let t = now();
-        let new = NewUser { id: UserId::new(), fullname, email, password_hash, role, now: t };
+        let new = NewUser {
+            id: UserId::new(),
+            fullname,
+            email,
+            password_hash,
+            role,
+            now: t,
+        };
         let free = Subscription::free(new.id, self.settings.free_monthly_runs, t);
         Ok(self.store.create_user(&new, &free).await?)
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Result<(User, TokenPair), DomainError> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<(User, TokenPair), DomainError> {
         if self.settings.provider == AuthProvider::None {
-            return Err(DomainError::BadRequest("Login is not needed: this server uses auth_provider = none.".into()));
+            return Err(DomainError::BadRequest(
+                "Login is not needed: this server uses auth_provider = none.".into(),
+            ));
         }
         let user = match Email::parse(email) {
             Ok(email) => self.store.user_by_email(&email).await?,
             Err(_) => None,
         };
-        let matched = self.hasher.verify(password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
+        let matched = self
+            .hasher
+            .verify(
+                password,
+                user.as_ref().and_then(|u| u.password_hash.as_deref()),
+            )
+            .await?;
         let user = match (user, matched) {
             (Some(user), true) => user,
             _ => return Err(DomainError::Unauthorized(INVALID_LOGIN.into())),
         };
         if !user.is_active {
-            return Err(DomainError::Forbidden("This account has been deactivated. Contact the administrator.".into()));
+            return Err(DomainError::Forbidden(
+                "This account has been deactivated. Contact the administrator.".into(),
+            ));
         }
         let tokens = self.issue_new_family(&user).await?;
         self.store.record_login(user.id, now()).await?;
@@ -182,7 +222,8 @@ impl AuthService {
 
     /// Rotates a refresh token. Presenting one that was already rotated revokes its family.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, DomainError> {
-        let invalid = || DomainError::Unauthorized("Your session has expired. Please log in again.".into());
+        let invalid =
+            || DomainError::Unauthorized("Your session has expired. Please log in again.".into());
         let hash = tokens::hash_refresh_token(refresh_token);
         let Some(record) = self.store.refresh_token_by_hash(&hash).await? else {
             return Err(invalid());
@@ -193,7 +234,9 @@ impl AuthService {
         }
         if record.rotated_at.is_some() {
             tracing::warn!(user_id = %record.user_id, family = %record.family_id, "refresh token reuse detected; revoking its family");
-            self.store.revoke_refresh_family(record.family_id, t).await?;
+            self.store
+                .revoke_refresh_family(record.family_id, t)
+                .await?;
             return Err(invalid());
         }
         if record.expires_at <= t {
@@ -205,7 +248,9 @@ impl AuthService {
         };
         if !self.store.mark_refresh_token_rotated(record.id, t).await? {
             // Lost a race with another use of the same token: that is reuse too.
-            self.store.revoke_refresh_family(record.family_id, t).await?;
+            self.store
+                .revoke_refresh_family(record.family_id, t)
+                .await?;
             return Err(invalid());
         }
         self.issue_in_family(&user, record.family_id).await
@@ -215,7 +260,11 @@ impl AuthService {
         self.issue_in_family(user, Uuid::now_v7()).await
     }
 
-    async fn issue_in_family(&self, user: &User, family_id: Uuid) -> Result<TokenPair, DomainError> {
+    async fn issue_in_family(
+        &self,
+        user: &User,
+        family_id: Uuid,
+    ) -> Result<TokenPair, DomainError> {
         let t = now();
         let (refresh_token, token_hash) = tokens::new_refresh_token();
         let record = RefreshTokenRecord {
@@ -239,7 +288,11 @@ impl AuthService {
             fam: family_id,
         };
         let access_token = self.signer.sign(&claims).map_err(DomainError::internal)?;
-        Ok(TokenPair { access_token, refresh_token, access_expires_in: self.settings.access_ttl })
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            access_expires_in: self.settings.access_ttl,
+        })
     }
 
     /// Resolves a bearer token to a live, active user. Anything else is 401.
@@ -249,17 +302,23 @@ impl AuthService {
             return Ok(Authenticated { user, claims: None });
         }
         let unauthorized = |msg: &str| DomainError::Unauthorized(msg.into());
-        let token = bearer.ok_or_else(|| unauthorized("Log in to continue: this request needs an access token."))?;
+        let token = bearer.ok_or_else(|| {
+            unauthorized("Log in to continue: this request needs an access token.")
+        })?;
         let claims = self
             .signer
             .verify(token)
             .ok_or_else(|| unauthorized("Your access token is invalid or has expired."))?;
         let denied = self.denylist.is_denied(&claims.jti).await.map_err(|e| {
             tracing::error!(error = %e, "token denylist unavailable");
-            DomainError::Unavailable("Authentication is temporarily unavailable. Try again shortly.".into())
+            DomainError::Unavailable(
+                "Authentication is temporarily unavailable. Try again shortly.".into(),
+            )
         })?;
         if denied {
-            return Err(unauthorized("This access token has been revoked. Log in again."));
+            return Err(unauthorized(
+                "This access token has been revoked. Log in again.",
+            ));
         }
         let user = self
             .store
@@ -267,25 +326,42 @@ impl AuthService {
             .await?
             .filter(|u| u.is_active && u.token_version == claims.ver)
             .ok_or_else(|| unauthorized("This access token has been revoked. Log in again."))?;
-        Ok(Authenticated { user, claims: Some(claims) })
+        Ok(Authenticated {
+            user,
+            claims: Some(claims),
+        })
     }
 
     /// Revokes this access token and its refresh-token family (and the family of
     /// `refresh_token`, if a different one was given).
-    pub async fn logout(&self, who: &Authenticated, refresh_token: Option<&str>) -> Result<(), DomainError> {
+    pub async fn logout(
+        &self,
+        who: &Authenticated,
+        refresh_token: Option<&str>,
+    ) -> Result<(), DomainError> {
         self.require_password_provider("Logout")?;
-        let Some(claims) = &who.claims else { return Ok(()) };
+        let Some(claims) = &who.claims else {
+            return Ok(());
+        };
         let t = now();
         let remaining = (claims.exp - t.unix_timestamp()).max(1) as u64;
         self.denylist
             .deny(&claims.jti, Duration::from_secs(remaining))
             .await
-            .map_err(|e| DomainError::Unavailable(format!("Could not revoke the token right now: {e}")))?;
+            .map_err(|e| {
+                DomainError::Unavailable(format!("Could not revoke the token right now: {e}"))
+            })?;
         self.store.revoke_refresh_family(claims.fam, t).await?;
         if let Some(rt) = refresh_token.filter(|s| !s.is_empty()) {
-            if let Some(record) = self.store.refresh_token_by_hash(&tokens::hash_refresh_token(rt)).await? {
+            if let Some(record) = self
+                .store
+                .refresh_token_by_hash(&tokens::hash_refresh_token(rt))
+                .await?
+            {
                 if record.user_id == who.user.id {
-                    self.store.revoke_refresh_family(record.family_id, t).await?;
+                    self.store
+                        .revoke_refresh_family(record.family_id, t)
+                        .await?;
                 }
             }
         }
@@ -296,26 +372,45 @@ impl AuthService {
     pub async fn logout_all(&self, who: &Authenticated) -> Result<(), DomainError> {
         let t = now();
         self.store.bump_token_version(who.user.id, t).await?;
-        self.store.revoke_user_refresh_tokens(who.user.id, None, t).await?;
+        self.store
+            .revoke_user_refresh_tokens(who.user.id, None, t)
+            .await?;
         Ok(())
     }
 
     /// Changes the password. Every other session ends; this one continues through its
     /// refresh token (its access token is re-issued on the next refresh).
-    pub async fn change_password(&self, who: &Authenticated, old: &str, new: &str) -> Result<(), DomainError> {
+    pub async fn change_password(
+        &self,
+        who: &Authenticated,
+        old: &str,
+        new: &str,
+    ) -> Result<(), DomainError> {
         check_password("new_password", new).map_err(|e| validation(vec![e]))?;
-        if !self.hasher.verify(old, who.user.password_hash.as_deref()).await? {
-            return Err(DomainError::BadRequest("The current password is not correct.".into()));
+        if !self
+            .hasher
+            .verify(old, who.user.password_hash.as_deref())
+            .await?
+        {
+            return Err(DomainError::BadRequest(
+                "The current password is not correct.".into(),
+            ));
         }
         let hash = self.hasher.hash(new).await?;
         let t = now();
         self.store.update_password(who.user.id, &hash, t).await?;
         let keep = who.claims.as_ref().map(|c| c.fam);
-        self.store.revoke_user_refresh_tokens(who.user.id, keep, t).await?;
+        self.store
+            .revoke_user_refresh_tokens(who.user.id, keep, t)
+            .await?;
         Ok(())
     }
 
-    pub async fn change_fullname(&self, who: &Authenticated, fullname: &str) -> Result<User, DomainError> {
+    pub async fn change_fullname(
+        &self,
+        who: &Authenticated,
+        fullname: &str,
+    ) -> Result<User, DomainError> {
         let fullname = parse_fullname(fullname).map_err(|e| validation(vec![e]))?;
         self.store
             .update_fullname(who.user.id, &fullname, now())
@@ -365,12 +460,20 @@ impl AuthService {
         Ok(())
     }
 
-    pub async fn reset_password(&self, email: &str, code: &str, new_password: &str) -> Result<(), DomainError> {
+    pub async fn reset_password(
+        &self,
+        email: &str,
+        code: &str,
+        new_password: &str,
+    ) -> Result<(), DomainError> {
         self.require_password_provider("Password reset")?;
         let mut errors = Vec::new();
         let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
         if !(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit())) {
-            errors.push(FieldError::new("verification_code", "The verification code is 6 digits."));
+            errors.push(FieldError::new(
+                "verification_code",
+                "The verification code is 6 digits.",
+            ));
         }
         let _ = check_password("new_password", new_password).map_err(|e| errors.push(e));
         let Some(email) = email.filter(|_| errors.is_empty()) else {
@@ -381,14 +484,21 @@ impl AuthService {
             return Err(invalid());
         };
         let max = self.settings.code_max_attempts;
-        let Some(record) = self.store.active_verification_code(user.id, RESET_PASSWORD).await? else {
+        let Some(record) = self
+            .store
+            .active_verification_code(user.id, RESET_PASSWORD)
+            .await?
+        else {
             return Err(invalid());
         };
         if record.expires_at <= now() || record.attempts >= max {
             return Err(invalid());
         }
         if !tokens::secure_eq(&record.code_hash, &self.signer.hash_code(user.id, code)) {
-            let attempts = self.store.record_failed_code_attempt(record.id, max).await?;
+            let attempts = self
+                .store
+                .record_failed_code_attempt(record.id, max)
+                .await?;
             if attempts.is_some_and(|a| a >= max) {
                 return Err(DomainError::BadRequest(
                     "Too many wrong codes: this code no longer works. Request a new code.".into(),
@@ -397,7 +507,11 @@ impl AuthService {
             return Err(invalid());
         }
         let hash = self.hasher.hash(new_password).await?;
-        if !self.store.reset_password_with_code(record.id, max, user.id, &hash, now()).await? {
+        if !self
+            .store
+            .reset_password_with_code(record.id, max, user.id, &hash, now())
+            .await?
+        {
             return Err(invalid());
         }
         Ok(())
@@ -406,10 +520,18 @@ impl AuthService {
     // ---- admin ----
 
     pub async fn user(&self, id: UserId) -> Result<User, DomainError> {
-        self.store.user_by_id(id).await?.ok_or_else(|| DomainError::NotFound("User not found.".into()))
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound("User not found.".into()))
     }
 
-    pub async fn list_users(&self, page: i64, limit: i64, query: Option<&str>) -> Result<UserPage, DomainError> {
+    pub async fn list_users(
+        &self,
+        page: i64,
+        limit: i64,
+        query: Option<&str>,
+    ) -> Result<UserPage, DomainError> {
         let mut errors = Vec::new();
         if page < 1 {
             errors.push(FieldError::new("page", "page starts at 1."));
@@ -421,12 +543,22 @@ impl AuthService {
             return Err(validation(errors));
         }
         let query = query.map(str::trim).filter(|q| !q.is_empty());
-        Ok(self.store.list_users((page - 1) * limit, limit, query).await?)
+        Ok(self
+            .store
+            .list_users((page - 1) * limit, limit, query)
+            .await?)
     }
 
-    pub async fn set_active(&self, actor: &User, id: UserId, active: bool) -> Result<(), DomainError> {
+    pub async fn set_active(
+        &self,
+        actor: &User,
+        id: UserId,
+        active: bool,
+    ) -> Result<(), DomainError> {
         if actor.id == id && !active {
-            return Err(DomainError::BadRequest("You cannot deactivate your own account.".into()));
+            return Err(DomainError::BadRequest(
+                "You cannot deactivate your own account.".into(),
+            ));
         }
         let t = now();
         if !self.store.set_active(id, active, t).await? {
@@ -442,7 +574,13 @@ impl AuthService {
 
     /// `ironhand user create`: a new account, or (with `admin`) promotes nothing silently —
     /// an existing email is a conflict.
-    pub async fn create_user(&self, fullname: &str, email: &str, password: &str, admin: bool) -> Result<User, DomainError> {
+    pub async fn create_user(
+        &self,
+        fullname: &str,
+        email: &str,
+        password: &str,
+        admin: bool,
+    ) -> Result<User, DomainError> {
         let mut errors = Vec::new();
         let fullname = parse_fullname(fullname).map_err(|e| errors.push(e)).ok();
         let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
@@ -452,19 +590,31 @@ impl AuthService {
         };
         let hash = self.hasher.hash(password).await?;
         let role = Some(if admin { Role::Admin } else { Role::User });
-        self.create_account(fullname, email, Some(hash), role).await.map_err(|e| match e {
-            DomainError::Conflict(_) => DomainError::Conflict("An account with this email already exists.".into()),
-            other => other,
-        })
+        self.create_account(fullname, email, Some(hash), role)
+            .await
+            .map_err(|e| match e {
+                DomainError::Conflict(_) => {
+                    DomainError::Conflict("An account with this email already exists.".into())
+                }
+                other => other,
+            })
     }
 
     /// `auth_provider = local`: makes sure the one configured account exists with this
     /// password (updating it when the configured password changed).
-    pub async fn ensure_local_account(&self, email: &str, password: &str) -> Result<User, DomainError> {
+    pub async fn ensure_local_account(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<User, DomainError> {
         let parsed = Email::parse(email).map_err(|e| validation(vec![e]))?;
         match self.store.user_by_email(&parsed).await? {
             Some(user) => {
-                if !self.hasher.verify(password, user.password_hash.as_deref()).await? {
+                if !self
+                    .hasher
+                    .verify(password, user.password_hash.as_deref())
+                    .await?
+                {
                     let hash = self.hasher.hash(password).await?;
                     self.store.update_password(user.id, &hash, now()).await?;
                 }
@@ -473,7 +623,10 @@ impl AuthService {
                 }
                 self.user(user.id).await
             }
-            None => self.create_user("Administrator", email, password, true).await,
+            None => {
+                self.create_user("Administrator", email, password, true)
+                    .await
+            }
         }
     }
 
@@ -483,7 +636,10 @@ impl AuthService {
         if let Some(user) = self.store.user_by_email(&email).await? {
             return Ok(user);
         }
-        match self.create_account("Local user".into(), email.clone(), None, Some(Role::Admin)).await {
+        match self
+            .create_account("Local user".into(), email.clone(), None, Some(Role::Admin))
+            .await
+        {
             Ok(user) => Ok(user),
             // Two first requests raced; the other one created it.
             Err(DomainError::Conflict(_)) => self

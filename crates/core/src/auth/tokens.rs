@@ -46,7 +46,8 @@ impl TokenSigner {
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(|e| e.to_string())
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(|e| e.to_string())
     }
 
     /// Checks signature, expiry and type. `None` for anything that is not a live access token.
@@ -131,7 +132,10 @@ mod tests {
         let s = TokenSigner::new(b"k");
         let (a, b) = (UserId::new(), UserId::new());
         assert_ne!(s.hash_code(a, "123456"), s.hash_code(b, "123456"));
-        assert!(secure_eq(&s.hash_code(a, "123456"), &s.hash_code(a, "123456")));
+        assert!(secure_eq(
+            &s.hash_code(a, "123456"),
+            &s.hash_code(a, "123456")
+        ));
     }
 
     #[test]

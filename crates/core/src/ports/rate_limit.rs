@@ -14,11 +14,17 @@ pub struct Quota {
 
 impl Quota {
     pub const fn per_minute(count: u32) -> Self {
-        Self { count, period: Duration::from_secs(60) }
+        Self {
+            count,
+            period: Duration::from_secs(60),
+        }
     }
 
     pub const fn per_hour(count: u32) -> Self {
-        Self { count, period: Duration::from_secs(3600) }
+        Self {
+            count,
+            period: Duration::from_secs(3600),
+        }
     }
 
     /// Time between two admitted requests once the burst is spent.
@@ -61,7 +67,10 @@ impl FromStr for Quota {
                 .filter(|n| *n > 0)
                 .ok_or_else(bad)?,
         };
-        Ok(Self { count, period: Duration::from_secs(secs) })
+        Ok(Self {
+            count,
+            period: Duration::from_secs(secs),
+        })
     }
 }
 
@@ -85,7 +94,10 @@ mod tests {
     fn quotas_parse_and_print() {
         assert_eq!("5/minute".parse::<Quota>(), Ok(Quota::per_minute(5)));
         assert_eq!("3/hour".parse::<Quota>(), Ok(Quota::per_hour(3)));
-        assert_eq!("4/90s".parse::<Quota>().map(|q| q.period), Ok(Duration::from_secs(90)));
+        assert_eq!(
+            "4/90s".parse::<Quota>().map(|q| q.period),
+            Ok(Duration::from_secs(90))
+        );
         assert!("0/minute".parse::<Quota>().is_err());
         assert!("five per minute".parse::<Quota>().is_err());
         assert_eq!(Quota::per_hour(3).to_string(), "3/hour");

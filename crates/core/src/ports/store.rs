@@ -51,10 +51,25 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
     /// Newest first; `query` matches email or full name, case-insensitively.
-    async fn list_users(&self, offset: i64, limit: i64, query: Option<&str>) -> StoreResult<UserPage>;
-    async fn update_fullname(&self, id: UserId, fullname: &str, now: OffsetDateTime) -> StoreResult<Option<User>>;
+    async fn list_users(
+        &self,
+        offset: i64,
+        limit: i64,
+        query: Option<&str>,
+    ) -> StoreResult<UserPage>;
+    async fn update_fullname(
+        &self,
+        id: UserId,
+        fullname: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<User>>;
     /// Sets a new password hash and bumps the token version (older access tokens die).
-    async fn update_password(&self, id: UserId, password_hash: &str, now: OffsetDateTime) -> StoreResult<()>;
+    async fn update_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
     async fn bump_token_version(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
     /// Returns false when the user does not exist. Deactivation bumps the token version.
     async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> StoreResult<bool>;
@@ -65,10 +80,14 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
-    async fn refresh_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>>;
+    async fn refresh_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<RefreshTokenRecord>>;
     /// Marks the token rotated only if it is still live; false means someone got there first.
     async fn mark_refresh_token_rotated(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
-    async fn revoke_refresh_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<u64>;
+    async fn revoke_refresh_family(&self, family_id: Uuid, now: OffsetDateTime)
+    -> StoreResult<u64>;
     /// Revokes every live refresh token of the user except those of `keep_family`.
     async fn revoke_user_refresh_tokens(
         &self,
@@ -83,10 +102,18 @@ pub trait VerificationCodeStore: Send + Sync {
     /// Stores a new code and drops any earlier unconsumed code of the same user and purpose.
     async fn replace_verification_code(&self, code: &VerificationCode) -> StoreResult<()>;
     /// The newest unconsumed code of the user for this purpose, expired or not.
-    async fn active_verification_code(&self, user_id: UserId, purpose: &str) -> StoreResult<Option<VerificationCode>>;
+    async fn active_verification_code(
+        &self,
+        user_id: UserId,
+        purpose: &str,
+    ) -> StoreResult<Option<VerificationCode>>;
     /// Counts a wrong guess if the code is still usable (`attempts < max_attempts`);
     /// returns the new count, or `None` when the code was already burned or used.
-    async fn record_failed_code_attempt(&self, id: Uuid, max_attempts: i32) -> StoreResult<Option<i32>>;
+    async fn record_failed_code_attempt(
+        &self,
+        id: Uuid,
+        max_attempts: i32,
+    ) -> StoreResult<Option<i32>>;
     /// In one transaction: consume the code (only if unused and under the attempt limit),
     /// set the password, bump the token version and revoke every refresh token.
     /// False when the code was no longer usable.

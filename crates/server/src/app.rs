@@ -1,0 +1,299 @@
+//! Assembling the server: the shared state (services and adapters picked from settings),
+//! the router with its middleware, and `serve`, which tests call with port-0 listeners.
+
+use crate::config::{Quotas, Settings};
+use crate::http::error::ApiError;
+use crate::http::middleware::{self, SecurityHeaders};
+use crate::infra::denylist::{MemoryDenylist, RedisDenylist};
+use crate::infra::mailer::{DevMailer, SmtpMailer, smtp::SmtpTarget};
+use crate::infra::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
+use crate::infra::redis::RedisHandle;
+use crate::{routes, secrets, telemetry};
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::Html;
+use axum::routing::get;
+use ironhand_core::DomainError;
+use ironhand_core::auth::{AuthProvider, AuthService, AuthSettings, PasswordHasher, TokenSigner};
+use ironhand_core::ports::{Mailer, Quota, RateDecision, RateLimiter, Store, TokenDenylist};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub auth: Arc<AuthService>,
+    pub store: Arc<dyn Store>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub redis: Option<RedisHandle>,
+    pub quotas: Quotas,
+    pub public_origin: Arc<str>,
+}
+
+/// A short, fixed-length stand-in for user input used in limiter keys.
+pub fn hashed_key(value: &str) -> String {
+    hex::encode(&Sha256::digest(value.as_bytes())[..16])
+}
+
+impl AppState {
+    /// Opens storage and connects the adapters the settings ask for.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.server.data_dir).with_context(|| {
+            format!(
+                "could not create the data directory {}",
+                settings.server.data_dir.display()
+            )
+        })?;
+        let store = ironhand_db::connect(&settings.database_url(), true).await?;
+        let redis = match &settings.redis.url {
+            Some(url) => Some(
+                RedisHandle::connect(url.expose_secret(), &settings.redis.key_prefix)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        };
+        let (limiter, denylist): (Arc<dyn RateLimiter>, Arc<dyn TokenDenylist>) = match &redis {
+            Some(r) => (
+                Arc::new(RedisRateLimiter::new(r.clone())),
+                Arc::new(RedisDenylist::new(r.clone())),
+            ),
+            None => (
+                Arc::new(MemoryRateLimiter::new()),
+                Arc::new(MemoryDenylist::new()),
+            ),
+        };
+        let mailer: Arc<dyn Mailer> = match &settings.mail.smtp_url {
+            Some(url) => {
+                let target = SmtpTarget::parse(url.expose_secret())
+                    .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?;
+                Arc::new(
+                    SmtpMailer::new(
+                        &target,
+                        &settings.mail.from,
+                        Duration::from_secs(settings.mail.timeout_secs),
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                )
+            }
+            None => {
+                tracing::warn!(
+                    "SMTP_URL is not set: using the development mailer, which writes emails (including password reset codes) to this log instead of sending them"
+                );
+                Arc::new(DevMailer)
+            }
+        };
+        let secret = secrets::jwt_secret(&settings)?;
+        let hasher =
+            PasswordHasher::new(settings.auth.password_params()).map_err(anyhow::Error::msg)?;
+        let a = &settings.auth;
+        let auth_settings = AuthSettings {
+            provider: a.provider(),
+            registration_open: a.registration_open,
+            access_ttl: Duration::from_secs(a.access_token_minutes * 60),
+            refresh_ttl: Duration::from_secs(a.refresh_token_days * 24 * 3600),
+            code_ttl: Duration::from_secs(a.verification_code_minutes * 60),
+            code_max_attempts: a.verification_code_max_attempts,
+            free_monthly_runs: a.free_monthly_runs,
+            product_name: "Ironhand".into(),
+        };
+        let auth = AuthService::new(
+            store.clone(),
+            denylist,
+            mailer,
+            hasher,
+            TokenSigner::new(secret.expose_secret().as_bytes()),
+            auth_settings,
+        );
+        if a.provider() == AuthProvider::Local {
+            if let (Some(email), Some(password)) = (&a.local_email, &a.local_password) {
+                auth.ensure_local_account(email, password.expose_secret())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("auth.local_email / auth.local_password: {e}"))?;
+            }
+        }
+        let quotas = settings.rate_limits.quotas().map_err(anyhow::Error::msg)?;
+        let public_origin = settings.public_origin().into();
+        tracing::info!(
+            database = store.backend(),
+            redis = redis.is_some(),
+            mailer = if settings.mail.smtp_url.is_some() {
+                "smtp"
+            } else {
+                "development"
+            },
+            auth_provider = a.provider().as_str(),
+            "storage and adapters ready"
+        );
+        Ok(Self {
+            settings: Arc::new(settings),
+            auth: Arc::new(auth),
+            store,
+            limiter,
+            redis,
+            quotas,
+            public_origin,
+        })
+    }
+
+    /// Counts one request under `rule` for each subject (an IP, an email, a user);
+    /// refused when any of them is over its budget, with the longest wait.
+    pub async fn limit(&self, rule: &str, quota: Quota, subjects: &[&str]) -> Result<(), ApiError> {
+        if !self.settings.rate_limits.enabled {
+            return Ok(());
+        }
+        let mut wait = None;
+        for subject in subjects {
+            if let RateDecision::Limited { retry_after } = self
+                .limiter
+                .check(&format!("{rule}:{subject}"), quota)
+                .await
+            {
+                wait = Some(wait.map_or(retry_after, |w: Duration| w.max(retry_after)));
+            }
+        }
+        match wait {
+            Some(retry_after) => {
+                tracing::info!(rule, retry_after_s = retry_after.as_secs(), "rate limited");
+                Err(DomainError::RateLimited { retry_after }.into())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ironhand API", description = "Every JSON answer is an envelope `{code, msg, data}`; see api.md."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of every `/api/v1` route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, doc) = api_router();
+    doc
+}
+
+fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", routes::api())
+        .split_for_parts()
+}
+
+const LANDING: &str = include_str!("landing.html");
+
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api_router();
+    let settings = state.settings.clone();
+    let mut app = Router::new()
+        .merge(api)
+        .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
+        .route("/", get(|| async { Html(LANDING) }))
+        .route_layer(axum::middleware::from_fn(middleware::record_route))
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.server.max_body_bytes))
+        .layer(CatchPanicLayer::custom(middleware::panic_response));
+    if !settings.server.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = settings
+            .server
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+            .collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    middleware::X_REQUEST_ID.clone(),
+                    HeaderName::from_static("x-csrf-token"),
+                    HeaderName::from_static("last-event-id"),
+                ])
+                .expose_headers([middleware::X_REQUEST_ID.clone(), header::RETRY_AFTER])
+                .allow_credentials(true)
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        SecurityHeaders {
+            hsts: settings.behind_tls(),
+        },
+        middleware::security_headers,
+    ))
+    .layer(axum::middleware::from_fn(middleware::observe))
+    .with_state(state)
+}
+
+/// Serves the API on `listener` (and `/metrics` on `admin`) until `shutdown` fires, then
+/// gives open requests `server.shutdown_grace_secs` to finish.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
+    let handle = telemetry::metrics();
+    if let Some(admin) = admin {
+        let admin_app =
+            Router::new().route("/metrics", get(move || std::future::ready(handle.render())));
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(admin, admin_app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        });
+    }
+    let app = router(state);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("the HTTP server stopped with an error")?,
+        _ = deadline => tracing::warn!(grace_s = grace.as_secs(), "shutdown grace period over; closing remaining connections"),
+    }
+    Ok(())
+}

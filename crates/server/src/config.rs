@@ -1,0 +1,527 @@
+//! Settings: embedded defaults → optional TOML file → environment, then `validate()`, which
+//! names the key at fault. Secrets are `SecretString` and never printed.
+
+use ironhand_core::auth::{AuthProvider, PasswordParams};
+use ironhand_core::ports::Quota;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    #[default]
+    Dev,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub profile: Profile,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthConfig,
+    pub mail: MailSettings,
+    pub rate_limits: RateLimitSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// API + web listener (`IRONHAND_BIND`).
+    pub bind: String,
+    /// Metrics listener (`IRONHAND_ADMIN_BIND`); empty turns it off.
+    pub admin_bind: String,
+    /// Origin used in links and redirects (`IRONHAND_PUBLIC_URL`).
+    pub public_url: String,
+    /// SQLite file, files, workspaces, generated secrets (`IRONHAND_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// How many reverse proxies in front of us append to `X-Forwarded-For` (0 = ignore it).
+    pub trusted_proxies: usize,
+    /// Origins allowed to call the API from a browser on another origin.
+    pub cors_origins: Vec<String>,
+    /// Largest JSON body accepted.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for open requests and streams.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8000".into(),
+            admin_bind: "127.0.0.1:9100".into(),
+            public_url: "http://localhost:8000".into(),
+            data_dir: PathBuf::from("./data"),
+            trusted_proxies: 0,
+            cors_origins: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…` (`DATABASE_URL`); unset = SQLite in the data dir.
+    pub url: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://…` (`REDIS_URL`): turns on the Redis limiter and denylist.
+    pub url: Option<SecretString>,
+    /// Prefix of every key Ironhand writes, so several deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "ironhand:".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `password`, `local` or `none`.
+    pub provider: String,
+    pub registration_open: bool,
+    /// HS256 key for access tokens; generated into the data dir when unset (dev only).
+    pub jwt_secret: Option<SecretString>,
+    pub access_token_minutes: u64,
+    pub refresh_token_days: u64,
+    /// Also set the refresh token as an HttpOnly cookie and accept it at /auth/refresh.
+    pub refresh_cookie: bool,
+    pub verification_code_minutes: u64,
+    pub verification_code_max_attempts: i32,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// The one account of `provider = "local"`.
+    pub local_email: Option<String>,
+    pub local_password: Option<SecretString>,
+    /// Runs per month of the free plan every new account starts on.
+    pub free_monthly_runs: i64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let argon = PasswordParams::default();
+        Self {
+            provider: "password".into(),
+            registration_open: true,
+            jwt_secret: None,
+            access_token_minutes: 15,
+            refresh_token_days: 30,
+            refresh_cookie: false,
+            verification_code_minutes: 10,
+            verification_code_max_attempts: 5,
+            argon2_memory_kib: argon.memory_kib,
+            argon2_iterations: argon.iterations,
+            argon2_parallelism: argon.parallelism,
+            local_email: None,
+            local_password: None,
+            free_monthly_runs: ironhand_core::subscription::FREE_PLAN_MONTHLY_RUNS,
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn provider(&self) -> AuthProvider {
+        match self.provider.as_str() {
+            "local" => AuthProvider::Local,
+            "none" => AuthProvider::None,
+            _ => AuthProvider::Password,
+        }
+    }
+
+    pub fn password_params(&self) -> PasswordParams {
+        PasswordParams {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailSettings {
+    /// `smtp://user:pass@host:port?tls=starttls|tls|none` (`SMTP_URL`); unset = development mailer.
+    pub smtp_url: Option<SecretString>,
+    /// Sender (`MAIL_FROM`).
+    pub from: String,
+    pub timeout_secs: u64,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            from: "Ironhand <no-reply@localhost>".into(),
+            timeout_secs: 15,
+        }
+    }
+}
+
+/// Rates as `count/period` (`5/minute`, `3/hour`). Keys are per IP and per account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub register: String,
+    pub login: String,
+    pub refresh: String,
+    pub logout: String,
+    pub send_verification_code: String,
+    pub verification_code_cooldown: String,
+    pub reset_password: String,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            register: "3/minute".into(),
+            login: "5/minute".into(),
+            refresh: "30/minute".into(),
+            logout: "10/minute".into(),
+            send_verification_code: "3/hour".into(),
+            verification_code_cooldown: "1/minute".into(),
+            reset_password: "5/hour".into(),
+        }
+    }
+}
+
+/// The parsed rates, ready for the limiter.
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    pub register: Quota,
+    pub login: Quota,
+    pub refresh: Quota,
+    pub logout: Quota,
+    pub send_verification_code: Quota,
+    pub verification_code_cooldown: Quota,
+    pub reset_password: Quota,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter, e.g. `info` or `ironhand=debug,tower_http=info` (`RUST_LOG` wins).
+    pub level: String,
+    /// `json` or `text`; unset = text in dev, JSON in production.
+    pub format: Option<String>,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: None,
+        }
+    }
+}
+
+/// The common short environment names operators rely on, and the key each one sets.
+const SHORT_ENV: &[(&str, &str)] = &[
+    ("IRONHAND_PROFILE", "profile"),
+    ("IRONHAND_BIND", "server.bind"),
+    ("IRONHAND_ADMIN_BIND", "server.admin_bind"),
+    ("IRONHAND_PUBLIC_URL", "server.public_url"),
+    ("IRONHAND_DATA_DIR", "server.data_dir"),
+    ("DATABASE_URL", "database.url"),
+    ("REDIS_URL", "redis.url"),
+    ("SMTP_URL", "mail.smtp_url"),
+    ("MAIL_FROM", "mail.from"),
+];
+
+/// Command-line overrides (`serve --bind`, `--data-dir`), applied last.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads defaults → `file` (if any) → environment → `overrides`, then validates.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(format!("config file {} does not exist", file.display()));
+            }
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("IRONHAND")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("server.cors_origins")
+                .try_parsing(true),
+        );
+        for (env, key) in SHORT_ENV {
+            if let Ok(value) = std::env::var(env) {
+                if !value.is_empty() {
+                    builder = builder
+                        .set_override(*key, value)
+                        .map_err(|e| format!("{env}: {e}"))?;
+                }
+            }
+        }
+        if let Some(bind) = &overrides.bind {
+            builder = builder
+                .set_override("server.bind", bind.as_str())
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            builder = builder
+                .set_override("server.data_dir", dir.display().to_string())
+                .map_err(|e| e.to_string())?;
+        }
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every setting; the error names each bad key and says what is expected.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let s = &self.server;
+        if s.bind.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "server.bind (IRONHAND_BIND): `{}` is not an address like 127.0.0.1:8000",
+                s.bind
+            ));
+        }
+        if !s.admin_bind.is_empty() && s.admin_bind.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "server.admin_bind (IRONHAND_ADMIN_BIND): `{}` is not an address like 127.0.0.1:9100",
+                s.admin_bind
+            ));
+        }
+        match url::Url::parse(&s.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => problems.push(format!(
+                "server.public_url (IRONHAND_PUBLIC_URL): `{}` is not an http(s) origin like https://agents.example.com",
+                s.public_url
+            )),
+        }
+        for origin in &s.cors_origins {
+            if url::Url::parse(origin)
+                .map(|u| u.origin().ascii_serialization() != *origin.trim_end_matches('/'))
+                .unwrap_or(true)
+            {
+                problems.push(format!(
+                    "server.cors_origins: `{origin}` is not an origin like https://app.example.com"
+                ));
+            }
+        }
+        if s.max_body_bytes < 1024 {
+            problems.push("server.max_body_bytes: must be at least 1024".into());
+        }
+        if let Some(url) = &self.database.url {
+            let url = url.expose_secret();
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                problems.push(format!(
+                    "database.url (DATABASE_URL): `{}` must start with sqlite:// or postgres://",
+                    ironhand_db::redact(url)
+                ));
+            }
+        }
+        if let Some(url) = &self.redis.url {
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+unix://"))
+            {
+                problems
+                    .push("redis.url (REDIS_URL): must start with redis:// or rediss://".into());
+            }
+        }
+        let a = &self.auth;
+        if !matches!(a.provider.as_str(), "password" | "local" | "none") {
+            problems.push(format!(
+                "auth.provider: `{}` must be one of password, local, none",
+                a.provider
+            ));
+        }
+        if a.provider == "local" && (a.local_email.is_none() || a.local_password.is_none()) {
+            problems.push("auth.local_email and auth.local_password: both are required when auth.provider = \"local\"".into());
+        }
+        if let Some(secret) = &a.jwt_secret {
+            if secret.expose_secret().len() < 32 {
+                problems.push("auth.jwt_secret: must be at least 32 characters".into());
+            }
+        }
+        if a.access_token_minutes == 0 || a.access_token_minutes > 24 * 60 {
+            problems.push("auth.access_token_minutes: must be between 1 and 1440".into());
+        }
+        if a.refresh_token_days == 0 || a.refresh_token_days > 365 {
+            problems.push("auth.refresh_token_days: must be between 1 and 365".into());
+        }
+        if a.verification_code_minutes == 0 || a.verification_code_minutes > 24 * 60 {
+            problems.push("auth.verification_code_minutes: must be between 1 and 1440".into());
+        }
+        if a.verification_code_max_attempts < 1 {
+            problems.push("auth.verification_code_max_attempts: must be at least 1".into());
+        }
+        if let Err(e) = ironhand_core::auth::PasswordHasher::check_params(a.password_params()) {
+            problems.push(format!("auth.argon2_*: {e}"));
+        }
+        if let Some(url) = &self.mail.smtp_url {
+            if let Err(e) = crate::infra::mailer::smtp::SmtpTarget::parse(url.expose_secret()) {
+                problems.push(format!("mail.smtp_url (SMTP_URL): {e}"));
+            }
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            problems.push(format!(
+                "mail.from (MAIL_FROM): `{}` is not a sender like \"Ironhand <no-reply@example.com>\"",
+                self.mail.from
+            ));
+        }
+        if let Err(e) = self.rate_limits.quotas() {
+            problems.push(e);
+        }
+        if let Some(f) = &self.log.format {
+            if !matches!(f.as_str(), "json" | "text") {
+                problems.push(format!("log.format: `{f}` must be json or text"));
+            }
+        }
+        if self.profile == Profile::Production {
+            if a.jwt_secret.is_none() {
+                problems.push(
+                    "auth.jwt_secret (IRONHAND__AUTH__JWT_SECRET): the production profile needs an explicit secret; it never generates one"
+                        .into(),
+                );
+            }
+            if a.provider == "none" {
+                problems.push(
+                    "auth.provider: `none` (no login at all) is refused in the production profile"
+                        .into(),
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.expose_secret().to_string(),
+            None => format!(
+                "sqlite://{}",
+                self.server.data_dir.join("ironhand.db").display()
+            ),
+        }
+    }
+
+    pub fn json_logs(&self) -> bool {
+        match self.log.format.as_deref() {
+            Some("json") => true,
+            Some(_) => false,
+            None => self.profile == Profile::Production,
+        }
+    }
+
+    /// `https://host[:port]` without a trailing slash.
+    pub fn public_origin(&self) -> String {
+        url::Url::parse(&self.server.public_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| self.server.public_url.trim_end_matches('/').to_string())
+    }
+
+    pub fn behind_tls(&self) -> bool {
+        self.server.public_url.starts_with("https://")
+    }
+}
+
+impl RateLimitSettings {
+    pub fn quotas(&self) -> Result<Quotas, String> {
+        let q = |key: &str, v: &str| {
+            v.parse::<Quota>()
+                .map_err(|e| format!("rate_limits.{key}: {e}"))
+        };
+        Ok(Quotas {
+            register: q("register", &self.register)?,
+            login: q("login", &self.login)?,
+            refresh: q("refresh", &self.refresh)?,
+            logout: q("logout", &self.logout)?,
+            send_verification_code: q("send_verification_code", &self.send_verification_code)?,
+            verification_code_cooldown: q(
+                "verification_code_cooldown",
+                &self.verification_code_cooldown,
+            )?,
+            reset_password: q("reset_password", &self.reset_password)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut s = Settings::default();
+        s.server.bind = "nonsense".into();
+        s.rate_limits.login = "lots".into();
+        s.auth.provider = "ldap".into();
+        let err = s.validate().expect_err("invalid");
+        assert!(err.contains("server.bind (IRONHAND_BIND)"), "{err}");
+        assert!(err.contains("rate_limits.login"), "{err}");
+        assert!(err.contains("auth.provider"), "{err}");
+    }
+
+    #[test]
+    fn production_needs_explicit_secrets() {
+        let mut s = Settings {
+            profile: Profile::Production,
+            ..Settings::default()
+        };
+        assert!(
+            s.validate()
+                .expect_err("no secret")
+                .contains("auth.jwt_secret")
+        );
+        s.auth.jwt_secret = Some(SecretString::from("x".repeat(40)));
+        s.validate().expect("valid with a secret");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let mut s = Settings::default();
+        s.auth.jwt_secret = Some(SecretString::from("super-secret-value-that-is-long-enough"));
+        s.database.url = Some(SecretString::from("postgres://u:hunter2@db/x"));
+        let printed = format!("{s:?}");
+        assert!(
+            !printed.contains("super-secret") && !printed.contains("hunter2"),
+            "{printed}"
+        );
+    }
+}

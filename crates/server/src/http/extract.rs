@@ -1,0 +1,334 @@
+//! Extractors: validated JSON bodies and queries (failures enveloped, never the framework's
+//! default shape), who is asking, and the client's address.
+
+use super::error::ApiError;
+use crate::app::AppState;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use ironhand_core::auth::Authenticated;
+use ironhand_core::{DomainError, FieldError};
+use serde::de::DeserializeOwned;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// A JSON body, required. Content-Type must be JSON (so a plain HTML form cannot post here).
+pub struct ApiJson<T>(pub T);
+
+/// A JSON body that may be absent: an empty body means `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "The request body is larger than the limit of {limit} bytes."
+    ))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let limit = state.settings.server.max_body_bytes;
+    if content_length(req.headers()).is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(limit)
+        } else {
+            ApiError::bad_request("The request body could not be read.")
+        }
+    })
+}
+
+/// Parses JSON into `T`, naming the field at fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let syntax = |e: &serde_json::Error| {
+        ApiError::bad_request(format!(
+            "The request body is not valid JSON (line {}, column {}).",
+            e.line(),
+            e.column()
+        ))
+    };
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de);
+    let value = value.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        use serde_json::error::Category;
+        match inner.classify() {
+            Category::Data => {
+                let raw = inner.to_string();
+                let message = raw.split(" at line ").next().unwrap_or(&raw).to_string();
+                let field = if path == "." || path.is_empty() {
+                    message
+                        .strip_prefix("missing field `")
+                        .and_then(|rest| rest.split('`').next())
+                        .unwrap_or("body")
+                        .to_string()
+                } else {
+                    path
+                };
+                let message = if message.starts_with("missing field") {
+                    format!("{field} is required.")
+                } else {
+                    format!("{field}: {message}.")
+                };
+                ApiError::Domain(DomainError::Validation(vec![FieldError::new(
+                    field, message,
+                )]))
+            }
+            _ => syntax(&inner),
+        }
+    })?;
+    de.end().map_err(|e| syntax(&e))?;
+    Ok(value)
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "Send the request body as JSON with Content-Type: application/json.".into(),
+            ));
+        }
+        let bytes = read_body(req, state).await?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(
+                "The request body is empty; this route needs a JSON object.",
+            ));
+        }
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let declared_json = is_json(req.headers());
+        let has_type = req.headers().contains_key(CONTENT_TYPE);
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if has_type && !declared_json || !has_type {
+            return Err(ApiError::UnsupportedMediaType(
+                "Send the request body as JSON with Content-Type: application/json.".into(),
+            ));
+        }
+        parse_json(&bytes).map(OptionalJson)
+    }
+}
+
+/// A query string parsed into `T`; failures are enveloped 422s.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|rejection| {
+                let text = rejection.body_text();
+                let message = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text)
+                    .to_string();
+                ApiError::validation(
+                    "query",
+                    format!("The query string is not valid: {message}."),
+                )
+            })
+    }
+}
+
+/// A signed-in, active user whose token is live. Anything less is 401.
+pub struct AuthUser(pub Authenticated);
+
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or("");
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(ApiError::Domain(DomainError::Unauthorized(
+            "The Authorization header must be `Bearer <access token>`.".into(),
+        ))),
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)?;
+        let who = state.auth.authenticate(token).await?;
+        tracing::Span::current().record("user_id", tracing::field::display(who.user.id));
+        Ok(AuthUser(who))
+    }
+}
+
+/// A signed-in admin; other signed-in users get 403.
+pub struct AdminUser(pub Authenticated);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let AuthUser(who) = AuthUser::from_request_parts(parts, state).await?;
+        if !who.user.is_admin() {
+            return Err(ApiError::forbidden("This needs an administrator account."));
+        }
+        Ok(AdminUser(who))
+    }
+}
+
+/// The client's address: the socket peer, or the `X-Forwarded-For` entry written by the
+/// outermost of `server.trusted_proxies` proxies. Never a value the client alone controls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+pub fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, trusted_proxies: usize) -> IpAddr {
+    let peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    if trusted_proxies == 0 {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if hops.is_empty() {
+        return peer;
+    }
+    let index = hops.len().saturating_sub(trusted_proxies);
+    hops[index].parse().unwrap_or(peer)
+}
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientIp(client_ip(
+            &parts.headers,
+            peer,
+            state.settings.server.trusted_proxies,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+        age: u8,
+    }
+
+    fn field_of(e: ApiError) -> (String, String) {
+        match e {
+            ApiError::Domain(DomainError::Validation(f)) => {
+                (f[0].field.clone(), f[0].message.clone())
+            }
+            other => panic!("expected validation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        assert_eq!(
+            field_of(parse_json::<Login>(br#"{"age": 3}"#).err().expect("err")).0,
+            "email"
+        );
+        let (field, msg) = field_of(
+            parse_json::<Login>(br#"{"email": 5, "age": 3}"#)
+                .err()
+                .expect("err"),
+        );
+        assert_eq!(field, "email");
+        assert!(msg.contains("invalid type"), "{msg}");
+        assert_eq!(
+            field_of(parse_json::<Login>(br#"[1]"#).err().expect("err")).0,
+            "body"
+        );
+        assert!(matches!(
+            parse_json::<Login>(br#"{"email": "#),
+            Err(ApiError::Domain(DomainError::BadRequest(_)))
+        ));
+        assert!(matches!(
+            parse_json::<Login>(br#"{"email": "a", "age": 1} trailing"#),
+            Err(ApiError::Domain(DomainError::BadRequest(_)))
+        ));
+    }
+
+    #[test]
+    fn forwarded_for_is_trusted_only_as_configured() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 1.2.3.4, 10.0.0.2"),
+        );
+        let peer: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert_eq!(client_ip(&h, Some(peer), 0), peer);
+        assert_eq!(
+            client_ip(&h, Some(peer), 1),
+            "10.0.0.2".parse::<IpAddr>().expect("ip")
+        );
+        assert_eq!(
+            client_ip(&h, Some(peer), 2),
+            "1.2.3.4".parse::<IpAddr>().expect("ip")
+        );
+        assert_eq!(
+            client_ip(&h, Some(peer), 9),
+            "6.6.6.6".parse::<IpAddr>().expect("ip")
+        );
+        h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(client_ip(&h, Some(peer), 1), peer);
+    }
+}

@@ -1,0 +1,10 @@
+//! The HTTP foundation: the response envelope, the one place errors become statuses,
+//! extractors (who is asking, validated bodies) and middleware.
+
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+
+pub use envelope::{Envelope, ok};
+pub use error::ApiError;

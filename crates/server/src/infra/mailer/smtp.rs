@@ -1,0 +1,167 @@
+//! SMTP delivery: `smtp://user:pass@host:port?tls=starttls|tls|none`.
+
+use async_trait::async_trait;
+use ironhand_core::ports::{Mail, Mailer};
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    StartTls,
+    Implicit,
+    None,
+}
+
+/// A parsed `SMTP_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpTarget {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for SmtpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpTarget")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("credentials", &self.credentials.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl SmtpTarget {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = url::Url::parse(raw)
+            .map_err(|_| "not a URL like smtp://user:pass@host:587?tls=starttls".to_string())?;
+        if url.scheme() != "smtp" && url.scheme() != "smtps" {
+            return Err("the scheme must be smtp:// (or smtps:// for implicit TLS)".into());
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("the URL has no host")?
+            .to_string();
+        let mut tls = if url.scheme() == "smtps" {
+            Tls::Implicit
+        } else {
+            Tls::StartTls
+        };
+        for (k, v) in url.query_pairs() {
+            if k == "tls" {
+                tls = match v.as_ref() {
+                    "starttls" => Tls::StartTls,
+                    "tls" => Tls::Implicit,
+                    "none" => Tls::None,
+                    other => return Err(format!("tls=`{other}` must be starttls, tls or none")),
+                };
+            }
+        }
+        let port = url.port().unwrap_or(match tls {
+            Tls::StartTls => 587,
+            Tls::Implicit => 465,
+            Tls::None => 25,
+        });
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        let credentials = if url.username().is_empty() {
+            None
+        } else {
+            let user = decode(url.username()).unwrap_or_default();
+            let pass = url.password().and_then(decode).unwrap_or_default();
+            Some((user, pass))
+        };
+        Ok(Self {
+            host,
+            port,
+            tls,
+            credentials,
+        })
+    }
+}
+
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl SmtpMailer {
+    pub fn new(target: &SmtpTarget, from: &str, timeout: Duration) -> Result<Self, String> {
+        let from: Mailbox = from.parse().map_err(|e| format!("MAIL_FROM: {e}"))?;
+        let builder = match target.tls {
+            Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&target.host)
+                .map_err(|e| e.to_string())?,
+            Tls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&target.host)
+                .map_err(|e| e.to_string())?,
+            Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&target.host),
+        };
+        let mut builder = builder.port(target.port).timeout(Some(timeout));
+        if let Some((user, pass)) = &target.credentials {
+            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, mail: Mail) -> Result<(), String> {
+        let to: Mailbox = mail.to.parse().map_err(|e| format!("bad recipient: {e}"))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(mail.subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.text)
+            .map_err(|e| e.to_string())?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("SMTP delivery failed: {e}"))
+    }
+
+    fn kind(&self) -> &'static str {
+        "smtp"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_tls_modes_and_credentials() {
+        let t = SmtpTarget::parse("smtp://me%40x.com:p%3Ass@mail.example.com?tls=starttls")
+            .expect("parse");
+        assert_eq!(
+            (t.host.as_str(), t.port, t.tls),
+            ("mail.example.com", 587, Tls::StartTls)
+        );
+        assert_eq!(t.credentials, Some(("me@x.com".into(), "p:ss".into())));
+        assert!(!format!("{t:?}").contains("p:ss"));
+        assert_eq!(
+            SmtpTarget::parse("smtp://h:2525?tls=tls")
+                .expect("parse")
+                .tls,
+            Tls::Implicit
+        );
+        assert_eq!(
+            SmtpTarget::parse("smtp://h?tls=none").expect("parse").port,
+            25
+        );
+        assert!(SmtpTarget::parse("http://h").is_err());
+        assert!(SmtpTarget::parse("smtp://h?tls=maybe").is_err());
+    }
+}

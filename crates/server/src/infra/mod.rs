@@ -1,0 +1,7 @@
+//! Adapters for the ports of `ironhand-core`: each port a folder, its embedded and
+//! scale-out implementations side by side.
+
+pub mod denylist;
+pub mod mailer;
+pub mod rate_limit;
+pub mod redis;

@@ -1,0 +1,287 @@
+//! `/auth`: accounts, sessions and password reset (api.md, section Auth).
+
+pub mod cookie;
+pub mod dto;
+
+use crate::app::AppState;
+use crate::http::envelope::{Envelope, ok};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, AuthUser, ClientIp, OptionalJson};
+use crate::routes::{ErrorEnvelope, NullEnvelope};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use dto::*;
+use ironhand_core::DomainError;
+use ironhand_core::auth::TokenPair;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(change_fullname))
+        .routes(routes!(send_verification_code))
+        .routes(routes!(reset_password))
+}
+
+/// Answers with tokens, also setting the refresh cookie in cookie mode.
+fn with_tokens(
+    state: &AppState,
+    user: Option<&ironhand_core::user::User>,
+    tokens: TokenPair,
+) -> Response {
+    let expires_in = tokens.access_expires_in.as_secs();
+    let mut response = match user {
+        Some(user) => ok(AuthResponse {
+            user: user.into(),
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token.clone(),
+            token_type: "bearer".into(),
+            expires_in,
+        }),
+        None => ok(TokenResponse {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token.clone(),
+            token_type: "bearer".into(),
+            expires_in,
+        }),
+    };
+    if state.settings.auth.refresh_cookie {
+        cookie::set(
+            response.headers_mut(),
+            &tokens.refresh_token,
+            state.auth.settings().refresh_ttl,
+        );
+    }
+    response
+}
+
+fn email_key(email: &str) -> String {
+    crate::app::hashed_key(&email.trim().to_lowercase())
+}
+
+#[utoipa::path(get, path = "/auth/status", tag = "auth",
+    responses((status = 200, body = Envelope<AuthStatusResponse>)))]
+async fn status(State(state): State<AppState>) -> Response {
+    let s = state.auth.settings();
+    ok(AuthStatusResponse {
+        auth_provider: s.provider.as_str().into(),
+        registration_open: s.registration_open
+            && s.provider == ironhand_core::auth::AuthProvider::Password,
+    })
+}
+
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 200, body = Envelope<AuthResponse>), (status = 409, body = ErrorEnvelope),
+              (status = 422, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
+async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult {
+    state
+        .limit("register", state.quotas.register, &[&format!("ip:{ip}")])
+        .await?;
+    let (user, tokens) = state
+        .auth
+        .register(&req.fullname, &req.email, &req.password)
+        .await?;
+    tracing::info!(user_id = %user.id, "account registered");
+    Ok(with_tokens(&state, Some(&user), tokens))
+}
+
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = Envelope<AuthResponse>), (status = 401, body = ErrorEnvelope),
+              (status = 403, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult {
+    state
+        .limit(
+            "login",
+            state.quotas.login,
+            &[
+                &format!("ip:{ip}"),
+                &format!("email:{}", email_key(&req.email)),
+            ],
+        )
+        .await?;
+    let (user, tokens) = state.auth.login(&req.email, &req.password).await?;
+    Ok(with_tokens(&state, Some(&user), tokens))
+}
+
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body(content = RefreshRequest, description = "optional in cookie mode"),
+    responses((status = 200, body = Envelope<TokenResponse>), (status = 401, body = ErrorEnvelope),
+              (status = 403, body = ErrorEnvelope, description = "cookie used without a CSRF signal")))]
+async fn refresh(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    OptionalJson(req): OptionalJson<RefreshRequest>,
+) -> ApiResult {
+    state
+        .limit("refresh", state.quotas.refresh, &[&format!("ip:{ip}")])
+        .await?;
+    let token = match req.refresh_token.filter(|t| !t.is_empty()) {
+        Some(token) => token,
+        None => {
+            let from_cookie = state
+                .settings
+                .auth
+                .refresh_cookie
+                .then(|| cookie::read(&headers, cookie::REFRESH_COOKIE))
+                .flatten();
+            let Some(token) = from_cookie else {
+                return Err(DomainError::Unauthorized(
+                    "No refresh token was sent. Log in again.".into(),
+                )
+                .into());
+            };
+            if !cookie::csrf_ok(&headers, &state.public_origin) {
+                return Err(ApiError::forbidden(
+                    "This request used the session cookie without proof it came from this site (CSRF check failed).",
+                ));
+            }
+            token
+        }
+    };
+    match state.auth.refresh(&token).await {
+        Ok(tokens) => Ok(with_tokens(&state, None, tokens)),
+        Err(e) => {
+            let mut response = ApiError::from(e).into_response();
+            if state.settings.auth.refresh_cookie {
+                cookie::clear(response.headers_mut());
+            }
+            Ok(response)
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = LogoutRequest, description = "optional"),
+    security(("bearer" = [])),
+    responses((status = 200, body = NullEnvelope), (status = 401, body = ErrorEnvelope)))]
+async fn logout(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    headers: HeaderMap,
+    OptionalJson(req): OptionalJson<LogoutRequest>,
+) -> ApiResult {
+    state
+        .limit(
+            "logout",
+            state.quotas.logout,
+            &[&format!("user:{}", who.user.id)],
+        )
+        .await?;
+    let refresh = req
+        .refresh_token
+        .or_else(|| cookie::read(&headers, cookie::REFRESH_COOKIE));
+    state.auth.logout(&who, refresh.as_deref()).await?;
+    let mut response = ok(None::<()>);
+    if state.settings.auth.refresh_cookie {
+        cookie::clear(response.headers_mut());
+    }
+    Ok(response)
+}
+
+#[utoipa::path(post, path = "/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = NullEnvelope), (status = 401, body = ErrorEnvelope)))]
+async fn logout_all(State(state): State<AppState>, AuthUser(who): AuthUser) -> ApiResult {
+    state.auth.logout_all(&who).await?;
+    let mut response = ok(None::<()>);
+    if state.settings.auth.refresh_cookie {
+        cookie::clear(response.headers_mut());
+    }
+    Ok(response)
+}
+
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Envelope<UserResponse>), (status = 401, body = ErrorEnvelope)))]
+async fn me(AuthUser(who): AuthUser) -> Response {
+    ok(UserResponse::from(&who.user))
+}
+
+#[utoipa::path(post, path = "/auth/change-password", tag = "auth", request_body = ChangePasswordRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = NullEnvelope), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> ApiResult {
+    state
+        .auth
+        .change_password(&who, &req.old_password, &req.new_password)
+        .await?;
+    Ok(ok(None::<()>))
+}
+
+#[utoipa::path(post, path = "/auth/change-fullname", tag = "auth", request_body = ChangeFullnameRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = Envelope<UserResponse>), (status = 401, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+async fn change_fullname(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiJson(req): ApiJson<ChangeFullnameRequest>,
+) -> ApiResult {
+    let user = state.auth.change_fullname(&who, &req.fullname).await?;
+    Ok(ok(UserResponse::from(&user)))
+}
+
+#[utoipa::path(post, path = "/auth/send-verification-code", tag = "auth", request_body = SendVerificationCodeRequest,
+    responses((status = 200, body = NullEnvelope, description = "the same answer whether or not the account exists"),
+              (status = 429, body = ErrorEnvelope)))]
+async fn send_verification_code(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<SendVerificationCodeRequest>,
+) -> ApiResult {
+    let email = format!("email:{}", email_key(&req.email));
+    state
+        .limit(
+            "send-code-cooldown",
+            state.quotas.verification_code_cooldown,
+            &[&email],
+        )
+        .await?;
+    state
+        .limit(
+            "send-code",
+            state.quotas.send_verification_code,
+            &[&format!("ip:{ip}"), &email],
+        )
+        .await?;
+    state.auth.send_reset_code(&req.email).await?;
+    Ok(ok(None::<()>))
+}
+
+#[utoipa::path(post, path = "/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
+    responses((status = 200, body = NullEnvelope), (status = 400, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
+async fn reset_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<ResetPasswordRequest>,
+) -> ApiResult {
+    state
+        .limit(
+            "reset-password",
+            state.quotas.reset_password,
+            &[&format!("ip:{ip}")],
+        )
+        .await?;
+    state
+        .auth
+        .reset_password(&req.email, &req.verification_code, &req.new_password)
+        .await?;
+    Ok(ok(None::<()>))
+}

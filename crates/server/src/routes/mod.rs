@@ -1,0 +1,32 @@
+//! Routes, one module per product part; each exposes `router()` returning its OpenAPI-aware
+//! routes, nested under `/api/v1` by `app::router`.
+
+pub mod admin;
+pub mod auth;
+pub mod ops;
+
+use crate::app::AppState;
+use crate::http::envelope::Envelope;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+
+/// The error envelope, for documentation: `code` = HTTP status, `msg` a sentence, `data`
+/// null or details (a list of `{field, message}` for 422, `{retry_after}` for 429).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub code: u16,
+    pub msg: String,
+    #[schema(value_type = Object, nullable)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// `data: null` answers.
+pub type NullEnvelope = Envelope<Option<bool>>;
+
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(admin::router())
+        .merge(ops::router())
+}
