@@ -104,7 +104,7 @@ impl AppState {
             registration_open: a.registration_open,
             access_ttl: Duration::from_secs(a.access_token_minutes * 60),
             refresh_ttl: Duration::from_secs(a.refresh_token_days * 24 * 3600),
-            code_ttl: Duration::from_secs(a.verification_code_minutes * 60),
+            code_ttl: Duration::from_secs(a.verification_code_ttl_secs),
             code_max_attempts: a.verification_code_max_attempts,
             free_monthly_runs: a.free_monthly_runs,
             product_name: "Ironhand".into(),
@@ -117,12 +117,12 @@ impl AppState {
             TokenSigner::new(secret.expose_secret().as_bytes()),
             auth_settings,
         );
-        if a.provider() == AuthProvider::Local {
-            if let (Some(email), Some(password)) = (&a.local_email, &a.local_password) {
-                auth.ensure_local_account(email, password.expose_secret())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("auth.local_email / auth.local_password: {e}"))?;
-            }
+        if a.provider() == AuthProvider::Local
+            && let (Some(email), Some(password)) = (&a.local_email, &a.local_password)
+        {
+            auth.ensure_local_account(email, password.expose_secret())
+                .await
+                .map_err(|e| anyhow::anyhow!("auth.local_email / auth.local_password: {e}"))?;
         }
         let quotas = settings.rate_limits.quotas().map_err(anyhow::Error::msg)?;
         let public_origin = settings.public_origin().into();

@@ -102,7 +102,7 @@ pub struct AuthConfig {
     pub refresh_token_days: u64,
     /// Also set the refresh token as an HttpOnly cookie and accept it at /auth/refresh.
     pub refresh_cookie: bool,
-    pub verification_code_minutes: u64,
+    pub verification_code_ttl_secs: u64,
     pub verification_code_max_attempts: i32,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -124,7 +124,7 @@ impl Default for AuthConfig {
             access_token_minutes: 15,
             refresh_token_days: 30,
             refresh_cookie: false,
-            verification_code_minutes: 10,
+            verification_code_ttl_secs: 600,
             verification_code_max_attempts: 5,
             argon2_memory_kib: argon.memory_kib,
             argon2_iterations: argon.iterations,
@@ -272,12 +272,12 @@ impl Settings {
                 .try_parsing(true),
         );
         for (env, key) in SHORT_ENV {
-            if let Ok(value) = std::env::var(env) {
-                if !value.is_empty() {
-                    builder = builder
-                        .set_override(*key, value)
-                        .map_err(|e| format!("{env}: {e}"))?;
-                }
+            if let Ok(value) = std::env::var(env)
+                && !value.is_empty()
+            {
+                builder = builder
+                    .set_override(*key, value)
+                    .map_err(|e| format!("{env}: {e}"))?;
             }
         }
         if let Some(bind) = &overrides.bind {
@@ -366,10 +366,10 @@ impl Settings {
         if a.provider == "local" && (a.local_email.is_none() || a.local_password.is_none()) {
             problems.push("auth.local_email and auth.local_password: both are required when auth.provider = \"local\"".into());
         }
-        if let Some(secret) = &a.jwt_secret {
-            if secret.expose_secret().len() < 32 {
-                problems.push("auth.jwt_secret: must be at least 32 characters".into());
-            }
+        if let Some(secret) = &a.jwt_secret
+            && secret.expose_secret().len() < 32
+        {
+            problems.push("auth.jwt_secret: must be at least 32 characters".into());
         }
         if a.access_token_minutes == 0 || a.access_token_minutes > 24 * 60 {
             problems.push("auth.access_token_minutes: must be between 1 and 1440".into());
@@ -377,8 +377,8 @@ impl Settings {
         if a.refresh_token_days == 0 || a.refresh_token_days > 365 {
             problems.push("auth.refresh_token_days: must be between 1 and 365".into());
         }
-        if a.verification_code_minutes == 0 || a.verification_code_minutes > 24 * 60 {
-            problems.push("auth.verification_code_minutes: must be between 1 and 1440".into());
+        if a.verification_code_ttl_secs == 0 || a.verification_code_ttl_secs > 24 * 3600 {
+            problems.push("auth.verification_code_ttl_secs: must be between 1 and 86400".into());
         }
         if a.verification_code_max_attempts < 1 {
             problems.push("auth.verification_code_max_attempts: must be at least 1".into());
@@ -386,10 +386,10 @@ impl Settings {
         if let Err(e) = ironhand_core::auth::PasswordHasher::check_params(a.password_params()) {
             problems.push(format!("auth.argon2_*: {e}"));
         }
-        if let Some(url) = &self.mail.smtp_url {
-            if let Err(e) = crate::infra::mailer::smtp::SmtpTarget::parse(url.expose_secret()) {
-                problems.push(format!("mail.smtp_url (SMTP_URL): {e}"));
-            }
+        if let Some(url) = &self.mail.smtp_url
+            && let Err(e) = crate::infra::mailer::smtp::SmtpTarget::parse(url.expose_secret())
+        {
+            problems.push(format!("mail.smtp_url (SMTP_URL): {e}"));
         }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             problems.push(format!(
@@ -400,10 +400,10 @@ impl Settings {
         if let Err(e) = self.rate_limits.quotas() {
             problems.push(e);
         }
-        if let Some(f) = &self.log.format {
-            if !matches!(f.as_str(), "json" | "text") {
-                problems.push(format!("log.format: `{f}` must be json or text"));
-            }
+        if let Some(f) = &self.log.format
+            && !matches!(f.as_str(), "json" | "text")
+        {
+            problems.push(format!("log.format: `{f}` must be json or text"));
         }
         if self.profile == Profile::Production {
             if a.jwt_secret.is_none() {

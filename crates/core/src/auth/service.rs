@@ -352,18 +352,16 @@ impl AuthService {
                 DomainError::Unavailable(format!("Could not revoke the token right now: {e}"))
             })?;
         self.store.revoke_refresh_family(claims.fam, t).await?;
-        if let Some(rt) = refresh_token.filter(|s| !s.is_empty()) {
-            if let Some(record) = self
+        if let Some(rt) = refresh_token.filter(|s| !s.is_empty())
+            && let Some(record) = self
                 .store
                 .refresh_token_by_hash(&tokens::hash_refresh_token(rt))
                 .await?
-            {
-                if record.user_id == who.user.id {
-                    self.store
-                        .revoke_refresh_family(record.family_id, t)
-                        .await?;
-                }
-            }
+            && record.user_id == who.user.id
+        {
+            self.store
+                .revoke_refresh_family(record.family_id, t)
+                .await?;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use crate::app::AppState;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -67,6 +67,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             e.column()
         ))
     };
+    // Syntax first, so that `{} {}` is "not JSON" rather than "missing field".
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| syntax(&e))?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::validation(
+            "body",
+            "The request body must be a JSON object.",
+        ));
+    }
     let value = serde_path_to_error::deserialize::<_, T>(&mut de);
     let value = value.map_err(|e| {
         let path = e.path().to_string();
@@ -125,12 +133,11 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let declared_json = is_json(req.headers());
-        let has_type = req.headers().contains_key(CONTENT_TYPE);
         let bytes = read_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        if has_type && !declared_json || !has_type {
+        if !declared_json {
             return Err(ApiError::UnsupportedMediaType(
                 "Send the request body as JSON with Content-Type: application/json.".into(),
             ));
@@ -159,6 +166,21 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
                     format!("The query string is not valid: {message}."),
                 )
             })
+    }
+}
+
+/// Path parameters; anything that does not parse (bad UTF-8, not an id) is a 404, since no
+/// such resource can exist.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|_| ApiError::Domain(DomainError::NotFound("Not found.".into())))
     }
 }
 
@@ -283,18 +305,15 @@ mod tests {
     #[test]
     fn json_errors_name_the_field() {
         assert_eq!(
-            field_of(parse_json::<Login>(br#"{"age": 3}"#).err().expect("err")).0,
+            field_of(parse_json::<Login>(br#"{"age": 3}"#).expect_err("err")).0,
             "email"
         );
-        let (field, msg) = field_of(
-            parse_json::<Login>(br#"{"email": 5, "age": 3}"#)
-                .err()
-                .expect("err"),
-        );
+        let (field, msg) =
+            field_of(parse_json::<Login>(br#"{"email": 5, "age": 3}"#).expect_err("err"));
         assert_eq!(field, "email");
         assert!(msg.contains("invalid type"), "{msg}");
         assert_eq!(
-            field_of(parse_json::<Login>(br#"[1]"#).err().expect("err")).0,
+            field_of(parse_json::<Login>(br#"[1]"#).expect_err("err")).0,
             "body"
         );
         assert!(matches!(

@@ -3,10 +3,10 @@
 use crate::app::AppState;
 use crate::http::envelope::{Envelope, ok};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{AdminUser, ApiQuery};
+use crate::http::extract::{AdminUser, ApiPath, ApiQuery};
 use crate::routes::auth::dto::UserResponse;
 use crate::routes::{ErrorEnvelope, NullEnvelope};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use ironhand_core::{DomainError, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -47,7 +47,7 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
 async fn get_user(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
     let user = state.auth.user(user_id(&id)?).await?;
     Ok(ok(UserResponse::from(&user)))
@@ -77,7 +77,7 @@ async fn list_users(
 async fn deactivate(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
     state
         .auth
@@ -92,7 +92,7 @@ async fn deactivate(
 async fn activate(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
     state
         .auth

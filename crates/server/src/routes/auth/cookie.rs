@@ -59,10 +59,10 @@ pub fn clear(headers: &mut HeaderMap) {
 /// True when a cookie-authenticated request provably comes from our own pages.
 pub fn csrf_ok(headers: &HeaderMap, public_origin: &str) -> bool {
     let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    if let (Some(sent), Some(cookie)) = (sent, read(headers, CSRF_COOKIE)) {
-        if secure_eq(sent, &cookie) {
-            return true;
-        }
+    if let (Some(sent), Some(cookie)) = (sent, read(headers, CSRF_COOKIE))
+        && secure_eq(sent, &cookie)
+    {
+        return true;
     }
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return site == "same-origin";

@@ -1,0 +1,38 @@
+# The two commands: `make run` serves Ironhand on its embedded defaults, `make test` runs
+# every test (SQLite, PostgreSQL and Redis). See README.md.
+
+SHELL := /bin/bash
+export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+export TEST_REDIS_URL ?= redis://127.0.0.1:6379
+
+.PHONY: run build test fmt lint clean-test-databases
+
+## Build (release) and serve on http://localhost:8000 with SQLite in ./data.
+run:
+	cargo run --release --locked -p ironhand-server --bin ironhand -- serve
+
+build:
+	cargo build --release --locked -p ironhand-server --bin ironhand
+
+## Every test: unit tests, the storage conformance suite on SQLite and PostgreSQL, and the
+## HTTP suite against the real server on SQLite and on PostgreSQL + Redis.
+test: clean-test-databases
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --workspace --locked --no-fail-fast; \
+	else \
+		cargo test --workspace --locked --no-fail-fast; \
+	fi
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+## Test databases are created per test; drop the ones earlier runs left behind.
+clean-test-databases:
+	@if command -v psql >/dev/null 2>&1; then \
+		psql "$(TEST_DATABASE_URL)" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'ironhand\_test\_%'" 2>/dev/null \
+		| while read -r db; do psql "$(TEST_DATABASE_URL)" -qc "DROP DATABASE IF EXISTS \"$$db\"" >/dev/null 2>&1 || true; done; \
+	fi

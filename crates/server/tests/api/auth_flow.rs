@@ -1,0 +1,311 @@
+//! The account story of api.md over HTTP: register → login → refresh (rotation, reuse kills
+//! the family) → logout → change password → logout-all, on both backends.
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp, Tokens};
+use serde_json::json;
+
+on_both_backends!(
+    register_then_login_then_refresh_then_logout_revokes_tokens,
+    register_validates_fields_and_refuses_duplicates,
+    login_failures_look_the_same_for_unknown_email_and_wrong_password,
+    change_password_ends_other_sessions_and_keeps_this_one,
+    logout_all_kills_every_token,
+    change_fullname_updates_the_profile,
+    a_refresh_token_is_never_an_access_token,
+);
+
+const PW: &str = "correct horse battery";
+
+async fn register_then_login_then_refresh_then_logout_revokes_tokens(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let r = app.register("Ada Lovelace", "  Ada@Example.COM ", PW).await;
+    r.assert_ok();
+    let user = &r.data()["user"];
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["fullname"], "Ada Lovelace");
+    assert_eq!(user["role"], "admin", "the first account is the admin");
+    assert_eq!(user["is_active"], true);
+    assert!(
+        user["created_at"]
+            .as_str()
+            .expect("created_at")
+            .ends_with('Z')
+    );
+    assert_eq!(r.data()["token_type"], "bearer");
+
+    let status = app.get("/api/v1/auth/status", None).await;
+    status.assert_ok();
+    assert_eq!(
+        status.data(),
+        &json!({"auth_provider": "password", "registration_open": true})
+    );
+
+    // Login, then use the access token.
+    let login = app.login("ada@example.com", PW).await;
+    login.assert_ok();
+    let a = Tokens::from(&login);
+    let me = app.get("/api/v1/auth/me", Some(&a.access)).await;
+    me.assert_ok();
+    assert_eq!(me.data()["email"], "ada@example.com");
+    assert!(me.data()["last_login_at"].is_string());
+    assert!(me.data().get("password_hash").is_none());
+
+    // Refresh rotates: the new pair works, the old refresh token is refused…
+    let r1 = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": a.refresh}),
+        )
+        .await;
+    r1.assert_ok();
+    let b = Tokens::from(&r1);
+    assert_ne!(b.refresh, a.refresh);
+    app.get("/api/v1/auth/me", Some(&b.access))
+        .await
+        .assert_ok();
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": a.refresh}),
+    )
+    .await
+    .assert_error(401);
+    // …and that reuse revoked the whole family, including the newest token.
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": b.refresh}),
+    )
+    .await
+    .assert_error(401);
+
+    // Logout: this access token is dead at once, and so is its refresh family.
+    let c = Tokens::from(&app.login("ada@example.com", PW).await);
+    app.post("/api/v1/auth/logout", Some(&c.access), json!({}))
+        .await
+        .assert_ok();
+    app.get("/api/v1/auth/me", Some(&c.access))
+        .await
+        .assert_error(401);
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": c.refresh}),
+    )
+    .await
+    .assert_error(401);
+    // Logout needs a live token.
+    app.post("/api/v1/auth/logout", Some(&c.access), json!({}))
+        .await
+        .assert_error(401);
+    // An unrelated session is untouched.
+    let d = Tokens::from(&app.login("ada@example.com", PW).await);
+    app.get("/api/v1/auth/me", Some(&d.access))
+        .await
+        .assert_ok();
+    app.stop().await;
+}
+
+async fn register_validates_fields_and_refuses_duplicates(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let bad = app.register("A", "not-an-email", "short").await;
+    bad.assert_error(422);
+    let fields: Vec<&str> = bad
+        .data()
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|f| f["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["fullname", "email", "password"]);
+    app.register("Bob Builder", "bob@example.com", &"x".repeat(129))
+        .await
+        .assert_error(422);
+
+    app.register("Bob Builder", "bob@example.com", PW)
+        .await
+        .assert_ok();
+    let dup = app
+        .register("Robert", "BOB@example.com", "another password")
+        .await;
+    dup.assert_error(409);
+    assert!(dup.msg().contains("already exists"), "{}", dup.msg());
+    let second = app.register("Carol", "carol@example.com", PW).await;
+    second.assert_ok();
+    assert_eq!(second.data()["user"]["role"], "user");
+    app.stop().await;
+}
+
+async fn login_failures_look_the_same_for_unknown_email_and_wrong_password(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    app.signed_up("eve@example.com", PW).await;
+    let wrong = app.login("eve@example.com", "wrong password").await;
+    let unknown = app.login("nobody@example.com", PW).await;
+    let malformed = app.login("not an email", PW).await;
+    for r in [&wrong, &unknown, &malformed] {
+        r.assert_error(401);
+        assert_eq!(r.msg(), "Invalid email or password");
+        assert_eq!(r.data(), &serde_json::Value::Null);
+    }
+    app.login("EVE@example.com", PW).await.assert_ok();
+    app.stop().await;
+}
+
+async fn change_password_ends_other_sessions_and_keeps_this_one(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let here = app.signed_up("pat@example.com", PW).await;
+    let elsewhere = Tokens::from(&app.login("pat@example.com", PW).await);
+
+    let wrong = app
+        .post(
+            "/api/v1/auth/change-password",
+            Some(&here.access),
+            json!({"old_password": "nope nope", "new_password": "new password 1"}),
+        )
+        .await;
+    wrong.assert_error(400);
+    app.post(
+        "/api/v1/auth/change-password",
+        Some(&here.access),
+        json!({"old_password": PW, "new_password": "short"}),
+    )
+    .await
+    .assert_error(422);
+    app.post(
+        "/api/v1/auth/change-password",
+        Some(&here.access),
+        json!({"old_password": PW, "new_password": "new password 1"}),
+    )
+    .await
+    .assert_ok();
+
+    // Every access token issued before the change is dead…
+    app.get("/api/v1/auth/me", Some(&here.access))
+        .await
+        .assert_error(401);
+    app.get("/api/v1/auth/me", Some(&elsewhere.access))
+        .await
+        .assert_error(401);
+    // …the other session cannot refresh, this one can and carries on.
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": elsewhere.refresh}),
+    )
+    .await
+    .assert_error(401);
+    let renewed = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": here.refresh}),
+        )
+        .await;
+    renewed.assert_ok();
+    app.get(
+        "/api/v1/auth/me",
+        Some(Tokens::from(&renewed).access.as_str()),
+    )
+    .await
+    .assert_ok();
+
+    app.login("pat@example.com", PW).await.assert_error(401);
+    app.login("pat@example.com", "new password 1")
+        .await
+        .assert_ok();
+    app.stop().await;
+}
+
+async fn logout_all_kills_every_token(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let one = app.signed_up("lou@example.com", PW).await;
+    let two = Tokens::from(&app.login("lou@example.com", PW).await);
+    app.post("/api/v1/auth/logout-all", Some(&one.access), json!({}))
+        .await
+        .assert_ok();
+    for t in [&one, &two] {
+        app.get("/api/v1/auth/me", Some(&t.access))
+            .await
+            .assert_error(401);
+        app.post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": t.refresh}),
+        )
+        .await
+        .assert_error(401);
+    }
+    let fresh = Tokens::from(&app.login("lou@example.com", PW).await);
+    app.get("/api/v1/auth/me", Some(&fresh.access))
+        .await
+        .assert_ok();
+    app.stop().await;
+}
+
+async fn change_fullname_updates_the_profile(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let t = app.signed_up("kim@example.com", PW).await;
+    let r = app
+        .post(
+            "/api/v1/auth/change-fullname",
+            Some(&t.access),
+            json!({"fullname": "  Kim Lee  "}),
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.data()["fullname"], "Kim Lee");
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&t.access)).await.data()["fullname"],
+        "Kim Lee"
+    );
+    app.post(
+        "/api/v1/auth/change-fullname",
+        Some(&t.access),
+        json!({"fullname": "K"}),
+    )
+    .await
+    .assert_error(422);
+    app.post(
+        "/api/v1/auth/change-fullname",
+        None,
+        json!({"fullname": "Kim"}),
+    )
+    .await
+    .assert_error(401);
+    app.stop().await;
+}
+
+async fn a_refresh_token_is_never_an_access_token(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let t = app.signed_up("ria@example.com", PW).await;
+    let r = app.get("/api/v1/auth/me", Some(&t.refresh)).await;
+    r.assert_error(401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    for bad in ["", "Basic abc", "Bearer", "Bearer not.a.jwt"] {
+        let req = app
+            .client
+            .get(app.url("/api/v1/auth/me"))
+            .header("authorization", bad);
+        app.send(req).await.assert_error(401);
+    }
+    // A token signed with another key is refused.
+    let forged = {
+        let other = ironhand_core::auth::TokenSigner::new(b"some-other-secret-of-enough-length!!");
+        let claims = ironhand_core::auth::AccessClaims {
+            sub: ironhand_core::UserId::parse(&t.user_id).expect("id"),
+            exp: time::OffsetDateTime::now_utc().unix_timestamp() + 600,
+            iat: time::OffsetDateTime::now_utc().unix_timestamp(),
+            jti: "forged".into(),
+            kind: "access".into(),
+            ver: 0,
+            fam: uuid::Uuid::nil(),
+        };
+        other.sign(&claims).expect("sign")
+    };
+    app.get("/api/v1/auth/me", Some(&forged))
+        .await
+        .assert_error(401);
+    app.stop().await;
+}

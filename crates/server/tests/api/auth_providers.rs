@@ -1,0 +1,60 @@
+//! `auth.provider`: `local` (one configured account) and `none` (single-user installs).
+
+use crate::support::{Backend, TestApp, Tokens};
+use secrecy::SecretString;
+use serde_json::json;
+
+#[tokio::test]
+async fn local_provider_has_one_configured_account_and_no_registration() {
+    let app = TestApp::start_with(Backend::Sqlite, |s| {
+        s.auth.provider = "local".into();
+        s.auth.local_email = Some("Owner@Example.com".into());
+        s.auth.local_password = Some(SecretString::from("owner password"));
+    })
+    .await;
+    let status = app.get("/api/v1/auth/status", None).await;
+    assert_eq!(
+        status.data(),
+        &json!({"auth_provider": "local", "registration_open": false})
+    );
+    app.register("Someone", "someone@example.com", "long enough pw")
+        .await
+        .assert_error(400);
+    app.post(
+        "/api/v1/auth/send-verification-code",
+        None,
+        json!({"email": "owner@example.com"}),
+    )
+    .await
+    .assert_error(400);
+    let login = app.login("owner@example.com", "owner password").await;
+    login.assert_ok();
+    assert_eq!(login.data()["user"]["role"], "admin");
+    let t = Tokens::from(&login);
+    app.get("/api/v1/auth/me", Some(&t.access))
+        .await
+        .assert_ok();
+    app.post("/api/v1/auth/logout", Some(&t.access), json!({}))
+        .await
+        .assert_error(400);
+    app.get("/api/v1/auth/me", None).await.assert_error(401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn none_provider_acts_as_one_local_user_without_tokens() {
+    let app = TestApp::start_with(Backend::Sqlite, |s| s.auth.provider = "none".into()).await;
+    let status = app.get("/api/v1/auth/status", None).await;
+    assert_eq!(status.data()["auth_provider"], "none");
+    let me = app.get("/api/v1/auth/me", None).await;
+    me.assert_ok();
+    let again = app.get("/api/v1/auth/me", None).await;
+    assert_eq!(me.data()["id"], again.data()["id"]);
+    app.register("Someone", "someone@example.com", "long enough pw")
+        .await
+        .assert_error(400);
+    app.login("anonymous@ironhand.local", "whatever")
+        .await
+        .assert_error(400);
+    app.stop().await;
+}

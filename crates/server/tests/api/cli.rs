@@ -1,0 +1,206 @@
+//! The `ironhand` binary as an operator runs it: settings validated with the key named,
+//! `user create --admin`, `migrate`, `openapi`, `serve` with graceful shutdown, and a
+//! generated secret that keeps users signed in across restarts.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn ironhand(data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironhand"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("IRONHAND_DATA_DIR", data_dir)
+        .env("IRONHAND__AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("IRONHAND__AUTH__ARGON2_ITERATIONS", "1")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn invalid_settings_stop_the_start_and_name_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ironhand(dir.path())
+        .env("IRONHAND_BIND", "nonsense")
+        .env("IRONHAND__AUTH__PROVIDER", "ldap")
+        .env("IRONHAND__RATE_LIMITS__LOGIN", "often")
+        .arg("serve")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "server.bind (IRONHAND_BIND)",
+        "auth.provider",
+        "rate_limits.login",
+    ] {
+        assert!(err.contains(key), "`{key}` named in: {err}");
+    }
+
+    let out = ironhand(dir.path())
+        .env("IRONHAND_PROFILE", "production")
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auth.jwt_secret"));
+
+    let out = ironhand(dir.path())
+        .env("DATABASE_URL", "mysql://u:hunter2@db/x")
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("DATABASE_URL") && !err.contains("hunter2"),
+        "{err}"
+    );
+
+    let toml = dir.path().join("bad.toml");
+    std::fs::write(&toml, "[server]\nbindd = \"x\"\n").expect("write");
+    let out = ironhand(dir.path())
+        .arg("--config")
+        .arg(&toml)
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bindd"));
+}
+
+#[test]
+fn openapi_prints_the_document() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ironhand(dir.path()).arg("openapi").output().expect("run");
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(doc["paths"]["/api/v1/auth/login"]["post"].is_object());
+}
+
+async fn wait_healthy(base: &str) {
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/api/v1/health"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server at {base} never became healthy");
+}
+
+#[tokio::test]
+async fn operator_creates_an_admin_serves_restarts_and_users_stay_signed_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let created = ironhand(dir.path())
+        .env("IRONHAND_USER_PASSWORD", "operator password")
+        .args([
+            "user",
+            "create",
+            "--email",
+            "Boss@Example.com",
+            "--fullname",
+            "The Boss",
+            "--admin",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(String::from_utf8_lossy(&created.stdout).contains("role=admin"));
+    let again = ironhand(dir.path())
+        .env("IRONHAND_USER_PASSWORD", "operator password")
+        .args(["user", "create", "--email", "boss@example.com"])
+        .output()
+        .expect("run");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let migrated = ironhand(dir.path()).arg("migrate").output().expect("run");
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+
+    let (port, admin_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let start = || {
+        ironhand(dir.path())
+            .env("IRONHAND_ADMIN_BIND", format!("127.0.0.1:{admin_port}"))
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn")
+    };
+    let mut server = start();
+    wait_healthy(&base).await;
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "boss@example.com", "password": "operator password"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(login["data"]["user"]["role"], "admin", "{login}");
+    let access = login["data"]["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    // Metrics are not on the public listener.
+    assert_eq!(
+        reqwest::get(format!("{base}/metrics"))
+            .await
+            .expect("get")
+            .status()
+            .as_u16(),
+        404
+    );
+
+    // SIGTERM: a clean exit.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    let status = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+
+    // The generated secret survived: the same access token still works after a restart.
+    let mut server = start();
+    wait_healthy(&base).await;
+    let me = client
+        .get(format!("{base}/api/v1/auth/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status().as_u16(), 200);
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -1,0 +1,15 @@
+//! HTTP tests against the real server (port 0), as an outside client would use it. One test
+//! binary for link time; each test gets its own database (SQLite file or PostgreSQL
+//! database) and its own Redis key prefix.
+
+mod support;
+
+mod admin;
+mod auth_flow;
+mod auth_providers;
+mod cli;
+mod cookie_mode;
+mod http_basics;
+mod multi_instance;
+mod password_reset;
+mod rate_limits;

@@ -1,0 +1,235 @@
+//! GAP-AUTH-003: reset codes mailed through a real SMTP listener, hashed, expiring, single
+//! use, burned after five wrong tries; a reset kills every old token.
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp, Tokens};
+use ironhand_fakes::smtp::{FakeSmtp, ReceivedMail};
+use secrecy::SecretString;
+use serde_json::json;
+use std::time::Duration;
+
+on_both_backends!(
+    reset_by_mailed_code_kills_old_tokens_and_the_code_works_once,
+    five_wrong_codes_burn_the_code,
+    an_expired_code_is_refused,
+    unknown_emails_get_the_same_answer_and_no_mail,
+);
+
+const PW: &str = "original password";
+
+async fn app_with_smtp(
+    backend: Backend,
+    tweak: impl FnOnce(&mut ironhand_server::Settings),
+) -> (TestApp, FakeSmtp) {
+    let smtp = FakeSmtp::start().await.expect("fake smtp");
+    let url = smtp.url();
+    let app = TestApp::start_with(backend, |s| {
+        s.mail.smtp_url = Some(SecretString::from(url));
+        s.mail.from = "Ironhand <no-reply@ironhand.test>".into();
+        tweak(s);
+    })
+    .await;
+    (app, smtp)
+}
+
+fn code_in(mail: &ReceivedMail) -> String {
+    let text = &mail.data;
+    let at = text.find("code is ").expect("the mail states the code") + "code is ".len();
+    let code: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(code.len(), 6, "a 6-digit code in: {text}");
+    code
+}
+
+async fn request_code(app: &TestApp, smtp: &FakeSmtp, email: &str, seen: usize) -> String {
+    app.post(
+        "/api/v1/auth/send-verification-code",
+        None,
+        json!({"email": email}),
+    )
+    .await
+    .assert_ok();
+    let mail = smtp
+        .inbox
+        .wait_for(email, seen, Duration::from_secs(10))
+        .await
+        .expect("the reset mail arrives");
+    assert_eq!(mail.from, "no-reply@ironhand.test");
+    assert!(
+        mail.data
+            .contains("Subject: Your Ironhand password reset code"),
+        "{}",
+        mail.data
+    );
+    code_in(&mail)
+}
+
+fn reset(email: &str, code: &str, password: &str) -> serde_json::Value {
+    json!({"email": email, "verification_code": code, "new_password": password})
+}
+
+fn wrong(code: &str) -> String {
+    format!(
+        "{:06}",
+        (code.parse::<u32>().expect("digits") + 1) % 1_000_000
+    )
+}
+
+async fn reset_by_mailed_code_kills_old_tokens_and_the_code_works_once(backend: Backend) {
+    let (app, smtp) = app_with_smtp(backend, |_| {}).await;
+    let old = app.signed_up("rita@example.com", PW).await;
+    let code = request_code(&app, &smtp, "rita@example.com", 0).await;
+
+    app.post(
+        "/api/v1/auth/reset-password",
+        None,
+        reset("rita@example.com", &code, "brand new password"),
+    )
+    .await
+    .assert_ok();
+    // Every token from before the reset is dead.
+    app.get("/api/v1/auth/me", Some(&old.access))
+        .await
+        .assert_error(401);
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": old.refresh}),
+    )
+    .await
+    .assert_error(401);
+    // The code worked once.
+    app.post(
+        "/api/v1/auth/reset-password",
+        None,
+        reset("rita@example.com", &code, "yet another password"),
+    )
+    .await
+    .assert_error(400);
+    app.login("rita@example.com", PW).await.assert_error(401);
+    let fresh = Tokens::from(&app.login("rita@example.com", "brand new password").await);
+    app.get("/api/v1/auth/me", Some(&fresh.access))
+        .await
+        .assert_ok();
+
+    // Validation is enveloped and names the field.
+    let bad = app
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            reset("rita@example.com", "12ab", "brand new password"),
+        )
+        .await;
+    bad.assert_error(422);
+    assert_eq!(bad.data()[0]["field"], "verification_code");
+    app.stop().await;
+}
+
+async fn five_wrong_codes_burn_the_code(backend: Backend) {
+    let (app, smtp) = app_with_smtp(backend, |_| {}).await;
+    app.signed_up("bert@example.com", PW).await;
+    let code = request_code(&app, &smtp, "bert@example.com", 0).await;
+    let bad = wrong(&code);
+    for attempt in 1..=5 {
+        let r = app
+            .post(
+                "/api/v1/auth/reset-password",
+                None,
+                reset("bert@example.com", &bad, "new password 1"),
+            )
+            .await;
+        r.assert_error(400);
+        if attempt == 5 {
+            assert!(
+                r.msg().contains("no longer works"),
+                "the fifth wrong try says the code is burned: {}",
+                r.msg()
+            );
+        }
+    }
+    // The right code is now refused too, and the password is unchanged.
+    app.post(
+        "/api/v1/auth/reset-password",
+        None,
+        reset("bert@example.com", &code, "new password 1"),
+    )
+    .await
+    .assert_error(400);
+    app.login("bert@example.com", PW).await.assert_ok();
+
+    // A new code replaces the burned one and works.
+    let second = request_code(&app, &smtp, "bert@example.com", 1).await;
+    app.post(
+        "/api/v1/auth/reset-password",
+        None,
+        reset("bert@example.com", &second, "new password 2"),
+    )
+    .await
+    .assert_ok();
+    app.login("bert@example.com", "new password 2")
+        .await
+        .assert_ok();
+    app.stop().await;
+}
+
+async fn an_expired_code_is_refused(backend: Backend) {
+    let (app, smtp) = app_with_smtp(backend, |s| s.auth.verification_code_ttl_secs = 1).await;
+    app.signed_up("exp@example.com", PW).await;
+    let code = request_code(&app, &smtp, "exp@example.com", 0).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    app.post(
+        "/api/v1/auth/reset-password",
+        None,
+        reset("exp@example.com", &code, "new password 1"),
+    )
+    .await
+    .assert_error(400);
+    app.login("exp@example.com", PW).await.assert_ok();
+    app.stop().await;
+}
+
+async fn unknown_emails_get_the_same_answer_and_no_mail(backend: Backend) {
+    let (app, smtp) = app_with_smtp(backend, |_| {}).await;
+    app.signed_up("known@example.com", PW).await;
+    let known = app
+        .post(
+            "/api/v1/auth/send-verification-code",
+            None,
+            json!({"email": "known@example.com"}),
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/api/v1/auth/send-verification-code",
+            None,
+            json!({"email": "ghost@example.com"}),
+        )
+        .await;
+    assert_eq!(known.status, unknown.status);
+    assert_eq!(known.body, unknown.body);
+    known.assert_ok();
+    assert!(
+        smtp.inbox
+            .wait_for("known@example.com", 0, Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        smtp.inbox
+            .all()
+            .iter()
+            .all(|m| !m.to.contains(&"ghost@example.com".to_string()))
+    );
+    // Resetting an unknown account answers like a wrong code.
+    app.post(
+        "/api/v1/auth/reset-password",
+        None,
+        reset("ghost@example.com", "123456", "new password 1"),
+    )
+    .await
+    .assert_error(400);
+    app.stop().await;
+}

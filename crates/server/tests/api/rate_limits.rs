@@ -1,0 +1,127 @@
+//! Rate limits of api.md with their default budgets: 429, `Retry-After` and the wait in the
+//! envelope (GAP-AUTH-001 server side); IP from the socket unless proxies are trusted.
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp};
+use ironhand_server::config::RateLimitSettings;
+use serde_json::json;
+
+on_both_backends!(
+    login_past_five_a_minute_from_one_ip_is_429_with_retry_after,
+    register_past_three_a_minute_is_429,
+    forwarded_for_counts_only_behind_trusted_proxies,
+    verification_codes_have_a_cooldown_that_is_the_same_for_unknown_emails,
+);
+
+async fn login_past_five_a_minute_from_one_ip_is_429_with_retry_after(backend: Backend) {
+    let app = TestApp::start_with(backend, |s| s.rate_limits = RateLimitSettings::default()).await;
+    for i in 0..5 {
+        // Different emails: the per-IP budget is what runs out.
+        app.login(&format!("someone{i}@example.com"), "whatever pw")
+            .await
+            .assert_error(401);
+    }
+    let limited = app.login("someone9@example.com", "whatever pw").await;
+    limited.assert_error(429);
+    let retry: u64 = limited
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "retry after {retry}");
+    assert_eq!(limited.data()["retry_after"], json!(retry));
+    assert!(
+        limited.msg().contains(&format!("{retry} s")),
+        "{}",
+        limited.msg()
+    );
+    app.stop().await;
+}
+
+async fn register_past_three_a_minute_is_429(backend: Backend) {
+    let app = TestApp::start_with(backend, |s| s.rate_limits = RateLimitSettings::default()).await;
+    for i in 0..3 {
+        app.register("Some One", &format!("r{i}@example.com"), "long enough pw")
+            .await
+            .assert_ok();
+    }
+    app.register("Some One", "r4@example.com", "long enough pw")
+        .await
+        .assert_error(429);
+    app.stop().await;
+}
+
+async fn forwarded_for_counts_only_behind_trusted_proxies(backend: Backend) {
+    // Not trusted: a spoofed X-Forwarded-For does not buy a fresh budget.
+    let app = TestApp::start_with(backend, |s| s.rate_limits.login = "2/minute".into()).await;
+    let login = |ip: &'static str, email: &'static str| {
+        app.send(
+            app.request(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": "x"})),
+            )
+            .header("x-forwarded-for", ip),
+        )
+    };
+    login("1.1.1.1", "a@example.com").await.assert_error(401);
+    login("2.2.2.2", "b@example.com").await.assert_error(401);
+    login("3.3.3.3", "c@example.com").await.assert_error(429);
+    app.stop().await;
+
+    // One trusted proxy: each forwarded client has its own budget.
+    let app = TestApp::start_with(backend, |s| {
+        s.rate_limits.login = "2/minute".into();
+        s.server.trusted_proxies = 1;
+    })
+    .await;
+    let login = |ip: &'static str, email: &'static str| {
+        app.send(
+            app.request(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": "x"})),
+            )
+            .header("x-forwarded-for", ip),
+        )
+    };
+    login("1.1.1.1", "a@example.com").await.assert_error(401);
+    login("1.1.1.1", "b@example.com").await.assert_error(401);
+    login("1.1.1.1", "c@example.com").await.assert_error(429);
+    login("2.2.2.2", "d@example.com").await.assert_error(401);
+    // The per-email budget holds whatever the address.
+    login("3.3.3.3", "a@example.com").await.assert_error(401);
+    login("4.4.4.4", "a@example.com").await.assert_error(429);
+    app.stop().await;
+}
+
+async fn verification_codes_have_a_cooldown_that_is_the_same_for_unknown_emails(backend: Backend) {
+    let app = TestApp::start_with(backend, |s| s.rate_limits = RateLimitSettings::default()).await;
+    app.signed_up("cool@example.com", "long enough pw").await;
+    for email in ["cool@example.com", "nobody@example.com"] {
+        app.post(
+            "/api/v1/auth/send-verification-code",
+            None,
+            json!({"email": email}),
+        )
+        .await
+        .assert_ok();
+        let again = app
+            .post(
+                "/api/v1/auth/send-verification-code",
+                None,
+                json!({"email": email}),
+            )
+            .await;
+        again.assert_error(429);
+        let wait: u64 = again
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .expect("secs");
+        assert!((1..=60).contains(&wait));
+    }
+    app.stop().await;
+}

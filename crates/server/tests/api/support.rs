@@ -1,0 +1,291 @@
+//! `TestApp`: a running server on a fresh database, and a small client for the envelope.
+
+#![allow(dead_code)]
+
+use ironhand_server::Settings;
+use ironhand_server::config::RateLimitSettings;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: SQLite, in-process limiter and denylist.
+    Sqlite,
+    /// The scale-out set: PostgreSQL plus Redis.
+    PostgresRedis,
+}
+
+/// Runs each story once per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::support::Backend::Sqlite).await } )* }
+        mod postgres_redis { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::support::Backend::PostgresRedis).await } )* }
+    };
+}
+
+/// Generous limits, so stories that are not about rate limiting never trip them.
+pub fn relaxed_limits() -> RateLimitSettings {
+    RateLimitSettings {
+        enabled: true,
+        register: "1000/minute".into(),
+        login: "1000/minute".into(),
+        refresh: "1000/minute".into(),
+        logout: "1000/minute".into(),
+        send_verification_code: "1000/hour".into(),
+        verification_code_cooldown: "1000/minute".into(),
+        reset_password: "1000/hour".into(),
+    }
+}
+
+/// Settings for a fresh, isolated instance on `backend`; the temp dir must outlive it.
+pub async fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
+    let mut s = Settings::default();
+    s.server.bind = "127.0.0.1:0".into();
+    s.server.admin_bind = String::new();
+    s.server.data_dir = dir.to_path_buf();
+    s.server.shutdown_grace_secs = 2;
+    s.auth.argon2_memory_kib = 1024;
+    s.auth.argon2_iterations = 1;
+    s.rate_limits = relaxed_limits();
+    s.log.level = "warn".into();
+    if backend == Backend::PostgresRedis {
+        let url = ironhand_db::testing::fresh_postgres_database(
+            &ironhand_db::testing::test_database_url(),
+        )
+        .await
+        .expect("a fresh PostgreSQL database (is TEST_DATABASE_URL reachable?)");
+        s.database.url = Some(SecretString::from(url));
+        let redis =
+            std::env::var("TEST_REDIS_URL").expect("TEST_REDIS_URL is not set (see README)");
+        s.redis.url = Some(SecretString::from(redis));
+        s.redis.key_prefix = format!("ironhand-test:{}:", uuid::Uuid::new_v4().simple());
+    }
+    s
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = settings_for(backend, dir.path()).await;
+        tweak(&mut settings);
+        let mut app = Self::from_settings(settings).await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// Another instance with exactly these settings (e.g. sharing a database and Redis).
+    pub async fn from_settings(settings: Settings) -> Self {
+        ironhand_server::telemetry::init_logging(&settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = ironhand_server::AppState::build(settings.clone())
+            .await
+            .expect("server state");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(ironhand_server::serve(
+            state,
+            listener,
+            None,
+            shutdown.clone(),
+        ));
+        Self {
+            base: format!("http://{addr}"),
+            addr,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            settings,
+            shutdown,
+            task: Some(task),
+            _dir: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send(self.request(method, path, token, body)).await
+    }
+
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let res = req.send().await.expect("request reaches the server");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn register(&self, fullname: &str, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/register",
+            None,
+            json!({"fullname": fullname, "email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers and returns (access token, refresh token, user id).
+    pub async fn signed_up(&self, email: &str, password: &str) -> Tokens {
+        let r = self.register("Test Person", email, password).await;
+        assert_eq!(r.status, StatusCode::OK, "register {email}: {}", r.body);
+        Tokens::from(&r)
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+}
+
+impl From<&Reply> for Tokens {
+    fn from(r: &Reply) -> Self {
+        Self {
+            access: r.data()["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_string(),
+            refresh: r.data()["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_string(),
+            user_id: r.data()["user"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    pub fn msg(&self) -> &str {
+        self.body["msg"].as_str().unwrap_or_default()
+    }
+
+    /// Asserts the envelope of an error: HTTP status = `code`, a message to act on.
+    pub fn assert_error(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {status}, got {}: {}",
+            self.status,
+            self.body
+        );
+        assert_eq!(
+            self.body["code"],
+            json!(status),
+            "envelope code: {}",
+            self.body
+        );
+        assert!(
+            !self.msg().is_empty(),
+            "error without a message: {}",
+            self.body
+        );
+        self
+    }
+
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.status, StatusCode::OK, "expected 200: {}", self.body);
+        assert_eq!(self.body["code"], json!(0), "{}", self.body);
+        assert_eq!(self.body["msg"], json!("success"), "{}", self.body);
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
