@@ -85,18 +85,24 @@ macro_rules! impl_store {
         impl UserStore for $store {
             async fn create_user(&self, user: &NewUser, sub: &Subscription) -> StoreResult<User> {
                 let mut tx = self.writer().begin().await.map_err(store_err)?;
+                let claimed = sqlx::query(
+                    "INSERT INTO first_account (singleton, user_id) VALUES (1, $1) ON CONFLICT DO NOTHING",
+                )
+                .bind(user.id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
+                let role = user.role.unwrap_or(if claimed.rows_affected() == 1 { Role::Admin } else { Role::User });
                 let row = sqlx::query(
                     "INSERT INTO users (id, email, fullname, password_hash, role, is_active, token_version, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4,
-                             COALESCE($5, CASE WHEN EXISTS (SELECT 1 FROM users) THEN 'user' ELSE 'admin' END),
-                             TRUE, 0, $6, $6)
+                     VALUES ($1, $2, $3, $4, $5, TRUE, 0, $6, $6)
                      RETURNING id, email, fullname, password_hash, role, is_active, token_version, created_at, updated_at, last_login_at",
                 )
                 .bind(user.id.0)
                 .bind(user.email.as_str())
                 .bind(&user.fullname)
                 .bind(user.password_hash.as_deref())
-                .bind(user.role.map(Role::as_str))
+                .bind(role.as_str())
                 .bind(user.now)
                 .fetch_one(&mut *tx)
                 .await

@@ -38,13 +38,14 @@ async fn postgres() -> Db {
 /// Runs each story once per backend.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        mod sqlite_backend { $( #[tokio::test] async fn $name() { super::$name(super::sqlite().await).await } )* }
-        mod postgres_backend { $( #[tokio::test] async fn $name() { super::$name(super::postgres().await).await } )* }
+        mod sqlite_backend { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::sqlite().await).await } )* }
+        mod postgres_backend { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::postgres().await).await } )* }
     };
 }
 
 on_both_backends!(
     first_user_is_admin_and_gets_a_free_subscription,
+    concurrent_first_accounts_make_exactly_one_admin,
     duplicate_email_is_a_conflict_and_stores_nothing,
     users_are_listed_newest_first_and_searched,
     profile_password_and_activation_updates,
@@ -111,6 +112,35 @@ async fn first_user_is_admin_and_gets_a_free_subscription(db: Db) {
             .await
             .expect("q")
             .is_none()
+    );
+}
+
+async fn concurrent_first_accounts_make_exactly_one_admin(db: Db) {
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let (u, s) = new_user(&format!("racer{i}@example.com"), None);
+            store.create_user(&u, &s).await.expect("create").role
+        }));
+    }
+    let mut admins = 0;
+    for t in tasks {
+        if t.await.expect("join") == Role::Admin {
+            admins += 1;
+        }
+    }
+    assert_eq!(admins, 1);
+    // An explicit role is kept, and later accounts are plain users.
+    let (u, s) = new_user("second-admin@example.com", Some(Role::Admin));
+    assert_eq!(
+        db.store.create_user(&u, &s).await.expect("create").role,
+        Role::Admin
+    );
+    let (u, s) = new_user("late@example.com", None);
+    assert_eq!(
+        db.store.create_user(&u, &s).await.expect("create").role,
+        Role::User
     );
 }
 

@@ -43,6 +43,8 @@ pub enum Command {
     },
     /// Print the OpenAPI document as JSON.
     Openapi,
+    /// Validate the configuration and print the effective settings (secrets hidden).
+    CheckConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +85,11 @@ pub async fn run() -> anyhow::Result<()> {
     telemetry::init_logging(&settings);
     match cli.command {
         None | Some(Command::Serve { .. }) => serve(settings).await,
+        Some(Command::CheckConfig) => {
+            println!("{settings:#?}");
+            println!("configuration is valid");
+            Ok(())
+        }
         Some(Command::Migrate) => {
             std::fs::create_dir_all(&settings.server.data_dir)?;
             let store = ironhand_db::connect(&settings.database_url(), true).await?;

@@ -36,13 +36,16 @@ pub struct ServerSettings {
     pub bind: String,
     /// Metrics listener (`IRONHAND_ADMIN_BIND`); empty turns it off.
     pub admin_bind: String,
-    /// Origin used in links and redirects (`IRONHAND_PUBLIC_URL`).
+    /// The origin users reach us at (`IRONHAND_PUBLIC_URL`): the CSRF origin check, HSTS
+    /// when it is https, and (later) links and redirects.
     pub public_url: String,
     /// SQLite file, files, workspaces, generated secrets (`IRONHAND_DATA_DIR`).
     pub data_dir: PathBuf,
     /// How many reverse proxies in front of us append to `X-Forwarded-For` (0 = ignore it).
     pub trusted_proxies: usize,
-    /// Origins allowed to call the API from a browser on another origin.
+    /// Origins allowed to call the API from a browser on another origin (a TOML list, or a
+    /// comma-separated string in the environment).
+    #[serde(deserialize_with = "list_or_csv")]
     pub cors_origins: Vec<String>,
     /// Largest JSON body accepted.
     pub max_body_bytes: usize,
@@ -63,6 +66,24 @@ impl Default for ServerSettings {
             shutdown_grace_secs: 20,
         }
     }
+}
+
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match ListOrCsv::deserialize(d)? {
+        ListOrCsv::List(v) => v,
+        ListOrCsv::Csv(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -186,6 +207,8 @@ pub struct RateLimitSettings {
     pub send_verification_code: String,
     pub verification_code_cooldown: String,
     pub reset_password: String,
+    /// Per account: guesses of the current password at change-password.
+    pub change_password: String,
 }
 
 impl Default for RateLimitSettings {
@@ -199,6 +222,7 @@ impl Default for RateLimitSettings {
             send_verification_code: "3/hour".into(),
             verification_code_cooldown: "1/minute".into(),
             reset_password: "5/hour".into(),
+            change_password: "5/minute".into(),
         }
     }
 }
@@ -213,6 +237,7 @@ pub struct Quotas {
     pub send_verification_code: Quota,
     pub verification_code_cooldown: Quota,
     pub reset_password: Quota,
+    pub change_password: Quota,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,16 +289,16 @@ impl Settings {
             builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
         }
         builder = builder.add_source(
+            // No `try_parsing`: it would turn an all-digit secret into a number. Numbers and
+            // booleans still deserialize from their text.
             config::Environment::with_prefix("IRONHAND")
                 .prefix_separator("__")
-                .separator("__")
-                .list_separator(",")
-                .with_list_parse_key("server.cors_origins")
-                .try_parsing(true),
+                .separator("__"),
         );
         for (env, key) in SHORT_ENV {
+            // Empty means unset, except for the admin listener, where empty turns it off.
             if let Ok(value) = std::env::var(env)
-                && !value.is_empty()
+                && (!value.is_empty() || *env == "IRONHAND_ADMIN_BIND")
             {
                 builder = builder
                     .set_override(*key, value)
@@ -473,6 +498,7 @@ impl RateLimitSettings {
                 &self.verification_code_cooldown,
             )?,
             reset_password: q("reset_password", &self.reset_password)?,
+            change_password: q("change_password", &self.change_password)?,
         })
     }
 }

@@ -421,7 +421,19 @@ impl AuthService {
     pub async fn send_reset_code(&self, email: &str) -> Result<(), DomainError> {
         self.require_password_provider("Password reset")?;
         let email = Email::parse(email).map_err(|e| validation(vec![e]))?;
-        let Some(user) = self.store.user_by_email(&email).await? else {
+        // Everything that depends on whether the account exists happens after the answer,
+        // so neither the answer nor its timing tells.
+        let service = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = service.issue_reset_code(&email).await {
+                tracing::error!(error = %e, "could not issue a password reset code");
+            }
+        });
+        Ok(())
+    }
+
+    async fn issue_reset_code(&self, email: &Email) -> Result<(), DomainError> {
+        let Some(user) = self.store.user_by_email(email).await? else {
             return Ok(());
         };
         if !user.is_active {
@@ -449,13 +461,10 @@ impl AuthService {
                 user.fullname
             ),
         };
-        let mailer = self.mailer.clone();
-        tokio::spawn(async move {
-            if let Err(e) = mailer.send(mail).await {
-                tracing::error!(error = %e, "could not send the password reset email");
-            }
-        });
-        Ok(())
+        self.mailer
+            .send(mail)
+            .await
+            .map_err(|e| DomainError::Unavailable(format!("mail: {e}")))
     }
 
     pub async fn reset_password(
@@ -531,8 +540,11 @@ impl AuthService {
         query: Option<&str>,
     ) -> Result<UserPage, DomainError> {
         let mut errors = Vec::new();
-        if page < 1 {
-            errors.push(FieldError::new("page", "page starts at 1."));
+        if !(1..=1_000_000).contains(&page) {
+            errors.push(FieldError::new(
+                "page",
+                "page must be between 1 and 1000000.",
+            ));
         }
         if !(1..=100).contains(&limit) {
             errors.push(FieldError::new("limit", "limit must be between 1 and 100."));
@@ -615,6 +627,10 @@ impl AuthService {
                 {
                     let hash = self.hasher.hash(password).await?;
                     self.store.update_password(user.id, &hash, now()).await?;
+                    // A new configured password ends every existing session.
+                    self.store
+                        .revoke_user_refresh_tokens(user.id, None, now())
+                        .await?;
                 }
                 if user.role != Role::Admin {
                     self.store.set_role(user.id, Role::Admin, now()).await?;

@@ -13,6 +13,13 @@ CREATE TABLE users (
 );
 CREATE INDEX users_created_at ON users (created_at DESC);
 
+-- Claimed once, by the first account ever created: that account (unless it was given a
+-- role explicitly) becomes admin. A primary key makes the claim race-free on both backends.
+CREATE TABLE first_account (
+    singleton  INTEGER PRIMARY KEY CHECK (singleton = 1),
+    user_id    BLOB NOT NULL
+);
+
 CREATE TABLE refresh_tokens (
     id          BLOB PRIMARY KEY NOT NULL,
     user_id     BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,

@@ -254,11 +254,12 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, trusted_proxies: usi
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
-    if hops.is_empty() {
+    // Fewer entries than trusted proxies: the request skipped our proxies, so every entry
+    // may be the client's own invention.
+    if hops.len() < trusted_proxies {
         return peer;
     }
-    let index = hops.len().saturating_sub(trusted_proxies);
-    hops[index].parse().unwrap_or(peer)
+    hops[hops.len() - trusted_proxies].parse().unwrap_or(peer)
 }
 
 impl FromRequestParts<AppState> for ClientIp {
@@ -344,9 +345,11 @@ mod tests {
             "1.2.3.4".parse::<IpAddr>().expect("ip")
         );
         assert_eq!(
-            client_ip(&h, Some(peer), 9),
+            client_ip(&h, Some(peer), 3),
             "6.6.6.6".parse::<IpAddr>().expect("ip")
         );
+        // More trusted proxies than entries: the entries are not trustworthy.
+        assert_eq!(client_ip(&h, Some(peer), 9), peer);
         h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
         assert_eq!(client_ip(&h, Some(peer), 1), peer);
     }

@@ -204,3 +204,121 @@ async fn operator_creates_an_admin_serves_restarts_and_users_stay_signed_in() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn environment_values_keep_their_text_and_lists_split_on_commas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ironhand(dir.path())
+        .env("IRONHAND_PROFILE", "production")
+        // All digits: must stay a 40-character string, not become a number.
+        .env(
+            "IRONHAND__AUTH__JWT_SECRET",
+            "0000000000000000000000000000000000000123",
+        )
+        .env("IRONHAND__AUTH__REFRESH_COOKIE", "true")
+        .env("IRONHAND__SERVER__TRUSTED_PROXIES", "2")
+        .env(
+            "IRONHAND__SERVER__CORS_ORIGINS",
+            "https://a.example.com, https://b.example.com",
+        )
+        .env("IRONHAND_PUBLIC_URL", "https://agents.example.com")
+        .arg("check-config")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "refresh_cookie: true",
+        "trusted_proxies: 2",
+        "\"https://a.example.com\"",
+        "\"https://b.example.com\"",
+        "configuration is valid",
+    ] {
+        assert!(stdout.contains(expected), "`{expected}` in {stdout}");
+    }
+    assert!(
+        !stdout.contains("0000000000000000000000000000000000000123"),
+        "secrets stay hidden"
+    );
+}
+
+#[tokio::test]
+async fn without_smtp_the_reset_code_goes_to_the_log_marked_as_the_development_mailer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("server.log");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = ironhand(dir.path())
+        .env("IRONHAND_ADMIN_BIND", "")
+        .env("RUST_LOG", "warn")
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn");
+    wait_healthy(&base).await;
+    let startup = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        startup.contains("development mailer"),
+        "a clear warning at start: {startup}"
+    );
+
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        client.post(format!("{base}{path}")).json(&body).send()
+    };
+    let r = post(
+        "/api/v1/auth/register",
+        serde_json::json!({"fullname": "Dev User", "email": "dev@example.com", "password": "long enough pw"}),
+    )
+    .await
+    .expect("register");
+    assert_eq!(r.status().as_u16(), 200);
+    let r = post(
+        "/api/v1/auth/send-verification-code",
+        serde_json::json!({"email": "dev@example.com"}),
+    )
+    .await
+    .expect("send code");
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({"code": 0, "msg": "success", "data": null}),
+        "never in the API response"
+    );
+
+    let mut code = None;
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("development mailer") && l.contains("dev@example.com"))
+        {
+            assert!(line.contains("WARN"), "{line}");
+            let at = line.find("code is ").expect("code in the logged mail") + "code is ".len();
+            code = Some(
+                line[at..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>(),
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = code.expect("the mail was logged");
+    let r = post(
+        "/api/v1/auth/reset-password",
+        serde_json::json!({"email": "dev@example.com", "verification_code": code, "new_password": "a new password"}),
+    )
+    .await
+    .expect("reset");
+    assert_eq!(r.status().as_u16(), 200);
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -11,7 +11,27 @@ on_both_backends!(
     register_past_three_a_minute_is_429,
     forwarded_for_counts_only_behind_trusted_proxies,
     verification_codes_have_a_cooldown_that_is_the_same_for_unknown_emails,
+    guessing_the_current_password_is_limited_per_account,
 );
+
+async fn guessing_the_current_password_is_limited_per_account(backend: Backend) {
+    let app = TestApp::start_with(backend, |s| s.rate_limits = RateLimitSettings::default()).await;
+    let t = app.signed_up("guess@example.com", "long enough pw").await;
+    let body = json!({"old_password": "a wrong guess", "new_password": "new password 1"});
+    for _ in 0..5 {
+        app.post(
+            "/api/v1/auth/change-password",
+            Some(&t.access),
+            body.clone(),
+        )
+        .await
+        .assert_error(400);
+    }
+    app.post("/api/v1/auth/change-password", Some(&t.access), body)
+        .await
+        .assert_error(429);
+    app.stop().await;
+}
 
 async fn login_past_five_a_minute_from_one_ip_is_429_with_retry_after(backend: Backend) {
     let app = TestApp::start_with(backend, |s| s.rate_limits = RateLimitSettings::default()).await;

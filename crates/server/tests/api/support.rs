@@ -38,6 +38,7 @@ pub fn relaxed_limits() -> RateLimitSettings {
         send_verification_code: "1000/hour".into(),
         verification_code_cooldown: "1000/minute".into(),
         reset_password: "1000/hour".into(),
+        change_password: "1000/minute".into(),
     }
 }
 

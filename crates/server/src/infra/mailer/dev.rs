@@ -11,7 +11,7 @@ impl Mailer for DevMailer {
         tracing::warn!(
             to = %mail.to,
             subject = %mail.subject,
-            body = %mail.text,
+            body = ?mail.text,
             "development mailer: SMTP_URL is not set, so this email was written here instead of being sent"
         );
         Ok(())

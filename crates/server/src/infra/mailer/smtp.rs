@@ -67,17 +67,11 @@ impl SmtpTarget {
             Tls::Implicit => 465,
             Tls::None => 25,
         });
-        let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-        };
         let credentials = if url.username().is_empty() {
             None
         } else {
-            let user = decode(url.username()).unwrap_or_default();
-            let pass = url.password().and_then(decode).unwrap_or_default();
-            Some((user, pass))
+            let pass = url.password().map(percent_decode).unwrap_or_default();
+            Some((percent_decode(url.username()), pass))
         };
         Ok(Self {
             host,
@@ -86,6 +80,27 @@ impl SmtpTarget {
             credentials,
         })
     }
+}
+
+/// `%XX` escapes only (a `+` stays a plus, unlike form decoding).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub struct SmtpMailer {
@@ -150,6 +165,8 @@ mod tests {
             ("mail.example.com", 587, Tls::StartTls)
         );
         assert_eq!(t.credentials, Some(("me@x.com".into(), "p:ss".into())));
+        let plus = SmtpTarget::parse("smtp://u:a+b%26c%25@h").expect("parse");
+        assert_eq!(plus.credentials, Some(("u".into(), "a+b&c%".into())));
         assert!(!format!("{t:?}").contains("p:ss"));
         assert_eq!(
             SmtpTarget::parse("smtp://h:2525?tls=tls")

@@ -220,6 +220,13 @@ async fn change_password(
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult {
     state
+        .limit(
+            "change-password",
+            state.quotas.change_password,
+            &[&format!("user:{}", who.user.id)],
+        )
+        .await?;
+    state
         .auth
         .change_password(&who, &req.old_password, &req.new_password)
         .await?;
