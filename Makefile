@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: run build test fmt lint clean-test-databases
+.PHONY: run build test bench fmt lint clean-test-databases
 
 ## Build (release) and serve on http://localhost:8000 with SQLite in ./data.
 run:
@@ -22,6 +22,11 @@ test: clean-test-databases
 	else \
 		cargo test --workspace --locked --no-fail-fast; \
 	fi
+
+## Load and latency on SQLite and on PostgreSQL + Redis; writes docs/benchmarks.md.
+bench:
+	cargo build --release --locked -p ironhand-server -p ironhand-bench
+	target/release/ironhand-bench --server target/release/ironhand --out docs/benchmarks.md
 
 fmt:
 	cargo fmt --all

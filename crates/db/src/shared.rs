@@ -285,31 +285,49 @@ macro_rules! impl_store {
             }
         }
 
+        async fn insert_token(
+            tx: &mut sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
+            t: &RefreshTokenRecord,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at, rotated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(t.id)
+            .bind(t.user_id.0)
+            .bind(t.family_id)
+            .bind(&t.token_hash)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .bind(t.rotated_at)
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+        }
+
         #[async_trait]
         impl RefreshTokenStore for $store {
-            async fn insert_refresh_token(&self, t: &RefreshTokenRecord) -> StoreResult<()> {
+            async fn start_refresh_family(&self, first: &RefreshTokenRecord) -> StoreResult<()> {
+                let mut tx = self.writer().begin().await.map_err(store_err)?;
                 sqlx::query(
-                    "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at, rotated_at, revoked_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, revoked_at)
+                     VALUES ($1, $2, $3, $3, NULL)",
                 )
-                .bind(t.id)
-                .bind(t.user_id.0)
-                .bind(t.family_id)
-                .bind(&t.token_hash)
-                .bind(t.created_at)
-                .bind(t.expires_at)
-                .bind(t.rotated_at)
-                .bind(t.revoked_at)
-                .execute(self.writer())
+                .bind(first.family_id)
+                .bind(first.user_id.0)
+                .bind(first.created_at)
+                .execute(&mut *tx)
                 .await
                 .map_err(store_err)?;
-                Ok(())
+                insert_token(&mut tx, first).await.map_err(store_err)?;
+                tx.commit().await.map_err(store_err)
             }
 
             async fn refresh_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
                 let row = sqlx::query(
-                    "SELECT id, user_id, family_id, token_hash, created_at, expires_at, rotated_at, revoked_at
-                     FROM refresh_tokens WHERE token_hash = $1",
+                    "SELECT t.id, t.user_id, t.family_id, t.token_hash, t.created_at, t.expires_at, t.rotated_at, f.revoked_at
+                     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+                     WHERE t.token_hash = $1",
                 )
                 .bind(token_hash)
                 .fetch_optional(self.writer())
@@ -318,20 +336,38 @@ macro_rules! impl_store {
                 row.as_ref().map(refresh_from_row).transpose().map_err(store_err)
             }
 
-            async fn mark_refresh_token_rotated(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-                let done = sqlx::query(
-                    "UPDATE refresh_tokens SET rotated_at = $2 WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL",
+            async fn rotate_refresh_token(&self, old_id: Uuid, next: &RefreshTokenRecord, now: OffsetDateTime) -> StoreResult<bool> {
+                let mut tx = self.writer().begin().await.map_err(store_err)?;
+                // Locks the family row: a concurrent revocation waits for this transaction
+                // and then revokes the family, new token included.
+                let live = sqlx::query("UPDATE refresh_families SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(next.family_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err)?;
+                if live.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                let rotated = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = $2 WHERE id = $1 AND family_id = $3 AND rotated_at IS NULL",
                 )
-                .bind(id)
+                .bind(old_id)
                 .bind(now)
-                .execute(self.writer())
+                .bind(next.family_id)
+                .execute(&mut *tx)
                 .await
                 .map_err(store_err)?;
-                Ok(done.rows_affected() == 1)
+                if rotated.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                insert_token(&mut tx, next).await.map_err(store_err)?;
+                tx.commit().await.map_err(store_err)?;
+                Ok(true)
             }
 
             async fn revoke_refresh_family(&self, family_id: Uuid, now: OffsetDateTime) -> StoreResult<u64> {
-                let done = sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+                let done = sqlx::query("UPDATE refresh_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                     .bind(family_id)
                     .bind(now)
                     .execute(self.writer())
@@ -348,15 +384,15 @@ macro_rules! impl_store {
             ) -> StoreResult<u64> {
                 let done = match keep_family {
                     Some(keep) => sqlx::query(
-                        "UPDATE refresh_tokens SET revoked_at = $2
-                         WHERE user_id = $1 AND revoked_at IS NULL AND family_id <> $3",
+                        "UPDATE refresh_families SET revoked_at = $2
+                         WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3",
                     )
                     .bind(user_id.0)
                     .bind(now)
                     .bind(keep)
                     .execute(self.writer())
                     .await,
-                    None => sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    None => sqlx::query("UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                         .bind(user_id.0)
                         .bind(now)
                         .execute(self.writer())
@@ -456,7 +492,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(store_err)?;
-                sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                sqlx::query("UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                     .bind(user_id.0)
                     .bind(now)
                     .execute(&mut *tx)

@@ -50,6 +50,7 @@ on_both_backends!(
     users_are_listed_newest_first_and_searched,
     profile_password_and_activation_updates,
     refresh_tokens_rotate_once_and_families_revoke,
+    concurrent_rotations_and_revocations_never_leave_a_live_token,
     verification_codes_count_attempts_and_reset_once,
 );
 
@@ -302,15 +303,11 @@ async fn refresh_tokens_rotate_once_and_families_revoke(db: Db) {
     let user = db.store.create_user(&u, &s).await.expect("create");
     let (fam_a, fam_b) = (Uuid::now_v7(), Uuid::now_v7());
     let a1 = token(user.id, fam_a, "hash-a1");
-    db.store.insert_refresh_token(&a1).await.expect("insert");
+    db.store.start_refresh_family(&a1).await.expect("start a");
     db.store
-        .insert_refresh_token(&token(user.id, fam_a, "hash-a2"))
+        .start_refresh_family(&token(user.id, fam_b, "hash-b1"))
         .await
-        .expect("insert");
-    db.store
-        .insert_refresh_token(&token(user.id, fam_b, "hash-b1"))
-        .await
-        .expect("insert");
+        .expect("start b");
 
     let found = db
         .store
@@ -320,6 +317,7 @@ async fn refresh_tokens_rotate_once_and_families_revoke(db: Db) {
         .expect("exists");
     assert_eq!(found.family_id, fam_a);
     assert_eq!(found.expires_at, a1.expires_at);
+    assert!(found.revoked_at.is_none() && found.rotated_at.is_none());
     assert!(
         db.store
             .refresh_token_by_hash("nope")
@@ -328,18 +326,28 @@ async fn refresh_tokens_rotate_once_and_families_revoke(db: Db) {
             .is_none()
     );
 
+    // A token rotates once; the second attempt stores nothing.
     let t = now();
+    let a2 = token(user.id, fam_a, "hash-a2");
     assert!(
         db.store
-            .mark_refresh_token_rotated(a1.id, t)
+            .rotate_refresh_token(a1.id, &a2, t)
             .await
             .expect("rotate")
     );
+    let a2_again = token(user.id, fam_a, "hash-a2-again");
     assert!(
         !db.store
-            .mark_refresh_token_rotated(a1.id, t)
+            .rotate_refresh_token(a1.id, &a2_again, t)
             .await
             .expect("rotate twice")
+    );
+    assert!(
+        db.store
+            .refresh_token_by_hash("hash-a2-again")
+            .await
+            .expect("q")
+            .is_none()
     );
     assert_eq!(
         db.store
@@ -351,12 +359,43 @@ async fn refresh_tokens_rotate_once_and_families_revoke(db: Db) {
         Some(t)
     );
 
+    // Revoking the family revokes every token in it, and nothing rotates out of it after.
     assert_eq!(
         db.store
             .revoke_refresh_family(fam_a, t)
             .await
             .expect("revoke"),
-        2
+        1
+    );
+    assert_eq!(
+        db.store
+            .revoke_refresh_family(fam_a, t)
+            .await
+            .expect("revoke again"),
+        0
+    );
+    assert_eq!(
+        db.store
+            .refresh_token_by_hash("hash-a2")
+            .await
+            .expect("q")
+            .expect("e")
+            .revoked_at,
+        Some(t)
+    );
+    let a3 = token(user.id, fam_a, "hash-a3");
+    assert!(
+        !db.store
+            .rotate_refresh_token(a2.id, &a3, t)
+            .await
+            .expect("rotate revoked")
+    );
+    assert!(
+        db.store
+            .refresh_token_by_hash("hash-a3")
+            .await
+            .expect("q")
+            .is_none()
     );
     assert!(
         db.store
@@ -367,6 +406,7 @@ async fn refresh_tokens_rotate_once_and_families_revoke(db: Db) {
             .revoked_at
             .is_none()
     );
+
     // Keeping family B revokes nothing more; without it, B goes too.
     assert_eq!(
         db.store
@@ -384,16 +424,72 @@ async fn refresh_tokens_rotate_once_and_families_revoke(db: Db) {
     );
     let dup = db
         .store
-        .insert_refresh_token(&token(user.id, fam_b, "hash-b1"))
+        .start_refresh_family(&token(user.id, Uuid::now_v7(), "hash-b1"))
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))));
+}
+
+async fn concurrent_rotations_and_revocations_never_leave_a_live_token(db: Db) {
+    let (u, s) = new_user("race@example.com", None);
+    let user = db.store.create_user(&u, &s).await.expect("create");
+    for round in 0..10 {
+        let family = Uuid::now_v7();
+        let first = token(user.id, family, &format!("race-{round}-0"));
+        db.store.start_refresh_family(&first).await.expect("start");
+        // Two rotations of the same token and a revocation, all at once.
+        let mut tasks = Vec::new();
+        for i in 1..=2 {
+            let store = db.store.clone();
+            let next = token(user.id, family, &format!("race-{round}-{i}"));
+            let old = first.id;
+            tasks.push(tokio::spawn(async move {
+                store
+                    .rotate_refresh_token(old, &next, now())
+                    .await
+                    .expect("rotate")
+            }));
+        }
+        let store = db.store.clone();
+        let revoke = tokio::spawn(async move {
+            store
+                .revoke_refresh_family(family, now())
+                .await
+                .expect("revoke")
+        });
+        let wins: usize = futures_count(tasks).await;
+        revoke.await.expect("join");
+        assert!(wins <= 1, "one rotation at most");
+        for i in 0..=2 {
+            if let Some(t) = db
+                .store
+                .refresh_token_by_hash(&format!("race-{round}-{i}"))
+                .await
+                .expect("q")
+            {
+                assert!(
+                    t.revoked_at.is_some(),
+                    "every token of a revoked family is dead"
+                );
+            }
+        }
+    }
+}
+
+async fn futures_count(tasks: Vec<tokio::task::JoinHandle<bool>>) -> usize {
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.expect("join") {
+            wins += 1;
+        }
+    }
+    wins
 }
 
 async fn verification_codes_count_attempts_and_reset_once(db: Db) {
     let (u, s) = new_user("code@example.com", None);
     let user = db.store.create_user(&u, &s).await.expect("create");
     db.store
-        .insert_refresh_token(&token(user.id, Uuid::now_v7(), "live"))
+        .start_refresh_family(&token(user.id, Uuid::now_v7(), "live"))
         .await
         .expect("insert");
     let t = now();

@@ -108,6 +108,7 @@ impl AppState {
             code_max_attempts: a.verification_code_max_attempts,
             free_monthly_runs: a.free_monthly_runs,
             product_name: "Ironhand".into(),
+            local_email: a.local_email.as_ref().map(|e| e.trim().to_lowercase()),
         };
         let auth = AuthService::new(
             store.clone(),
@@ -117,6 +118,18 @@ impl AppState {
             TokenSigner::new(secret.expose_secret().as_bytes()),
             auth_settings,
         );
+        if a.provider() == AuthProvider::None
+            && settings
+                .server
+                .bind
+                .parse::<SocketAddr>()
+                .is_ok_and(|addr| !addr.ip().is_loopback())
+        {
+            tracing::warn!(
+                bind = %settings.server.bind,
+                "auth.provider = none on a non-loopback address: anyone who can reach this port acts as the local user"
+            );
+        }
         if a.provider() == AuthProvider::Local
             && let (Some(email), Some(password)) = (&a.local_email, &a.local_password)
         {
@@ -154,23 +167,21 @@ impl AppState {
         if !self.settings.rate_limits.enabled {
             return Ok(());
         }
-        let mut wait = None;
+        // Subjects are checked in order and the first refusal stops the count, so a client
+        // over its own budget cannot spend anyone else's (e.g. a victim's per-email budget).
         for subject in subjects {
             if let RateDecision::Limited { retry_after } = self
                 .limiter
                 .check(&format!("{rule}:{subject}"), quota)
                 .await
             {
-                wait = Some(wait.map_or(retry_after, |w: Duration| w.max(retry_after)));
-            }
-        }
-        match wait {
-            Some(retry_after) => {
                 tracing::info!(rule, retry_after_s = retry_after.as_secs(), "rate limited");
-                Err(DomainError::RateLimited { retry_after }.into())
+                metrics::counter!("rate_limit_rejections_total", "rule" => rule.to_string())
+                    .increment(1);
+                return Err(DomainError::RateLimited { retry_after }.into());
             }
-            None => Ok(()),
         }
+        Ok(())
     }
 }
 
@@ -218,7 +229,14 @@ pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let mut app = Router::new()
         .merge(api)
-        .merge(SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
+        .merge(
+            Router::<AppState>::from(
+                SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc),
+            )
+            .layer(axum::middleware::map_response(
+                middleware::envelope_bare_not_found,
+            )),
+        )
         .route("/", get(|| async { Html(LANDING) }))
         .route_layer(axum::middleware::from_fn(middleware::record_route))
         .fallback(middleware::not_found)
@@ -254,7 +272,10 @@ pub fn router(state: AppState) -> Router {
         },
         middleware::security_headers,
     ))
-    .layer(axum::middleware::from_fn(middleware::observe))
+    .layer(axum::middleware::from_fn_with_state(
+        Duration::from_secs(settings.server.request_timeout_secs),
+        middleware::observe,
+    ))
     .with_state(state)
 }
 

@@ -51,6 +51,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long shutdown waits for open requests and streams.
     pub shutdown_grace_secs: u64,
+    /// Longest time a request may take to produce its response headers (streams then run
+    /// on without this limit).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -64,6 +67,7 @@ impl Default for ServerSettings {
             cors_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
             shutdown_grace_secs: 20,
+            request_timeout_secs: 60,
         }
     }
 }
@@ -355,6 +359,9 @@ impl Settings {
                     "server.cors_origins: `{origin}` is not an origin like https://app.example.com"
                 ));
             }
+        }
+        if s.request_timeout_secs == 0 {
+            problems.push("server.request_timeout_secs: must be at least 1".into());
         }
         if s.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes: must be at least 1024".into());

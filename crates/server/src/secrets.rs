@@ -16,36 +16,69 @@ pub fn jwt_secret(settings: &Settings) -> anyhow::Result<SecretString> {
     let dir = settings.server.data_dir.join("secrets");
     let path = dir.join("jwt_secret");
     if let Ok(existing) = std::fs::read_to_string(&path) {
-        let existing = existing.trim().to_string();
-        if existing.len() >= 32 {
-            return Ok(SecretString::from(existing));
-        }
-        anyhow::bail!(
-            "{} is shorter than 32 characters; delete it to generate a new one",
-            path.display()
-        );
+        return checked(&path, existing);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
     let mut bytes = [0u8; 48];
     rand::fill(&mut bytes);
     let secret = hex::encode(bytes);
+    // Written whole to a private temp file, then linked into place: a second process starting
+    // at the same moment either wins the link or reads the complete file of the winner.
+    let tmp = dir.join(format!(".jwt_secret.{}", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(&path) {
-        Ok(mut file) => {
-            file.write_all(secret.as_bytes())
-                .with_context(|| format!("could not write {}", path.display()))?;
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(secret.as_bytes())
+            .and_then(|_| file.sync_all())
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("could not write {}", tmp.display()));
+    }
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
             tracing::info!(path = %path.display(), "generated a JWT signing secret (kept for restarts)");
             Ok(SecretString::from(secret))
         }
-        // Another process created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let existing = std::fs::read_to_string(&path)
                 .with_context(|| format!("could not read {}", path.display()))?;
-            Ok(SecretString::from(existing.trim().to_string()))
+            checked(&path, existing)
         }
         Err(e) => Err(e).with_context(|| format!("could not create {}", path.display())),
+    }
+}
+
+fn checked(path: &std::path::Path, contents: String) -> anyhow::Result<SecretString> {
+    let secret = contents.trim();
+    if secret.len() < 32 {
+        anyhow::bail!(
+            "{} holds fewer than 32 characters; delete it to generate a new one",
+            path.display()
+        );
+    }
+    Ok(SecretString::from(secret.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_then_reused_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = Settings::default();
+        settings.server.data_dir = dir.path().to_path_buf();
+        let first = jwt_secret(&settings).expect("generate");
+        let again = jwt_secret(&settings).expect("reuse");
+        use secrecy::ExposeSecret;
+        assert_eq!(first.expose_secret(), again.expose_secret());
+        assert_eq!(first.expose_secret().len(), 96);
+        std::fs::write(dir.path().join("secrets/jwt_secret"), "short").expect("write");
+        assert!(jwt_secret(&settings).is_err());
     }
 }

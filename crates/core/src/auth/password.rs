@@ -4,6 +4,7 @@ use crate::error::DomainError;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// argon2id cost. Defaults are OWASP's minimum (19 MiB, 2 passes, 1 lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub struct PasswordHasher {
     /// A hash of a random password, verified against when the email is unknown so that both
     /// failures take the same time.
     decoy: Arc<String>,
+    /// At most this many hashes run at once, so a login storm costs bounded memory
+    /// (each holds `memory_kib`) and leaves the blocking pool to other work.
+    slots: Arc<Semaphore>,
 }
 
 impl PasswordHasher {
@@ -41,9 +45,13 @@ impl PasswordHasher {
             .hash_password(&decoy_password)
             .map_err(|e| format!("argon2 failed: {e}"))?
             .to_string();
+        let slots = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Ok(Self {
             params,
             decoy: Arc::new(decoy),
+            slots: Arc::new(Semaphore::new(slots)),
         })
     }
 
@@ -57,7 +65,14 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &str) -> Result<String, DomainError> {
         let params = self.params.clone();
         let password = password.to_owned();
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(DomainError::internal)?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             argon(&params)
                 .hash_password(password.as_bytes())
                 .map(|h| h.to_string())
@@ -76,7 +91,14 @@ impl PasswordHasher {
             .unwrap_or_else(|| self.decoy.as_ref().clone());
         let password = password.to_owned();
         let params = self.params.clone();
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(DomainError::internal)?;
         let matched = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             argon(&params)
                 .verify_password(password.as_bytes(), hash.as_str())
                 .is_ok()

@@ -12,6 +12,7 @@ use crate::user::{Email, NewUser, Role, User, check_password, parse_fullname};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub const RESET_PASSWORD: &str = "reset_password";
@@ -47,6 +48,8 @@ pub struct AuthSettings {
     pub code_max_attempts: i32,
     pub free_monthly_runs: i64,
     pub product_name: String,
+    /// The one account that may log in when `provider = Local` (lower-cased).
+    pub local_email: Option<String>,
 }
 
 impl Default for AuthSettings {
@@ -60,6 +63,7 @@ impl Default for AuthSettings {
             code_max_attempts: 5,
             free_monthly_runs: crate::subscription::FREE_PLAN_MONTHLY_RUNS,
             product_name: "Ironhand".into(),
+            local_email: None,
         }
     }
 }
@@ -161,7 +165,12 @@ impl AuthService {
                 other => other,
             })?;
         let tokens = self.issue_new_family(&user).await?;
-        self.store.record_login(user.id, now()).await?;
+        let t = now();
+        self.store.record_login(user.id, t).await?;
+        let user = User {
+            last_login_at: Some(t),
+            ..user
+        };
         Ok((user, tokens))
     }
 
@@ -196,8 +205,14 @@ impl AuthService {
             ));
         }
         let user = match Email::parse(email) {
-            Ok(email) => self.store.user_by_email(&email).await?,
-            Err(_) => None,
+            // In `local` mode only the configured account may sign in.
+            Ok(email)
+                if self.settings.provider != AuthProvider::Local
+                    || self.settings.local_email.as_deref() == Some(email.as_str()) =>
+            {
+                self.store.user_by_email(&email).await?
+            }
+            _ => None,
         };
         let matched = self
             .hasher
@@ -216,7 +231,12 @@ impl AuthService {
             ));
         }
         let tokens = self.issue_new_family(&user).await?;
-        self.store.record_login(user.id, now()).await?;
+        let t = now();
+        self.store.record_login(user.id, t).await?;
+        let user = User {
+            last_login_at: Some(t),
+            ..user
+        };
         Ok((user, tokens))
     }
 
@@ -246,25 +266,30 @@ impl AuthService {
             Some(u) if u.is_active => u,
             _ => return Err(invalid()),
         };
-        if !self.store.mark_refresh_token_rotated(record.id, t).await? {
-            // Lost a race with another use of the same token: that is reuse too.
+        let (next, pair) = self.mint(&user, record.family_id)?;
+        if !self.store.rotate_refresh_token(record.id, &next, t).await? {
+            // The family was revoked meanwhile, or another request rotated this token first
+            // (reuse): either way the family is dead.
             self.store
                 .revoke_refresh_family(record.family_id, t)
                 .await?;
             return Err(invalid());
         }
-        self.issue_in_family(&user, record.family_id).await
+        Ok(pair)
     }
 
     async fn issue_new_family(&self, user: &User) -> Result<TokenPair, DomainError> {
-        self.issue_in_family(user, Uuid::now_v7()).await
+        let (first, pair) = self.mint(user, Uuid::now_v7())?;
+        self.store.start_refresh_family(&first).await?;
+        Ok(pair)
     }
 
-    async fn issue_in_family(
+    /// A new refresh-token record for `family_id` and the token pair to hand out.
+    fn mint(
         &self,
         user: &User,
         family_id: Uuid,
-    ) -> Result<TokenPair, DomainError> {
+    ) -> Result<(RefreshTokenRecord, TokenPair), DomainError> {
         let t = now();
         let (refresh_token, token_hash) = tokens::new_refresh_token();
         let record = RefreshTokenRecord {
@@ -277,7 +302,6 @@ impl AuthService {
             rotated_at: None,
             revoked_at: None,
         };
-        self.store.insert_refresh_token(&record).await?;
         let claims = AccessClaims {
             sub: user.id,
             iat: t.unix_timestamp(),
@@ -288,11 +312,12 @@ impl AuthService {
             fam: family_id,
         };
         let access_token = self.signer.sign(&claims).map_err(DomainError::internal)?;
-        Ok(TokenPair {
+        let pair = TokenPair {
             access_token,
             refresh_token,
             access_expires_in: self.settings.access_ttl,
-        })
+        };
+        Ok((record, pair))
     }
 
     /// Resolves a bearer token to a live, active user. Anything else is 401.
@@ -349,7 +374,8 @@ impl AuthService {
             .deny(&claims.jti, Duration::from_secs(remaining))
             .await
             .map_err(|e| {
-                DomainError::Unavailable(format!("Could not revoke the token right now: {e}"))
+                tracing::error!(error = %e, "token denylist unavailable");
+                DomainError::Unavailable("Could not log out right now. Try again shortly.".into())
             })?;
         self.store.revoke_refresh_family(claims.fam, t).await?;
         if let Some(rt) = refresh_token.filter(|s| !s.is_empty())
@@ -424,11 +450,14 @@ impl AuthService {
         // Everything that depends on whether the account exists happens after the answer,
         // so neither the answer nor its timing tells.
         let service = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = service.issue_reset_code(&email).await {
-                tracing::error!(error = %e, "could not issue a password reset code");
+        tokio::spawn(
+            async move {
+                if let Err(e) = service.issue_reset_code(&email).await {
+                    tracing::error!(error = %e, "could not issue a password reset code");
+                }
             }
-        });
+            .instrument(tracing::Span::current()),
+        );
         Ok(())
     }
 
@@ -507,9 +536,7 @@ impl AuthService {
                 .record_failed_code_attempt(record.id, max)
                 .await?;
             if attempts.is_some_and(|a| a >= max) {
-                return Err(DomainError::BadRequest(
-                    "Too many wrong codes: this code no longer works. Request a new code.".into(),
-                ));
+                tracing::info!(user_id = %user.id, "reset code burned after too many wrong tries");
             }
             return Err(invalid());
         }
@@ -544,6 +571,12 @@ impl AuthService {
             errors.push(FieldError::new(
                 "page",
                 "page must be between 1 and 1000000.",
+            ));
+        }
+        if query.is_some_and(|q| q.chars().any(char::is_control) || q.chars().count() > 200) {
+            errors.push(FieldError::new(
+                "q",
+                "q must be at most 200 characters, without control characters.",
             ));
         }
         if !(1..=100).contains(&limit) {
@@ -650,8 +683,9 @@ impl AuthService {
         if let Some(user) = self.store.user_by_email(&email).await? {
             return Ok(user);
         }
+        // A plain user: with no login at all, admin powers would be anyone's.
         match self
-            .create_account("Local user".into(), email.clone(), None, Some(Role::Admin))
+            .create_account("Local user".into(), email.clone(), None, Some(Role::User))
             .await
         {
             Ok(user) => Ok(user),

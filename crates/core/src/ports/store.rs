@@ -20,6 +20,8 @@ pub struct RefreshTokenRecord {
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub rotated_at: Option<OffsetDateTime>,
+    /// When the token's family was revoked (read from the family; tokens are never revoked
+    /// one by one).
     pub revoked_at: Option<OffsetDateTime>,
 }
 
@@ -79,16 +81,25 @@ pub trait UserStore: Send + Sync {
 
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
-    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
+    /// Starts a new family (a login) with its first token.
+    async fn start_refresh_family(&self, first: &RefreshTokenRecord) -> StoreResult<()>;
+    /// The token, with `revoked_at` set when its family is revoked.
     async fn refresh_token_by_hash(
         &self,
         token_hash: &str,
     ) -> StoreResult<Option<RefreshTokenRecord>>;
-    /// Marks the token rotated only if it is still live; false means someone got there first.
-    async fn mark_refresh_token_rotated(&self, id: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+    /// In one transaction, and only while the family is live and `old_id` not yet rotated:
+    /// marks `old_id` rotated and stores `next` in the same family. False otherwise.
+    async fn rotate_refresh_token(
+        &self,
+        old_id: Uuid,
+        next: &RefreshTokenRecord,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Returns how many families were revoked (0 when it already was).
     async fn revoke_refresh_family(&self, family_id: Uuid, now: OffsetDateTime)
     -> StoreResult<u64>;
-    /// Revokes every live refresh token of the user except those of `keep_family`.
+    /// Revokes every live family of the user except `keep_family`.
     async fn revoke_user_refresh_tokens(
         &self,
         user_id: UserId,

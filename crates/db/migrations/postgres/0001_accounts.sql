@@ -20,18 +20,28 @@ CREATE TABLE first_account (
     user_id    UUID NOT NULL
 );
 
+-- One row per login; every refresh token rotated from it belongs to it. Revoking the family
+-- (logout, reuse detected, password change…) kills all its tokens at once, and rotation locks
+-- this row so a rotation can never slip a live token past a revocation.
+CREATE TABLE refresh_families (
+    id            UUID PRIMARY KEY,
+    user_id       UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at    TIMESTAMPTZ NOT NULL,
+    last_used_at  TIMESTAMPTZ NOT NULL,
+    revoked_at    TIMESTAMPTZ
+);
+CREATE INDEX refresh_families_user ON refresh_families (user_id);
+
 CREATE TABLE refresh_tokens (
     id          UUID PRIMARY KEY,
     user_id     UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    family_id   UUID NOT NULL,
+    family_id   UUID NOT NULL REFERENCES refresh_families (id) ON DELETE CASCADE,
     token_hash  TEXT NOT NULL UNIQUE,
     created_at  TIMESTAMPTZ NOT NULL,
     expires_at  TIMESTAMPTZ NOT NULL,
-    rotated_at  TIMESTAMPTZ,
-    revoked_at  TIMESTAMPTZ
+    rotated_at  TIMESTAMPTZ
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
-CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
 
 CREATE TABLE verification_codes (
     id           UUID PRIMARY KEY,

@@ -20,18 +20,28 @@ CREATE TABLE first_account (
     user_id    BLOB NOT NULL
 );
 
+-- One row per login; every refresh token rotated from it belongs to it. Revoking the family
+-- (logout, reuse detected, password change…) kills all its tokens at once, and rotation locks
+-- this row so a rotation can never slip a live token past a revocation.
+CREATE TABLE refresh_families (
+    id            BLOB PRIMARY KEY NOT NULL,
+    user_id       BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at    TEXT NOT NULL,
+    last_used_at  TEXT NOT NULL,
+    revoked_at    TEXT
+);
+CREATE INDEX refresh_families_user ON refresh_families (user_id);
+
 CREATE TABLE refresh_tokens (
     id          BLOB PRIMARY KEY NOT NULL,
     user_id     BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    family_id   BLOB NOT NULL,
+    family_id   BLOB NOT NULL REFERENCES refresh_families (id) ON DELETE CASCADE,
     token_hash  TEXT NOT NULL UNIQUE,
     created_at  TEXT NOT NULL,
     expires_at  TEXT NOT NULL,
-    rotated_at  TEXT,
-    revoked_at  TEXT
+    rotated_at  TEXT
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
-CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
 
 CREATE TABLE verification_codes (
     id           BLOB PRIMARY KEY NOT NULL,

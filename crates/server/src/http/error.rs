@@ -80,7 +80,6 @@ impl IntoResponse for ApiError {
             ApiError::Domain(D::Conflict(m)) => body(StatusCode::CONFLICT, m, Value::Null),
             ApiError::Domain(D::RateLimited { retry_after }) => {
                 let secs = retry_after.as_secs().max(1);
-                metrics::counter!("rate_limit_rejections_total").increment(1);
                 let mut r = body(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!("Too many requests. Try again in {secs} s."),

@@ -262,6 +262,23 @@ pub fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, trusted_proxies: usi
     hops[hops.len() - trusted_proxies].parse().unwrap_or(peer)
 }
 
+impl ClientIp {
+    /// The limiter key for this client: IPv4 addresses as they are, IPv6 by their /64 (one
+    /// subscriber usually holds a whole /64 and could otherwise rotate through it).
+    pub fn limit_key(&self) -> String {
+        match self.0 {
+            IpAddr::V4(v4) => format!("ip:{v4}"),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => format!("ip:{v4}"),
+                None => {
+                    let s = v6.segments();
+                    format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
@@ -325,6 +342,15 @@ mod tests {
             parse_json::<Login>(br#"{"email": "a", "age": 1} trailing"#),
             Err(ApiError::Domain(DomainError::BadRequest(_)))
         ));
+    }
+
+    #[test]
+    fn limiter_keys_group_ipv6_by_64() {
+        let key = |s: &str| ClientIp(s.parse().expect("ip")).limit_key();
+        assert_eq!(key("1.2.3.4"), "ip:1.2.3.4");
+        assert_eq!(key("::ffff:1.2.3.4"), "ip:1.2.3.4");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 
     #[test]

@@ -28,8 +28,26 @@ fn sane_request_id(v: &HeaderValue) -> Option<String> {
     .then(|| s.to_string())
 }
 
-/// Outermost layer: request id, span, access log line, metrics.
-pub async fn observe(mut req: Request, next: Next) -> Response {
+/// Methods become metric labels only from this fixed set, so clients cannot mint series.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Outermost layer: request id, span, timeout, access log line, metrics.
+pub async fn observe(
+    State(timeout): State<std::time::Duration>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = req
         .headers()
@@ -46,7 +64,17 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         route = tracing::field::Empty,
         user_id = tracing::field::Empty,
     );
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let mut response =
+        match tokio::time::timeout(timeout, next.run(req).instrument(span.clone())).await {
+            Ok(response) => response,
+            Err(_) => span.in_scope(|| {
+                ApiError::Domain(ironhand_core::DomainError::Unavailable(format!(
+                    "The server took longer than {} s to answer. Try again.",
+                    timeout.as_secs()
+                )))
+                .into_response()
+            }),
+        };
     let latency = started.elapsed();
     let status = response.status().as_u16();
     let route = response
@@ -66,7 +94,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         }
     });
     let labels = [
-        ("method", method.to_string()),
+        ("method", method_label(&method).to_string()),
         ("route", route),
         ("status", status.to_string()),
     ];
@@ -159,6 +187,18 @@ pub async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
         axum::response::Html("<!doctype html><title>Not found</title><h1>Not found</h1><p><a href=\"/\">Ironhand</a></p>"),
     )
         .into_response()
+}
+
+/// Static-file routers (the docs page) answer unknown files with an empty 404; give it the
+/// JSON envelope like every other unknown `/api` path.
+pub async fn envelope_bare_not_found(uri: axum::http::Uri, response: Response) -> Response {
+    if response.status() == axum::http::StatusCode::NOT_FOUND
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return ApiError::RouteNotFound(format!("There is no API route {}.", uri.path()))
+            .into_response();
+    }
+    response
 }
 
 pub async fn method_not_allowed() -> Response {

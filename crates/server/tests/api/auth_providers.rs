@@ -50,11 +50,35 @@ async fn none_provider_acts_as_one_local_user_without_tokens() {
     me.assert_ok();
     let again = app.get("/api/v1/auth/me", None).await;
     assert_eq!(me.data()["id"], again.data()["id"]);
+    // With no login at all, nobody gets admin powers.
+    assert_eq!(me.data()["role"], "user");
+    app.get("/api/v1/auth/users", None).await.assert_error(403);
     app.register("Someone", "someone@example.com", "long enough pw")
         .await
         .assert_error(400);
     app.login("anonymous@ironhand.local", "whatever")
         .await
         .assert_error(400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn local_provider_lets_only_the_configured_account_in() {
+    // Accounts from an earlier password-mode life of the same database stay locked out.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = crate::support::settings_for(Backend::Sqlite, dir.path()).await;
+    let earlier = TestApp::from_settings(settings.clone()).await;
+    earlier.signed_up("old@example.com", "long enough pw").await;
+    earlier.stop().await;
+    settings.auth.provider = "local".into();
+    settings.auth.local_email = Some("owner@example.com".into());
+    settings.auth.local_password = Some(SecretString::from("owner password"));
+    let app = TestApp::from_settings(settings).await;
+    app.login("old@example.com", "long enough pw")
+        .await
+        .assert_error(401);
+    app.login("owner@example.com", "owner password")
+        .await
+        .assert_ok();
     app.stop().await;
 }

@@ -99,9 +99,14 @@ async fn request_ids_are_echoed_when_sane_and_replaced_otherwise() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn bad_bodies_get_enveloped_4xx_and_change_nothing() {
-    let app = TestApp::start(Backend::Sqlite).await;
+crate::on_both_backends!(
+    bad_bodies_get_enveloped_4xx_and_change_nothing,
+    unknown_routes_and_methods_are_enveloped,
+    every_refusal_carries_security_headers,
+);
+
+async fn bad_bodies_get_enveloped_4xx_and_change_nothing(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let url = app.url("/api/v1/auth/register");
     let raw = |body: &'static str| {
         app.client
@@ -191,9 +196,8 @@ async fn bad_bodies_get_enveloped_4xx_and_change_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn unknown_routes_and_methods_are_enveloped() {
-    let app = TestApp::start(Backend::Sqlite).await;
+async fn unknown_routes_and_methods_are_enveloped(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let r = app.get("/api/v1/does-not-exist", None).await;
     r.assert_error(404);
     assert!(
@@ -220,6 +224,19 @@ async fn unknown_routes_and_methods_are_enveloped() {
     app.get("/api/v1/auth/users?limit=0", Some(&admin.access))
         .await
         .assert_error(422);
+    // Hostile search text is refused, not passed to the database (PostgreSQL rejects NUL).
+    app.get("/api/v1/auth/users?q=%00", Some(&admin.access))
+        .await
+        .assert_error(422);
+    app.get(
+        "/api/v1/auth/users?q=%C3%89lodie%20%25_",
+        Some(&admin.access),
+    )
+    .await
+    .assert_ok();
+    // Unknown files under the docs page are JSON 404s too.
+    let missing = app.get("/api/v1/docs/nope.js", None).await;
+    missing.assert_error(404);
     app.stop().await;
 }
 
@@ -258,6 +275,40 @@ async fn health_ready_and_openapi_describe_the_server() {
             .as_str()
             .is_some_and(|html| html.contains("swagger"))
     );
+    app.stop().await;
+}
+
+async fn every_refusal_carries_security_headers(backend: Backend) {
+    let app = TestApp::start_with(backend, |s| s.rate_limits.login = "1/minute".into()).await;
+    let url = app.url("/api/v1/auth/login");
+    let json = |body: String| {
+        app.client
+            .post(url.clone())
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let cases = [
+        (
+            "405",
+            app.call(Method::DELETE, "/api/v1/auth/login", None, None)
+                .await,
+        ),
+        (
+            "413",
+            app.send(json(format!("{{\"email\": \"{}\"}}", "x".repeat(2 << 20))))
+                .await,
+        ),
+        (
+            "415",
+            app.send(app.client.post(url.clone()).body("email=x")).await,
+        ),
+        ("401", app.login("nobody@example.com", "wrong").await),
+        ("429", app.login("nobody@example.com", "wrong").await),
+    ];
+    for (status, r) in &cases {
+        r.assert_error(status.parse().expect("status"));
+        assert_security_headers(r, status);
+    }
     app.stop().await;
 }
 

@@ -132,7 +132,14 @@ async fn five_wrong_codes_burn_the_code(backend: Backend) {
     app.signed_up("bert@example.com", PW).await;
     let code = request_code(&app, &smtp, "bert@example.com", 0).await;
     let bad = wrong(&code);
-    for attempt in 1..=5 {
+    let unknown = app
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            reset("nobody@example.com", &bad, "new password 1"),
+        )
+        .await;
+    for _ in 1..=5 {
         let r = app
             .post(
                 "/api/v1/auth/reset-password",
@@ -141,13 +148,8 @@ async fn five_wrong_codes_burn_the_code(backend: Backend) {
             )
             .await;
         r.assert_error(400);
-        if attempt == 5 {
-            assert!(
-                r.msg().contains("no longer works"),
-                "the fifth wrong try says the code is burned: {}",
-                r.msg()
-            );
-        }
+        // The same answer as for an account that does not exist: nothing to enumerate.
+        assert_eq!(r.body, unknown.body);
     }
     // The right code is now refused too, and the password is unchanged.
     app.post(

@@ -7,11 +7,27 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const PRUNE_ABOVE: usize = 10_000;
+/// Expired keys are swept at most this often, so the sweep's cost is spread thin.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
-#[derive(Default)]
+struct State {
+    tat: HashMap<String, Instant>,
+    last_prune: Instant,
+}
+
 pub struct MemoryRateLimiter {
-    tat: Mutex<HashMap<String, Instant>>,
+    state: Mutex<State>,
+}
+
+impl Default for MemoryRateLimiter {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                tat: HashMap::new(),
+                last_prune: Instant::now(),
+            }),
+        }
+    }
 }
 
 impl MemoryRateLimiter {
@@ -20,23 +36,29 @@ impl MemoryRateLimiter {
     }
 
     fn decide(&self, key: &str, quota: Quota, now: Instant) -> RateDecision {
-        let Ok(mut map) = self.tat.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return RateDecision::Allowed;
         };
-        if map.len() > PRUNE_ABOVE {
-            map.retain(|_, tat| *tat > now);
+        if now.duration_since(state.last_prune) >= PRUNE_EVERY {
+            state.tat.retain(|_, tat| *tat > now);
+            state.last_prune = now;
         }
         let interval = quota.emission_interval();
-        let tat = map.get(key).copied().filter(|t| *t > now).unwrap_or(now);
+        let tat = state
+            .tat
+            .get(key)
+            .copied()
+            .filter(|t| *t > now)
+            .unwrap_or(now);
         let new_tat = tat + interval;
         // Admit while the schedule is at most one full period ahead of now (burst = count).
-        let allow_at = new_tat.checked_sub(quota.period).unwrap_or(now);
-        if allow_at > now {
+        let ahead = new_tat.duration_since(now);
+        if ahead > quota.period {
             return RateDecision::Limited {
-                retry_after: round_up(allow_at - now),
+                retry_after: round_up(ahead - quota.period),
             };
         }
-        map.insert(key.to_string(), new_tat);
+        state.tat.insert(key.to_string(), new_tat);
         RateDecision::Allowed
     }
 }
@@ -83,6 +105,9 @@ mod tests {
         ));
         // A full period later the whole burst is back.
         let later = t0 + Duration::from_secs(80);
+        // By then "k" and "other" have expired and are swept.
+        l.decide("sweep", q, later);
+        assert_eq!(l.state.lock().map(|s| s.tat.len()).unwrap_or(0), 1);
         for _ in 0..5 {
             assert_eq!(l.decide("k", q, later), RateDecision::Allowed);
         }

@@ -84,11 +84,11 @@ async fn status(State(state): State<AppState>) -> Response {
               (status = 422, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
 async fn register(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult {
     state
-        .limit("register", state.quotas.register, &[&format!("ip:{ip}")])
+        .limit("register", state.quotas.register, &[&ip.limit_key()])
         .await?;
     let (user, tokens) = state
         .auth
@@ -103,17 +103,14 @@ async fn register(
               (status = 403, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
 async fn login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult {
     state
         .limit(
             "login",
             state.quotas.login,
-            &[
-                &format!("ip:{ip}"),
-                &format!("email:{}", email_key(&req.email)),
-            ],
+            &[&ip.limit_key(), &format!("email:{}", email_key(&req.email))],
         )
         .await?;
     let (user, tokens) = state.auth.login(&req.email, &req.password).await?;
@@ -125,12 +122,12 @@ async fn login(
               (status = 403, body = ErrorEnvelope, description = "cookie used without a CSRF signal")))]
 async fn refresh(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     headers: HeaderMap,
     OptionalJson(req): OptionalJson<RefreshRequest>,
 ) -> ApiResult {
     state
-        .limit("refresh", state.quotas.refresh, &[&format!("ip:{ip}")])
+        .limit("refresh", state.quotas.refresh, &[&ip.limit_key()])
         .await?;
     let token = match req.refresh_token.filter(|t| !t.is_empty()) {
         Some(token) => token,
@@ -250,7 +247,7 @@ async fn change_fullname(
               (status = 429, body = ErrorEnvelope)))]
 async fn send_verification_code(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     ApiJson(req): ApiJson<SendVerificationCodeRequest>,
 ) -> ApiResult {
     let email = format!("email:{}", email_key(&req.email));
@@ -265,7 +262,7 @@ async fn send_verification_code(
         .limit(
             "send-code",
             state.quotas.send_verification_code,
-            &[&format!("ip:{ip}"), &email],
+            &[&ip.limit_key(), &email],
         )
         .await?;
     state.auth.send_reset_code(&req.email).await?;
@@ -276,14 +273,14 @@ async fn send_verification_code(
     responses((status = 200, body = NullEnvelope), (status = 400, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
 async fn reset_password(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     ApiJson(req): ApiJson<ResetPasswordRequest>,
 ) -> ApiResult {
     state
         .limit(
             "reset-password",
             state.quotas.reset_password,
-            &[&format!("ip:{ip}")],
+            &[&ip.limit_key()],
         )
         .await?;
     state

@@ -1,0 +1,385 @@
+//! `make bench`: starts a release `ironhand` process per backend, drives it with concurrent
+//! clients over loopback, and writes throughput, latency percentiles and the server's memory
+//! to docs/benchmarks.md with the machine and the date.
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// The release server binary.
+    #[arg(long, default_value = "target/release/ironhand")]
+    server: PathBuf,
+    /// Where to write the report.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    out: PathBuf,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// PostgreSQL server for the scale-out run (a fresh database is created on it).
+    #[arg(long, env = "TEST_DATABASE_URL")]
+    postgres: Option<String>,
+    #[arg(long, env = "TEST_REDIS_URL")]
+    redis: Option<String>,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn start(args: &Args, env: &[(&str, String)]) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let mut cmd = Command::new(&args.server);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("IRONHAND_DATA_DIR", dir.path())
+        .env("IRONHAND_ADMIN_BIND", "")
+        .env("IRONHAND__RATE_LIMITS__ENABLED", "false")
+        .env("RUST_LOG", "error")
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("could not start {}", args.server.display()))?;
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if reqwest::get(format!("{}/api/v1/health", server.base))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the server never became healthy")
+}
+
+struct Outcome {
+    name: &'static str,
+    requests: usize,
+    errors: usize,
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Runs `clients` loops of `request` for `seconds`; each call returns whether it succeeded.
+async fn load<F, Fut>(name: &'static str, clients: usize, seconds: u64, request: F) -> Outcome
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut errors) = (Vec::new(), 0usize);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let ok = request(client).await;
+                latencies.push(t.elapsed());
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            all.extend(l);
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Outcome {
+        name,
+        requests: all.len(),
+        errors,
+        per_sec: all.len() as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: Value,
+    token: Option<&str>,
+) -> anyhow::Result<Value> {
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let v: Value = req.send().await?.json().await?;
+    if v["code"] != json!(0) {
+        bail!("{url}: {v}");
+    }
+    Ok(v)
+}
+
+async fn run_backend(
+    args: &Args,
+    label: &str,
+    env: &[(&str, String)],
+) -> anyhow::Result<(Vec<Outcome>, u64, u64)> {
+    let server = start(args, env).await?;
+    let base = server.base.clone();
+    let idle_rss = server.rss_kib().unwrap_or(0);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()?;
+
+    // One account per client, with a token pair each.
+    let mut tokens = Vec::new();
+    for i in 0..args.clients {
+        let r = post(
+            &client,
+            &format!("{base}/api/v1/auth/register"),
+            json!({"fullname": "Bench User", "email": format!("bench{i}@example.com"), "password": "bench password"}),
+            None,
+        )
+        .await?;
+        tokens.push((
+            r["data"]["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            r["data"]["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ));
+    }
+    let access: Arc<Vec<String>> = Arc::new(tokens.iter().map(|t| t.0.clone()).collect());
+    let refresh: Arc<Vec<std::sync::Mutex<String>>> = Arc::new(
+        tokens
+            .iter()
+            .map(|t| std::sync::Mutex::new(t.1.clone()))
+            .collect(),
+    );
+    let mut outcomes = Vec::new();
+
+    let (c, b) = (client.clone(), base.clone());
+    outcomes.push(
+        load("GET /health", args.clients, args.seconds, move |_| {
+            let (c, b) = (c.clone(), b.clone());
+            async move {
+                c.get(format!("{b}/api/v1/health"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await,
+    );
+    let (c, b, a) = (client.clone(), base.clone(), access.clone());
+    outcomes.push(
+        load(
+            "GET /auth/me (JWT, denylist, user lookup)",
+            args.clients,
+            args.seconds,
+            move |i| {
+                let (c, b, t) = (c.clone(), b.clone(), a[i].clone());
+                async move {
+                    c.get(format!("{b}/api/v1/auth/me"))
+                        .bearer_auth(t)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            },
+        )
+        .await,
+    );
+    let (c, b, r) = (client.clone(), base.clone(), refresh.clone());
+    outcomes.push(
+        load(
+            "POST /auth/refresh (rotation, 2 writes)",
+            args.clients,
+            args.seconds,
+            move |i| {
+                let (c, b, r) = (c.clone(), b.clone(), r.clone());
+                async move {
+                    let current = r[i].lock().map(|g| g.clone()).unwrap_or_default();
+                    match post(
+                        &c,
+                        &format!("{b}/api/v1/auth/refresh"),
+                        json!({"refresh_token": current}),
+                        None,
+                    )
+                    .await
+                    {
+                        Ok(v) => {
+                            if let (Ok(mut g), Some(next)) =
+                                (r[i].lock(), v["data"]["refresh_token"].as_str())
+                            {
+                                *g = next.to_string();
+                            }
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }
+            },
+        )
+        .await,
+    );
+    let (c, b) = (client.clone(), base.clone());
+    outcomes.push(
+        load("POST /auth/login (argon2id 19 MiB, t=2)", args.clients, args.seconds, move |i| {
+            let (c, b) = (c.clone(), b.clone());
+            async move {
+                post(&c, &format!("{b}/api/v1/auth/login"), json!({"email": format!("bench{i}@example.com"), "password": "bench password"}), None)
+                    .await
+                    .is_ok()
+            }
+        })
+        .await,
+    );
+    let peak_rss = server.rss_kib().unwrap_or(0);
+    eprintln!("{label}: done");
+    Ok((outcomes, idle_rss, peak_rss))
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown")
+        .trim()
+        .to_string();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|kib| format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("{model}, {cores} cores, {mem} RAM")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut report = String::new();
+    let date = time::OffsetDateTime::now_utc().date();
+    writeln!(report, "# Benchmarks\n")?;
+    writeln!(
+        report,
+        "Written by `make bench` (`bench/src/main.rs`): a release `ironhand` process per backend, driven over loopback by {} concurrent clients for {} s per scenario. Client and server share the machine, so the numbers are a floor, not a ceiling. Rate limits are off for the run.\n",
+        args.clients, args.seconds
+    )?;
+    writeln!(report, "- Date: {date}\n- Machine: {}\n", machine())?;
+
+    let mut backends: Vec<(&str, Vec<(&str, String)>)> =
+        vec![("SQLite, in-process limiter and denylist", vec![])];
+    if let (Some(pg), Some(redis)) = (&args.postgres, &args.redis) {
+        let db = ironhand_db::testing::fresh_postgres_database(pg)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        backends.push((
+            "PostgreSQL + Redis",
+            vec![
+                ("DATABASE_URL", db),
+                ("REDIS_URL", redis.clone()),
+                (
+                    "IRONHAND__REDIS__KEY_PREFIX",
+                    format!("ironhand-bench:{}:", uuid::Uuid::new_v4().simple()),
+                ),
+            ],
+        ));
+    }
+    for (label, env) in &backends {
+        let (outcomes, idle, peak) = run_backend(&args, label, env).await?;
+        writeln!(report, "## {label}\n")?;
+        writeln!(
+            report,
+            "| scenario | requests | errors | req/s | p50 | p99 |\n|---|---:|---:|---:|---:|---:|"
+        )?;
+        for o in outcomes {
+            writeln!(
+                report,
+                "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms |",
+                o.name,
+                o.requests,
+                o.errors,
+                o.per_sec,
+                o.p50.as_secs_f64() * 1000.0,
+                o.p99.as_secs_f64() * 1000.0
+            )?;
+        }
+        writeln!(
+            report,
+            "\nServer memory (RSS): {:.1} MiB after start, {:.1} MiB after the run.\n",
+            idle as f64 / 1024.0,
+            peak as f64 / 1024.0
+        )?;
+    }
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.out, &report)?;
+    println!("{report}");
+    Ok(())
+}
