@@ -547,6 +547,30 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_file_in_the_docs_loads() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let sample = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/configuration.md has a ```toml sample");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ironhand.toml");
+        // The sample leaves the production secret to the environment; supply one here.
+        let sample = sample.replacen(
+            "[auth]\n",
+            "[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n",
+            1,
+        );
+        std::fs::write(&path, sample).expect("write");
+        let loaded = Settings::load(Some(&path), &Overrides::default());
+        assert!(
+            loaded.is_ok(),
+            "the documented sample must load: {loaded:?}"
+        );
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let mut s = Settings::default();
         s.auth.jwt_secret = Some(SecretString::from("super-secret-value-that-is-long-enough"));
