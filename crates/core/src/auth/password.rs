@@ -62,24 +62,31 @@ impl PasswordHasher {
             .map_err(|e| format!("invalid argon2 parameters: {e}"))
     }
 
-    pub async fn hash(&self, password: &str) -> Result<String, DomainError> {
-        let params = self.params.clone();
-        let password = password.to_owned();
+    /// Runs `work` with an argon2 instance on the blocking pool, once a slot is free.
+    async fn with_argon<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+    ) -> Result<T, DomainError> {
         let slot = self
             .slots
             .clone()
             .acquire_owned()
             .await
             .map_err(DomainError::internal)?;
+        let argon2 = argon(&self.params);
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            argon(&params)
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(DomainError::internal)
+            work(argon2)
         })
         .await
-        .map_err(DomainError::internal)?
+        .map_err(DomainError::internal)
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, DomainError> {
+        let password = password.to_owned();
+        self.with_argon(move |a| a.hash_password(password.as_bytes()).map(|h| h.to_string()))
+            .await?
+            .map_err(DomainError::internal)
     }
 
     /// True when `password` matches `hash`. With no hash, checks against the decoy (and
@@ -90,21 +97,12 @@ impl PasswordHasher {
             .map(str::to_owned)
             .unwrap_or_else(|| self.decoy.as_ref().clone());
         let password = password.to_owned();
-        let params = self.params.clone();
-        let slot = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(DomainError::internal)?;
-        let matched = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            argon(&params)
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
-        })
-        .await
-        .map_err(DomainError::internal)?;
+        let matched = self
+            .with_argon(move |a| {
+                a.verify_password(password.as_bytes(), hash.as_str())
+                    .is_ok()
+            })
+            .await?;
         Ok(known && matched)
     }
 }
