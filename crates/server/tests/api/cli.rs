@@ -322,3 +322,66 @@ async fn without_smtp_the_reset_code_goes_to_the_log_marked_as_the_development_m
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_never_the_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("server.log");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let secret = "a-very-secret-signing-key-that-must-never-be-logged";
+    let mut server = ironhand(dir.path())
+        .env("IRONHAND_ADMIN_BIND", "")
+        .env("IRONHAND__LOG__FORMAT", "json")
+        .env("IRONHAND__AUTH__JWT_SECRET", secret)
+        .env("RUST_LOG", "info")
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn");
+    wait_healthy(&base).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{base}/api/v1/ready"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(r.status().as_u16(), 200);
+    let password = "password-that-must-not-be-logged";
+    client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({"fullname": "Log Test", "email": "log@example.com", "password": password}))
+        .send()
+        .await
+        .expect("register");
+
+    let mut found = None;
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["span"]["request_id"] == "trace-me-42" && v["fields"]["status"] == 200);
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line = found.expect("a JSON access-log line with the request id");
+    assert_eq!(line["span"]["route"], "/api/v1/ready");
+    assert!(line["fields"]["latency_ms"].is_number());
+    let _ = server.kill();
+    let _ = server.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "every line is JSON"
+    );
+    assert!(
+        !text.contains(secret) && !text.contains(password),
+        "no secret in the log"
+    );
+}
