@@ -6,7 +6,6 @@ pub mod auth;
 pub mod ops;
 
 use crate::app::AppState;
-use crate::http::envelope::Envelope;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -21,8 +20,14 @@ pub struct ErrorEnvelope {
     pub data: Option<serde_json::Value>,
 }
 
-/// `data: null` answers.
-pub type NullEnvelope = Envelope<Option<bool>>;
+/// The answer of routes that return nothing: `{code: 0, msg: "success", data: null}`.
+#[derive(Serialize, ToSchema)]
+pub struct NullEnvelope {
+    pub code: u16,
+    pub msg: String,
+    #[schema(value_type = Object, nullable)]
+    pub data: Option<serde_json::Value>,
+}
 
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -268,6 +268,38 @@ async fn health_ready_and_openapi_describe_the_server() {
     ] {
         assert!(doc.body["paths"].get(path).is_some(), "{path} documented");
     }
+    // Every response is described and every `$ref` resolves.
+    fn walk(v: &serde_json::Value, refs: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    refs.push(r.to_string());
+                }
+                m.values().for_each(|x| walk(x, refs));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, refs)),
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    walk(&doc.body, &mut refs);
+    for r in refs {
+        let name = r.trim_start_matches("#/components/schemas/");
+        assert!(
+            doc.body["components"]["schemas"].get(name).is_some(),
+            "dangling {r}"
+        );
+    }
+    for (path, item) in doc.body["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            for (status, response) in op["responses"].as_object().expect("responses") {
+                let described = response["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty());
+                assert!(described, "{method} {path} {status} has a description");
+            }
+        }
+    }
     let docs = app.send(app.client.get(app.url("/api/v1/docs/"))).await;
     assert_eq!(docs.status.as_u16(), 200);
     assert!(

@@ -117,7 +117,7 @@ async fn login(
     Ok(with_tokens(&state, Some(&user), tokens))
 }
 
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body(content = RefreshRequest, description = "optional in cookie mode"),
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body(content = Option<RefreshRequest>, description = "optional in cookie mode"),
     responses((status = 200, body = Envelope<TokenResponse>), (status = 401, body = ErrorEnvelope),
               (status = 403, body = ErrorEnvelope, description = "cookie used without a CSRF signal")))]
 async fn refresh(
@@ -164,7 +164,7 @@ async fn refresh(
     }
 }
 
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = LogoutRequest, description = "optional"),
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>, description = "optional"),
     security(("bearer" = [])),
     responses((status = 200, body = NullEnvelope), (status = 401, body = ErrorEnvelope)))]
 async fn logout(
