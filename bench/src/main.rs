@@ -97,6 +97,7 @@ async fn start(args: &Args, env: &[(&str, String)]) -> anyhow::Result<Server> {
 
 struct Outcome {
     name: &'static str,
+    rss_after_kib: u64,
     requests: usize,
     errors: usize,
     per_sec: f64,
@@ -144,6 +145,7 @@ where
             .unwrap_or_default()
     };
     Outcome {
+        rss_after_kib: 0,
         name,
         requests: all.len(),
         errors,
@@ -178,6 +180,7 @@ async fn run_backend(
     let server = start(args, env).await?;
     let base = server.base.clone();
     let idle_rss = server.rss_kib().unwrap_or(0);
+    eprintln!("{label}: started, RSS {idle_rss} KiB");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
         .build()?;
@@ -225,6 +228,9 @@ async fn run_backend(
         })
         .await,
     );
+    if let Some(last) = outcomes.last_mut() {
+        last.rss_after_kib = server.rss_kib().unwrap_or(0);
+    }
     let (c, b, a) = (client.clone(), base.clone(), access.clone());
     outcomes.push(
         load(
@@ -244,6 +250,9 @@ async fn run_backend(
         )
         .await,
     );
+    if let Some(last) = outcomes.last_mut() {
+        last.rss_after_kib = server.rss_kib().unwrap_or(0);
+    }
     let (c, b, r) = (client.clone(), base.clone(), refresh.clone());
     outcomes.push(
         load(
@@ -277,6 +286,9 @@ async fn run_backend(
         )
         .await,
     );
+    if let Some(last) = outcomes.last_mut() {
+        last.rss_after_kib = server.rss_kib().unwrap_or(0);
+    }
     let (c, b) = (client.clone(), base.clone());
     outcomes.push(
         load("POST /auth/login (argon2id 19 MiB, t=2)", args.clients, args.seconds, move |i| {
@@ -289,6 +301,9 @@ async fn run_backend(
         })
         .await,
     );
+    if let Some(last) = outcomes.last_mut() {
+        last.rss_after_kib = server.rss_kib().unwrap_or(0);
+    }
     let peak_rss = server.rss_kib().unwrap_or(0);
     eprintln!("{label}: done");
     Ok((outcomes, idle_rss, peak_rss))
@@ -355,18 +370,19 @@ async fn main() -> anyhow::Result<()> {
         writeln!(report, "## {label}\n")?;
         writeln!(
             report,
-            "| scenario | requests | errors | req/s | p50 | p99 |\n|---|---:|---:|---:|---:|---:|"
+            "| scenario | requests | errors | req/s | p50 | p99 | server RSS after |\n|---|---:|---:|---:|---:|---:|---:|"
         )?;
         for o in outcomes {
             writeln!(
                 report,
-                "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms |",
+                "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} MiB |",
                 o.name,
                 o.requests,
                 o.errors,
                 o.per_sec,
                 o.p50.as_secs_f64() * 1000.0,
-                o.p99.as_secs_f64() * 1000.0
+                o.p99.as_secs_f64() * 1000.0,
+                o.rss_after_kib as f64 / 1024.0
             )?;
         }
         writeln!(

@@ -1,9 +1,14 @@
 //! argon2id password hashing on the blocking pool, so a login storm never stalls the server.
+//!
+//! At most one hash per core runs at a time, each in a work area that is kept and reused:
+//! memory stays at `cores × memory_kib` however many logins arrive (a fresh 19 MiB
+//! allocation per hash left the allocator holding hundreds of MiB after a burst).
 
 use crate::error::DomainError;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::Arc;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 /// argon2id cost. Defaults are OWASP's minimum (19 MiB, 2 passes, 1 lane).
@@ -24,15 +29,104 @@ impl Default for PasswordParams {
     }
 }
 
+const SALT_LEN: usize = 16;
+const HASH_LEN: usize = 32;
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
     /// A hash of a random password, verified against when the email is unknown so that both
     /// failures take the same time.
     decoy: Arc<String>,
-    /// At most this many hashes run at once, so a login storm costs bounded memory
-    /// (each holds `memory_kib`) and leaves the blocking pool to other work.
     slots: Arc<Semaphore>,
+    /// Work areas of finished hashes, taken by the next ones (never more than `slots`).
+    work_areas: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+/// A stored hash in PHC form: `$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>`.
+struct Phc {
+    params: Params,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl Phc {
+    fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.split('$');
+        let (empty, alg, version, costs, salt, hash) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        if !empty.is_empty() || alg != "argon2id" || version != "v=19" || parts.next().is_some() {
+            return None;
+        }
+        let (mut m, mut t, mut p) = (None, None, None);
+        for kv in costs.split(',') {
+            let (k, v) = kv.split_once('=')?;
+            let v: u32 = v.parse().ok()?;
+            match k {
+                "m" => m = Some(v),
+                "t" => t = Some(v),
+                "p" => p = Some(v),
+                _ => return None,
+            }
+        }
+        let hash = B64.decode(hash).ok()?;
+        let params = Params::new(m?, t?, p?, Some(hash.len())).ok()?;
+        Some(Self {
+            params,
+            salt: B64.decode(salt).ok()?,
+            hash,
+        })
+    }
+
+    fn encode(params: &Params, salt: &[u8], hash: &[u8]) -> String {
+        format!(
+            "$argon2id$v=19$m={},t={},p={}${}${}",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost(),
+            B64.encode(salt),
+            B64.encode(hash)
+        )
+    }
+}
+
+fn compute(
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    area: &mut Vec<Block>,
+) -> Result<(), String> {
+    let blocks = params.block_count();
+    if area.len() < blocks {
+        area.resize(blocks, Block::default());
+    }
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password, salt, out, &mut area[..blocks])
+        .map_err(|e| format!("argon2: {e}"))
+}
+
+fn hash_with(params: &Params, password: &[u8], area: &mut Vec<Block>) -> Result<String, String> {
+    let mut salt = [0u8; SALT_LEN];
+    rand::fill(&mut salt);
+    let mut out = [0u8; HASH_LEN];
+    compute(params, password, &salt, &mut out, area)?;
+    Ok(Phc::encode(params, &salt, &out))
+}
+
+fn verify_with(stored: &str, password: &[u8], area: &mut Vec<Block>) -> bool {
+    let Some(phc) = Phc::parse(stored) else {
+        return false;
+    };
+    let mut out = vec![0u8; phc.hash.len()];
+    compute(&phc.params, password, &phc.salt, &mut out, area).is_ok()
+        && super::tokens::secure_eq_bytes(&out, &phc.hash)
 }
 
 impl PasswordHasher {
@@ -41,10 +135,8 @@ impl PasswordHasher {
             .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
         let mut decoy_password = [0u8; 24];
         rand::fill(&mut decoy_password);
-        let decoy = argon(&params)
-            .hash_password(&decoy_password)
-            .map_err(|e| format!("argon2 failed: {e}"))?
-            .to_string();
+        let mut area = Vec::new();
+        let decoy = hash_with(&params, &decoy_password, &mut area)?;
         let slots = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -52,6 +144,7 @@ impl PasswordHasher {
             params,
             decoy: Arc::new(decoy),
             slots: Arc::new(Semaphore::new(slots)),
+            work_areas: Arc::new(Mutex::new(vec![area])),
         })
     }
 
@@ -62,10 +155,10 @@ impl PasswordHasher {
             .map_err(|e| format!("invalid argon2 parameters: {e}"))
     }
 
-    /// Runs `work` with an argon2 instance on the blocking pool, once a slot is free.
-    async fn with_argon<T: Send + 'static>(
+    /// Runs `work` on the blocking pool with a reused work area, once a slot is free.
+    async fn on_slot<T: Send + 'static>(
         &self,
-        work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+        work: impl FnOnce(&Params, &mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, DomainError> {
         let slot = self
             .slots
@@ -73,10 +166,20 @@ impl PasswordHasher {
             .acquire_owned()
             .await
             .map_err(DomainError::internal)?;
-        let argon2 = argon(&self.params);
+        let areas = self.work_areas.clone();
+        let params = self.params.clone();
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            work(argon2)
+            let mut area = areas
+                .lock()
+                .ok()
+                .and_then(|mut a| a.pop())
+                .unwrap_or_default();
+            let result = work(&params, &mut area);
+            if let Ok(mut a) = areas.lock() {
+                a.push(area);
+            }
+            result
         })
         .await
         .map_err(DomainError::internal)
@@ -84,7 +187,7 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: &str) -> Result<String, DomainError> {
         let password = password.to_owned();
-        self.with_argon(move |a| a.hash_password(password.as_bytes()).map(|h| h.to_string()))
+        self.on_slot(move |params, area| hash_with(params, password.as_bytes(), area))
             .await?
             .map_err(DomainError::internal)
     }
@@ -98,22 +201,16 @@ impl PasswordHasher {
             .unwrap_or_else(|| self.decoy.as_ref().clone());
         let password = password.to_owned();
         let matched = self
-            .with_argon(move |a| {
-                a.verify_password(password.as_bytes(), hash.as_str())
-                    .is_ok()
-            })
+            .on_slot(move |_, area| verify_with(&hash, password.as_bytes(), area))
             .await?;
         Ok(known && matched)
     }
 }
 
-fn argon(params: &Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 
     fn cheap() -> PasswordHasher {
         PasswordHasher::new(PasswordParams {
@@ -128,7 +225,7 @@ mod tests {
     async fn hash_then_verify() {
         let h = cheap();
         let hash = h.hash("correct horse").await.expect("hash");
-        assert!(hash.starts_with("$argon2id$"));
+        assert!(hash.starts_with("$argon2id$v=19$m=256,t=1,p=1$"));
         assert!(
             h.verify("correct horse", Some(&hash))
                 .await
@@ -136,5 +233,26 @@ mod tests {
         );
         assert!(!h.verify("wrong horse", Some(&hash)).await.expect("verify"));
         assert!(!h.verify("correct horse", None).await.expect("verify"));
+        assert!(
+            !h.verify("correct horse", Some("$argon2id$garbage"))
+                .await
+                .expect("verify")
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_are_standard_phc_both_ways() {
+        let h = cheap();
+        // Ours verifies with the reference implementation…
+        let ours = h.hash("interop").await.expect("hash");
+        let reference = Argon2::default();
+        assert!(reference.verify_password(b"interop", ours.as_str()).is_ok());
+        // …and theirs (other costs, as after a cost change) with ours.
+        let theirs = reference
+            .hash_password(b"interop")
+            .expect("hash")
+            .to_string();
+        assert!(h.verify("interop", Some(&theirs)).await.expect("verify"));
+        assert!(!h.verify("other", Some(&theirs)).await.expect("verify"));
     }
 }

@@ -90,8 +90,12 @@ pub fn new_code() -> String {
 
 /// Constant-time equality for secrets.
 pub fn secure_eq(a: &str, b: &str) -> bool {
+    secure_eq_bytes(a.as_bytes(), b.as_bytes())
+}
+
+pub fn secure_eq_bytes(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]
