@@ -225,8 +225,32 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// OpenAPI requires a description on every response; where a route gives none, use the
-/// status's reason phrase.
+/// status's reason phrase. The refusals every route can give (malformed body, missing
+/// token, server error…) are added where a route does not list them.
 fn describe_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let reason = |status: &str| {
+        status
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| axum::http::StatusCode::from_u16(c).ok())
+            .and_then(|c| c.canonical_reason())
+            .unwrap_or("Response")
+            .to_string()
+    };
+    let error = |status: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(reason(status))
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
     for item in doc.paths.paths.values_mut() {
         let operations = [
             &mut item.get,
@@ -236,22 +260,33 @@ fn describe_responses(doc: &mut utoipa::openapi::OpenApi) {
             &mut item.patch,
         ];
         for op in operations.into_iter().flatten() {
+            let mut common = vec!["500", "503"];
+            if op.request_body.is_some() {
+                common.extend(["400", "413", "415", "422"]);
+            }
+            if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                common.extend(["404", "422"]);
+            }
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                common.push("401");
+            }
+            for status in common {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(status));
+            }
             for (status, response) in op.responses.responses.iter_mut() {
-                if let utoipa::openapi::RefOr::T(r) = response
+                if let RefOr::T(r) = response
                     && r.description.is_empty()
                 {
-                    r.description = status
-                        .parse::<u16>()
-                        .ok()
-                        .and_then(|c| axum::http::StatusCode::from_u16(c).ok())
-                        .and_then(|c| c.canonical_reason())
-                        .unwrap_or("Response")
-                        .to_string();
+                    r.description = reason(status);
                 }
             }
         }
     }
 }
+
 const LANDING: &str = include_str!("landing.html");
 
 pub fn router(state: AppState) -> Router {

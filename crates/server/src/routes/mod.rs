@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub struct ErrorEnvelope {
     pub code: u16,
     pub msg: String,
-    #[schema(value_type = Object, nullable)]
+    /// null, an object, or a list of `{field, message}`.
     pub data: Option<serde_json::Value>,
 }
 

@@ -43,8 +43,11 @@ impl From<&User> for UserResponse {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    #[schema(min_length = 2, max_length = 100)]
     pub fullname: String,
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -68,23 +71,29 @@ pub struct LogoutRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
     pub old_password: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangeFullnameRequest {
+    #[schema(min_length = 2, max_length = 100)]
     pub fullname: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SendVerificationCodeRequest {
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetPasswordRequest {
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
+    #[schema(pattern = "^[0-9]{6}$")]
     pub verification_code: String,
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
