@@ -155,29 +155,13 @@ async fn bad_bodies_get_enveloped_4xx_and_change_nothing(backend: Backend) {
     form.assert_error(415);
 
     // Too large: declared…
-    let huge = format!("{{\"fullname\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
-    let declared = app
-        .send(
-            app.client
-                .post(url.clone())
-                .header("content-type", "application/json")
-                .body(huge.clone()),
-        )
-        .await;
+    let declared = app.post_oversized("/api/v1/auth/register", false).await;
     declared.assert_error(413);
     assert!(declared.msg().contains("limit"), "{}", declared.msg());
     // …or streamed without a length.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        (0..64).map(|_| Ok(vec![b' '; 64 * 1024])).collect();
-    let streamed = app
-        .send(
-            app.client
-                .post(url.clone())
-                .header("content-type", "application/json")
-                .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks))),
-        )
-        .await;
-    streamed.assert_error(413);
+    app.post_oversized("/api/v1/auth/register", true)
+        .await
+        .assert_error(413);
 
     // None of that created an account.
     app.login("ann@example.com", "long enough")
@@ -313,23 +297,13 @@ async fn health_ready_and_openapi_describe_the_server() {
 async fn every_refusal_carries_security_headers(backend: Backend) {
     let app = TestApp::start_with(backend, |s| s.rate_limits.login = "1/minute".into()).await;
     let url = app.url("/api/v1/auth/login");
-    let json = |body: String| {
-        app.client
-            .post(url.clone())
-            .header("content-type", "application/json")
-            .body(body)
-    };
     let cases = [
         (
             "405",
             app.call(Method::DELETE, "/api/v1/auth/login", None, None)
                 .await,
         ),
-        (
-            "413",
-            app.send(json(format!("{{\"email\": \"{}\"}}", "x".repeat(2 << 20))))
-                .await,
-        ),
+        ("413", app.post_oversized("/api/v1/auth/login", false).await),
         (
             "415",
             app.send(app.client.post(url.clone()).body("email=x")).await,

@@ -167,6 +167,61 @@ impl TestApp {
         }
     }
 
+    /// POSTs a JSON body of 2 MiB over a raw connection (declared with Content-Length, or
+    /// chunked), reading the answer while still writing: the server is expected to refuse
+    /// before it has read the body, and a normal client would fail on the closed pipe
+    /// before seeing that answer.
+    pub async fn post_oversized(&self, path: &str, chunked: bool) -> Reply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let (mut read, mut write) = stream.into_split();
+        let length = if chunked {
+            "Transfer-Encoding: chunked".to_string()
+        } else {
+            format!("Content-Length: {}", 2 << 20)
+        };
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{length}\r\n\r\n"
+        );
+        let writer = tokio::spawn(async move {
+            write.write_all(head.as_bytes()).await.ok()?;
+            let piece = vec![b' '; 64 * 1024];
+            for _ in 0..32 {
+                let data = if chunked {
+                    [
+                        format!("{:x}\r\n", piece.len()).as_bytes(),
+                        piece.as_slice(),
+                        b"\r\n",
+                    ]
+                    .concat()
+                } else {
+                    piece.clone()
+                };
+                write.write_all(&data).await.ok()?;
+            }
+            Some(())
+        });
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let reply = loop {
+            if let Some(reply) = parse_http_response(&buf) {
+                break reply;
+            }
+            match tokio::time::timeout_at(deadline, read.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                other => panic!(
+                    "no complete answer ({other:?}): {}",
+                    String::from_utf8_lossy(&buf)
+                ),
+            }
+        };
+        writer.abort();
+        reply
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.call(Method::GET, path, token, None).await
     }
@@ -289,4 +344,27 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+}
+
+/// A complete HTTP/1.1 response with a Content-Length body, if `buf` holds one.
+fn parse_http_response(buf: &[u8]) -> Option<Reply> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (k, v) = line.split_once(':')?;
+        let name = reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()).ok()?;
+        headers.append(name, v.trim().parse().ok()?);
+    }
+    let length: usize = headers.get("content-length")?.to_str().ok()?.parse().ok()?;
+    let body = buf.get(end + 4..end + 4 + length)?;
+    let text = String::from_utf8_lossy(body).to_string();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Some(Reply {
+        status: StatusCode::from_u16(status).ok()?,
+        headers,
+        body,
+    })
 }
