@@ -50,6 +50,15 @@ impl Store for PgStore {
             .map_err(store_err)
     }
 
+    async fn prune_auth_records(
+        &self,
+        now: time::OffsetDateTime,
+        revoked_before: time::OffsetDateTime,
+        codes_before: time::OffsetDateTime,
+    ) -> Result<ironhand_core::ports::store::PruneReport, StoreError> {
+        self.prune_auth(now, revoked_before, codes_before).await
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

@@ -305,6 +305,46 @@ macro_rules! impl_store {
             .map(|_| ())
         }
 
+        impl $store {
+            /// Shared body of `Store::prune_auth_records`. Times compare as stored values; on
+            /// SQLite that is text, exact to the second, which is ample for day-scale cut-offs.
+            async fn prune_auth(
+                &self,
+                now: OffsetDateTime,
+                revoked_before: OffsetDateTime,
+                codes_before: OffsetDateTime,
+            ) -> StoreResult<ironhand_core::ports::store::PruneReport> {
+                let mut tx = self.writer().begin().await.map_err(store_err)?;
+                let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err)?;
+                let families = sqlx::query(
+                    "DELETE FROM refresh_families
+                     WHERE (revoked_at IS NOT NULL AND revoked_at < $1)
+                        OR NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.id)",
+                )
+                .bind(revoked_before)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
+                let codes = sqlx::query(
+                    "DELETE FROM verification_codes WHERE expires_at < $1 OR (consumed_at IS NOT NULL AND consumed_at < $1)",
+                )
+                .bind(codes_before)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_err)?;
+                tx.commit().await.map_err(store_err)?;
+                Ok(ironhand_core::ports::store::PruneReport {
+                    refresh_tokens: tokens.rows_affected(),
+                    refresh_families: families.rows_affected(),
+                    verification_codes: codes.rows_affected(),
+                })
+            }
+        }
+
         #[async_trait]
         impl RefreshTokenStore for $store {
             async fn start_refresh_family(&self, first: &RefreshTokenRecord) -> StoreResult<()> {

@@ -52,6 +52,7 @@ on_both_backends!(
     refresh_tokens_rotate_once_and_families_revoke,
     concurrent_rotations_and_revocations_never_leave_a_live_token,
     verification_codes_count_attempts_and_reset_once,
+    pruning_removes_only_records_that_can_no_longer_matter,
 );
 
 fn now() -> OffsetDateTime {
@@ -593,4 +594,120 @@ async fn verification_codes_count_attempts_and_reset_once(db: Db) {
             .expect("q")
             .is_none()
     );
+}
+
+async fn pruning_removes_only_records_that_can_no_longer_matter(db: Db) {
+    let (u, s) = new_user("prune@example.com", None);
+    let user = db.store.create_user(&u, &s).await.expect("create");
+    let t = now();
+    let expired = |family: Uuid, hash: &str| RefreshTokenRecord {
+        expires_at: t - time::Duration::hours(1),
+        ..token(user.id, family, hash)
+    };
+    // A: a live family whose first token was rotated and has since expired.
+    let fam_a = Uuid::now_v7();
+    let a1 = expired(fam_a, "a1");
+    db.store.start_refresh_family(&a1).await.expect("start");
+    assert!(
+        db.store
+            .rotate_refresh_token(a1.id, &token(user.id, fam_a, "a2"), t)
+            .await
+            .expect("rotate")
+    );
+    // B: a family whose only token expired.
+    let fam_b = Uuid::now_v7();
+    db.store
+        .start_refresh_family(&expired(fam_b, "b1"))
+        .await
+        .expect("start");
+    // C: revoked long ago; D: revoked just now; E: live with a rotated, unexpired token.
+    let (fam_c, fam_d, fam_e) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    db.store
+        .start_refresh_family(&token(user.id, fam_c, "c1"))
+        .await
+        .expect("start");
+    db.store
+        .revoke_refresh_family(fam_c, t - time::Duration::days(3))
+        .await
+        .expect("revoke");
+    db.store
+        .start_refresh_family(&token(user.id, fam_d, "d1"))
+        .await
+        .expect("start");
+    db.store
+        .revoke_refresh_family(fam_d, t)
+        .await
+        .expect("revoke");
+    let e1 = token(user.id, fam_e, "e1");
+    db.store.start_refresh_family(&e1).await.expect("start");
+    assert!(
+        db.store
+            .rotate_refresh_token(e1.id, &token(user.id, fam_e, "e2"), t)
+            .await
+            .expect("rotate")
+    );
+
+    let code = |hash: &str, expires_at| VerificationCode {
+        id: Uuid::now_v7(),
+        user_id: user.id,
+        purpose: format!("purpose-{hash}"),
+        code_hash: hash.into(),
+        created_at: t,
+        expires_at,
+        attempts: 0,
+        consumed_at: None,
+    };
+    db.store
+        .replace_verification_code(&code("old", t - time::Duration::days(2)))
+        .await
+        .expect("code");
+    db.store
+        .replace_verification_code(&code("live", t + time::Duration::minutes(10)))
+        .await
+        .expect("code");
+
+    let report = db
+        .store
+        .prune_auth_records(t, t - time::Duration::days(1), t - time::Duration::days(1))
+        .await
+        .expect("prune");
+    assert_eq!(report.refresh_tokens, 2, "a1 and b1 expired");
+    assert_eq!(
+        report.refresh_families, 2,
+        "B (empty) and C (revoked long ago)"
+    );
+    assert_eq!(report.verification_codes, 1);
+
+    let exists = |h: &'static str| {
+        let store = db.store.clone();
+        async move { store.refresh_token_by_hash(h).await.expect("q").is_some() }
+    };
+    assert!(!exists("a1").await && exists("a2").await);
+    assert!(!exists("b1").await && !exists("c1").await);
+    assert!(exists("d1").await, "recently revoked families stay a while");
+    assert!(
+        exists("e1").await,
+        "rotated tokens stay until they expire: reuse detection needs them"
+    );
+    assert!(
+        db.store
+            .active_verification_code(user.id, "purpose-live")
+            .await
+            .expect("q")
+            .is_some()
+    );
+    assert!(
+        db.store
+            .active_verification_code(user.id, "purpose-old")
+            .await
+            .expect("q")
+            .is_none()
+    );
+    // Nothing left to do the second time.
+    let again = db
+        .store
+        .prune_auth_records(t, t - time::Duration::days(1), t - time::Duration::days(1))
+        .await
+        .expect("prune");
+    assert_eq!(again, Default::default());
 }

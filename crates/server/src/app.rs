@@ -353,6 +353,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
+    tokio::spawn(crate::jobs::prune_auth_records(
+        state.store.clone(),
+        shutdown.clone(),
+    ));
     let handle = telemetry::metrics();
     if let Some(admin) = admin {
         let admin_app =

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod infra;
+pub mod jobs;
 pub mod routes;
 pub mod secrets;
 pub mod telemetry;

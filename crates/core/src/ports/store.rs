@@ -38,6 +38,14 @@ pub struct VerificationCode {
     pub consumed_at: Option<OffsetDateTime>,
 }
 
+/// What `prune_auth_records` deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub refresh_tokens: u64,
+    pub refresh_families: u64,
+    pub verification_codes: u64,
+}
+
 /// A page of the admin user list.
 #[derive(Debug, Clone)]
 pub struct UserPage {
@@ -148,6 +156,16 @@ pub trait SubscriptionStore: Send + Sync {
 pub trait Store: UserStore + RefreshTokenStore + VerificationCodeStore + SubscriptionStore {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
+    /// Deletes auth records that can no longer matter: refresh tokens past their expiry,
+    /// families with no live token or revoked before `revoked_before`, and verification
+    /// codes that expired or were used before `codes_before`. Rotated tokens are kept until
+    /// they expire, since presenting one is how reuse is detected.
+    async fn prune_auth_records(
+        &self,
+        now: OffsetDateTime,
+        revoked_before: OffsetDateTime,
+        codes_before: OffsetDateTime,
+    ) -> StoreResult<PruneReport>;
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 }
