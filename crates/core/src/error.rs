@@ -55,6 +55,10 @@ pub enum StoreError {
     /// A unique constraint refused the write (e.g. an email already registered).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A lock conflict the database resolved by aborting us (deadlock, serialization
+    /// failure, SQLite busy): safe to retry.
+    #[error("storage busy: {0}")]
+    Busy(String),
     #[error("storage backend: {0}")]
     Backend(String),
 }
@@ -65,6 +69,12 @@ impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => DomainError::Conflict(what),
+            StoreError::Busy(cause) => {
+                tracing::warn!(cause = %cause, "storage busy");
+                DomainError::Unavailable(
+                    "The server is busy with a conflicting change. Try again.".into(),
+                )
+            }
             StoreError::Backend(cause) => DomainError::Internal(cause),
         }
     }

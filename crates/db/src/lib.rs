@@ -64,6 +64,15 @@ fn store_err(e: sqlx::Error) -> ironhand_core::StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             ironhand_core::StoreError::Conflict(db.constraint().unwrap_or("unique").to_string())
         }
+        // PostgreSQL deadlock / serialization failure; SQLite busy or locked.
+        sqlx::Error::Database(db)
+            if matches!(
+                db.code().as_deref(),
+                Some("40P01" | "40001" | "5" | "6" | "517")
+            ) =>
+        {
+            ironhand_core::StoreError::Busy(db.message().to_string())
+        }
         _ => ironhand_core::StoreError::Backend(e.to_string()),
     }
 }

@@ -85,14 +85,21 @@ macro_rules! impl_store {
         impl UserStore for $store {
             async fn create_user(&self, user: &NewUser, sub: &Subscription) -> StoreResult<User> {
                 let mut tx = self.writer().begin().await.map_err(store_err)?;
-                let claimed = sqlx::query(
-                    "INSERT INTO first_account (singleton, user_id) VALUES (1, $1) ON CONFLICT DO NOTHING",
-                )
-                .bind(user.id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_err)?;
-                let role = user.role.unwrap_or(if claimed.rows_affected() == 1 { Role::Admin } else { Role::User });
+                // Accounts that are admin (or may become one) claim the first-account slot;
+                // explicitly plain accounts (the anonymous user, `user create` without
+                // --admin) do not take it from the first real registrant.
+                let claimed = if user.role == Some(Role::User) {
+                    false
+                } else {
+                    sqlx::query("INSERT INTO first_account (singleton, user_id) VALUES (1, $1) ON CONFLICT DO NOTHING")
+                        .bind(user.id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_err)?
+                        .rows_affected()
+                        == 1
+                };
+                let role = user.role.unwrap_or(if claimed { Role::Admin } else { Role::User });
                 let row = sqlx::query(
                     "INSERT INTO users (id, email, fullname, password_hash, role, is_active, token_version, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, TRUE, 0, $6, $6)
@@ -224,27 +231,50 @@ macro_rules! impl_store {
                 row.as_ref().map(user_from_row).transpose().map_err(store_err)
             }
 
-            async fn update_password(&self, id: UserId, password_hash: &str, now: OffsetDateTime) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = $3 WHERE id = $1",
+            async fn update_password(
+                &self,
+                id: UserId,
+                password_hash: &str,
+                keep_family: Option<Uuid>,
+                now: OffsetDateTime,
+            ) -> StoreResult<()> {
+                let mut tx = self.writer().begin().await.map_err(store_err)?;
+                let version: Option<i64> = sqlx::query_scalar(
+                    "UPDATE users SET password_hash = $2, token_version = token_version + 1, updated_at = $3
+                     WHERE id = $1 RETURNING token_version",
                 )
                 .bind(id.0)
                 .bind(password_hash)
                 .bind(now)
-                .execute(self.writer())
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(store_err)?;
-                Ok(())
+                if let (Some(version), Some(keep)) = (version, keep_family) {
+                    sqlx::query(
+                        "UPDATE refresh_families SET token_version = $3
+                         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                    )
+                    .bind(keep)
+                    .bind(id.0)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err)?;
+                }
+                revoke_families_except(&mut tx, id, keep_family, now).await.map_err(store_err)?;
+                tx.commit().await.map_err(store_err)
             }
 
-            async fn bump_token_version(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()> {
+            async fn end_all_sessions(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()> {
+                let mut tx = self.writer().begin().await.map_err(store_err)?;
                 sqlx::query("UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1")
                     .bind(id.0)
                     .bind(now)
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await
                     .map_err(store_err)?;
-                Ok(())
+                revoke_families_except(&mut tx, id, None, now).await.map_err(store_err)?;
+                tx.commit().await.map_err(store_err)
             }
 
             async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> StoreResult<bool> {
@@ -285,6 +315,32 @@ macro_rules! impl_store {
             }
         }
 
+        /// Revokes the user's live families except `keep`, in id order (so two revocations of
+        /// the same user's families never lock them in opposite orders).
+        async fn revoke_families_except(
+            tx: &mut sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
+            user_id: UserId,
+            keep: Option<Uuid>,
+            now: OffsetDateTime,
+        ) -> Result<u64, sqlx::Error> {
+            let ids: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM refresh_families WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
+            )
+            .bind(user_id.0)
+            .fetch_all(&mut **tx)
+            .await?;
+            let mut revoked = 0;
+            for id in ids.into_iter().filter(|id| Some(*id) != keep) {
+                revoked += sqlx::query("UPDATE refresh_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+            }
+            Ok(revoked)
+        }
+
         async fn insert_token(
             tx: &mut sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
             t: &RefreshTokenRecord,
@@ -306,56 +362,90 @@ macro_rules! impl_store {
         }
 
         impl $store {
-            /// Shared body of `Store::prune_auth_records`. Times compare as stored values; on
-            /// SQLite that is text, exact to the second, which is ample for day-scale cut-offs.
+            /// Shared body of `Store::prune_auth_records`. Each batch is its own statement (no
+            /// long transaction holding locks or the SQLite writer), at most `PRUNE_BATCH`
+            /// rows at a time. Times compare as stored values; on SQLite that is text, exact
+            /// to the second, which is ample for these cut-offs.
             async fn prune_auth(
                 &self,
                 now: OffsetDateTime,
                 revoked_before: OffsetDateTime,
                 codes_before: OffsetDateTime,
             ) -> StoreResult<ironhand_core::ports::store::PruneReport> {
-                let mut tx = self.writer().begin().await.map_err(store_err)?;
-                let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                const PRUNE_BATCH: i64 = 1000;
+                let mut report = ironhand_core::ports::store::PruneReport::default();
+                // Families first (their tokens go with them), so that, like a rotation, a
+                // prune never locks a token before its family.
+                loop {
+                    let n = sqlx::query(
+                        "DELETE FROM refresh_families WHERE id IN (
+                            SELECT f.id FROM refresh_families f
+                            WHERE (f.revoked_at IS NOT NULL AND f.revoked_at < $1)
+                               OR NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id AND t.expires_at >= $2)
+                            LIMIT $3)",
+                    )
+                    .bind(revoked_before)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .bind(PRUNE_BATCH)
+                    .execute(self.writer())
                     .await
-                    .map_err(store_err)?;
-                let families = sqlx::query(
-                    "DELETE FROM refresh_families
-                     WHERE (revoked_at IS NOT NULL AND revoked_at < $1)
-                        OR NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.id)",
-                )
-                .bind(revoked_before)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_err)?;
-                let codes = sqlx::query(
-                    "DELETE FROM verification_codes WHERE expires_at < $1 OR (consumed_at IS NOT NULL AND consumed_at < $1)",
-                )
-                .bind(codes_before)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_err)?;
-                tx.commit().await.map_err(store_err)?;
-                Ok(ironhand_core::ports::store::PruneReport {
-                    refresh_tokens: tokens.rows_affected(),
-                    refresh_families: families.rows_affected(),
-                    verification_codes: codes.rows_affected(),
-                })
+                    .map_err(store_err)?
+                    .rows_affected();
+                    report.refresh_families += n;
+                    if n < PRUNE_BATCH as u64 {
+                        break;
+                    }
+                }
+                loop {
+                    let n = sqlx::query(
+                        "DELETE FROM refresh_tokens WHERE id IN (
+                            SELECT id FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)",
+                    )
+                    .bind(now)
+                    .bind(PRUNE_BATCH)
+                    .execute(self.writer())
+                    .await
+                    .map_err(store_err)?
+                    .rows_affected();
+                    report.refresh_tokens += n;
+                    if n < PRUNE_BATCH as u64 {
+                        break;
+                    }
+                }
+                loop {
+                    let n = sqlx::query(
+                        "DELETE FROM verification_codes WHERE id IN (
+                            SELECT id FROM verification_codes
+                            WHERE expires_at < $1 OR (consumed_at IS NOT NULL AND consumed_at < $1)
+                            LIMIT $2)",
+                    )
+                    .bind(codes_before)
+                    .bind(PRUNE_BATCH)
+                    .execute(self.writer())
+                    .await
+                    .map_err(store_err)?
+                    .rows_affected();
+                    report.verification_codes += n;
+                    if n < PRUNE_BATCH as u64 {
+                        break;
+                    }
+                }
+                Ok(report)
             }
         }
 
         #[async_trait]
         impl RefreshTokenStore for $store {
-            async fn start_refresh_family(&self, first: &RefreshTokenRecord) -> StoreResult<()> {
+            async fn start_refresh_family(&self, first: &RefreshTokenRecord, token_version: i64) -> StoreResult<()> {
                 let mut tx = self.writer().begin().await.map_err(store_err)?;
                 sqlx::query(
-                    "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, revoked_at)
-                     VALUES ($1, $2, $3, $3, NULL)",
+                    "INSERT INTO refresh_families (id, user_id, created_at, last_used_at, revoked_at, token_version)
+                     VALUES ($1, $2, $3, $3, NULL, $4)",
                 )
                 .bind(first.family_id)
                 .bind(first.user_id.0)
                 .bind(first.created_at)
+                .bind(token_version)
                 .execute(&mut *tx)
                 .await
                 .map_err(store_err)?;
@@ -370,7 +460,7 @@ macro_rules! impl_store {
                      WHERE t.token_hash = $1",
                 )
                 .bind(token_hash)
-                .fetch_optional(self.writer())
+                .fetch_optional(self.reader())
                 .await
                 .map_err(store_err)?;
                 row.as_ref().map(refresh_from_row).transpose().map_err(store_err)
@@ -380,7 +470,12 @@ macro_rules! impl_store {
                 let mut tx = self.writer().begin().await.map_err(store_err)?;
                 // Locks the family row: a concurrent revocation waits for this transaction
                 // and then revokes the family, new token included.
-                let live = sqlx::query("UPDATE refresh_families SET last_used_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                let live = sqlx::query(
+                    "UPDATE refresh_families SET last_used_at = $2
+                     WHERE id = $1 AND revoked_at IS NULL
+                       AND token_version = (SELECT u.token_version FROM users u
+                                            WHERE u.id = refresh_families.user_id AND u.is_active)",
+                )
                     .bind(next.family_id)
                     .bind(now)
                     .execute(&mut *tx)
@@ -422,24 +517,10 @@ macro_rules! impl_store {
                 keep_family: Option<Uuid>,
                 now: OffsetDateTime,
             ) -> StoreResult<u64> {
-                let done = match keep_family {
-                    Some(keep) => sqlx::query(
-                        "UPDATE refresh_families SET revoked_at = $2
-                         WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3",
-                    )
-                    .bind(user_id.0)
-                    .bind(now)
-                    .bind(keep)
-                    .execute(self.writer())
-                    .await,
-                    None => sqlx::query("UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                        .bind(user_id.0)
-                        .bind(now)
-                        .execute(self.writer())
-                        .await,
-                }
-                .map_err(store_err)?;
-                Ok(done.rows_affected())
+                let mut tx = self.writer().begin().await.map_err(store_err)?;
+                let revoked = revoke_families_except(&mut tx, user_id, keep_family, now).await.map_err(store_err)?;
+                tx.commit().await.map_err(store_err)?;
+                Ok(revoked)
             }
         }
 
@@ -480,7 +561,7 @@ macro_rules! impl_store {
                 )
                 .bind(user_id.0)
                 .bind(purpose)
-                .fetch_optional(self.writer())
+                .fetch_optional(self.reader())
                 .await
                 .map_err(store_err)?;
                 row.as_ref().map(code_from_row).transpose().map_err(store_err)
@@ -532,12 +613,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(store_err)?;
-                sqlx::query("UPDATE refresh_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                    .bind(user_id.0)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_err)?;
+                revoke_families_except(&mut tx, user_id, None, now).await.map_err(store_err)?;
                 tx.commit().await.map_err(store_err)?;
                 Ok(true)
             }

@@ -53,6 +53,8 @@ on_both_backends!(
     concurrent_rotations_and_revocations_never_leave_a_live_token,
     verification_codes_count_attempts_and_reset_once,
     pruning_removes_only_records_that_can_no_longer_matter,
+    a_family_behind_the_users_token_version_cannot_rotate,
+    plain_accounts_do_not_take_the_first_admin_slot,
 );
 
 fn now() -> OffsetDateTime {
@@ -226,7 +228,7 @@ async fn profile_password_and_activation_updates(db: Db) {
     );
 
     db.store
-        .update_password(user.id, "$argon2id$new", t)
+        .update_password(user.id, "$argon2id$new", None, t)
         .await
         .expect("pw");
     let after = db
@@ -238,7 +240,10 @@ async fn profile_password_and_activation_updates(db: Db) {
     assert_eq!(after.password_hash.as_deref(), Some("$argon2id$new"));
     assert_eq!(after.token_version, 1);
 
-    db.store.bump_token_version(user.id, t).await.expect("bump");
+    db.store
+        .end_all_sessions(user.id, t)
+        .await
+        .expect("end sessions");
     assert!(
         db.store
             .set_active(user.id, false, t)
@@ -304,9 +309,12 @@ async fn refresh_tokens_rotate_once_and_families_revoke(db: Db) {
     let user = db.store.create_user(&u, &s).await.expect("create");
     let (fam_a, fam_b) = (Uuid::now_v7(), Uuid::now_v7());
     let a1 = token(user.id, fam_a, "hash-a1");
-    db.store.start_refresh_family(&a1).await.expect("start a");
     db.store
-        .start_refresh_family(&token(user.id, fam_b, "hash-b1"))
+        .start_refresh_family(&a1, 0)
+        .await
+        .expect("start a");
+    db.store
+        .start_refresh_family(&token(user.id, fam_b, "hash-b1"), 0)
         .await
         .expect("start b");
 
@@ -425,7 +433,7 @@ async fn refresh_tokens_rotate_once_and_families_revoke(db: Db) {
     );
     let dup = db
         .store
-        .start_refresh_family(&token(user.id, Uuid::now_v7(), "hash-b1"))
+        .start_refresh_family(&token(user.id, Uuid::now_v7(), "hash-b1"), 0)
         .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))));
 }
@@ -436,7 +444,10 @@ async fn concurrent_rotations_and_revocations_never_leave_a_live_token(db: Db) {
     for round in 0..10 {
         let family = Uuid::now_v7();
         let first = token(user.id, family, &format!("race-{round}-0"));
-        db.store.start_refresh_family(&first).await.expect("start");
+        db.store
+            .start_refresh_family(&first, 0)
+            .await
+            .expect("start");
         // Two rotations of the same token and a revocation, all at once.
         let mut tasks = Vec::new();
         for i in 1..=2 {
@@ -490,7 +501,7 @@ async fn verification_codes_count_attempts_and_reset_once(db: Db) {
     let (u, s) = new_user("code@example.com", None);
     let user = db.store.create_user(&u, &s).await.expect("create");
     db.store
-        .start_refresh_family(&token(user.id, Uuid::now_v7(), "live"))
+        .start_refresh_family(&token(user.id, Uuid::now_v7(), "live"), 0)
         .await
         .expect("insert");
     let t = now();
@@ -607,7 +618,7 @@ async fn pruning_removes_only_records_that_can_no_longer_matter(db: Db) {
     // A: a live family whose first token was rotated and has since expired.
     let fam_a = Uuid::now_v7();
     let a1 = expired(fam_a, "a1");
-    db.store.start_refresh_family(&a1).await.expect("start");
+    db.store.start_refresh_family(&a1, 0).await.expect("start");
     assert!(
         db.store
             .rotate_refresh_token(a1.id, &token(user.id, fam_a, "a2"), t)
@@ -617,13 +628,13 @@ async fn pruning_removes_only_records_that_can_no_longer_matter(db: Db) {
     // B: a family whose only token expired.
     let fam_b = Uuid::now_v7();
     db.store
-        .start_refresh_family(&expired(fam_b, "b1"))
+        .start_refresh_family(&expired(fam_b, "b1"), 0)
         .await
         .expect("start");
     // C: revoked long ago; D: revoked just now; E: live with a rotated, unexpired token.
     let (fam_c, fam_d, fam_e) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     db.store
-        .start_refresh_family(&token(user.id, fam_c, "c1"))
+        .start_refresh_family(&token(user.id, fam_c, "c1"), 0)
         .await
         .expect("start");
     db.store
@@ -631,7 +642,7 @@ async fn pruning_removes_only_records_that_can_no_longer_matter(db: Db) {
         .await
         .expect("revoke");
     db.store
-        .start_refresh_family(&token(user.id, fam_d, "d1"))
+        .start_refresh_family(&token(user.id, fam_d, "d1"), 0)
         .await
         .expect("start");
     db.store
@@ -639,7 +650,7 @@ async fn pruning_removes_only_records_that_can_no_longer_matter(db: Db) {
         .await
         .expect("revoke");
     let e1 = token(user.id, fam_e, "e1");
-    db.store.start_refresh_family(&e1).await.expect("start");
+    db.store.start_refresh_family(&e1, 0).await.expect("start");
     assert!(
         db.store
             .rotate_refresh_token(e1.id, &token(user.id, fam_e, "e2"), t)
@@ -671,7 +682,10 @@ async fn pruning_removes_only_records_that_can_no_longer_matter(db: Db) {
         .prune_auth_records(t, t - time::Duration::days(1), t - time::Duration::days(1))
         .await
         .expect("prune");
-    assert_eq!(report.refresh_tokens, 2, "a1 and b1 expired");
+    assert_eq!(
+        report.refresh_tokens, 1,
+        "a1 expired (b1 and c1 went with their families)"
+    );
     assert_eq!(
         report.refresh_families, 2,
         "B (empty) and C (revoked long ago)"
@@ -710,4 +724,95 @@ async fn pruning_removes_only_records_that_can_no_longer_matter(db: Db) {
         .await
         .expect("prune");
     assert_eq!(again, Default::default());
+}
+
+async fn a_family_behind_the_users_token_version_cannot_rotate(db: Db) {
+    let (u, s) = new_user("ver@example.com", None);
+    let user = db.store.create_user(&u, &s).await.expect("create");
+    let t = now();
+    let (here, there, late) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let here1 = token(user.id, here, "here1");
+    let there1 = token(user.id, there, "there1");
+    db.store
+        .start_refresh_family(&here1, 0)
+        .await
+        .expect("start");
+    db.store
+        .start_refresh_family(&there1, 0)
+        .await
+        .expect("start");
+    // A password change keeps `here` (carried to the new version) and ends `there`.
+    db.store
+        .update_password(user.id, "$argon2id$changed", Some(here), t)
+        .await
+        .expect("change");
+    assert!(
+        db.store
+            .rotate_refresh_token(here1.id, &token(user.id, here, "here2"), t)
+            .await
+            .expect("rotate")
+    );
+    assert!(
+        !db.store
+            .rotate_refresh_token(there1.id, &token(user.id, there, "there2"), t)
+            .await
+            .expect("rotate")
+    );
+    // A login checked before the change but stored after it carries the old version: dead.
+    let late1 = token(user.id, late, "late1");
+    db.store
+        .start_refresh_family(&late1, 0)
+        .await
+        .expect("start");
+    assert!(
+        !db.store
+            .rotate_refresh_token(late1.id, &token(user.id, late, "late2"), t)
+            .await
+            .expect("rotate")
+    );
+    // Ending all sessions, or deactivating, stops even the kept family.
+    let here2 = db
+        .store
+        .refresh_token_by_hash("here2")
+        .await
+        .expect("q")
+        .expect("e");
+    db.store.end_all_sessions(user.id, t).await.expect("end");
+    assert!(
+        !db.store
+            .rotate_refresh_token(here2.id, &token(user.id, here, "here3"), t)
+            .await
+            .expect("rotate")
+    );
+    let fresh = Uuid::now_v7();
+    let fresh1 = token(user.id, fresh, "fresh1");
+    db.store
+        .start_refresh_family(&fresh1, 2)
+        .await
+        .expect("start");
+    assert!(
+        db.store
+            .set_active(user.id, false, t)
+            .await
+            .expect("deactivate")
+    );
+    assert!(
+        !db.store
+            .rotate_refresh_token(fresh1.id, &token(user.id, fresh, "fresh2"), t)
+            .await
+            .expect("rotate")
+    );
+}
+
+async fn plain_accounts_do_not_take_the_first_admin_slot(db: Db) {
+    let (anon, s) = new_user("anonymous@ironhand.local", Some(Role::User));
+    assert_eq!(
+        db.store.create_user(&anon, &s).await.expect("create").role,
+        Role::User
+    );
+    let (first, s) = new_user("first-real@example.com", None);
+    assert_eq!(
+        db.store.create_user(&first, &s).await.expect("create").role,
+        Role::Admin
+    );
 }

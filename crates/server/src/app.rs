@@ -307,7 +307,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.server.max_body_bytes))
-        .layer(CatchPanicLayer::custom(middleware::panic_response));
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_secs(settings.server.request_timeout_secs),
+            middleware::timeout,
+        ));
     if !settings.server.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = settings
             .server
@@ -337,10 +341,7 @@ pub fn router(state: AppState) -> Router {
         },
         middleware::security_headers,
     ))
-    .layer(axum::middleware::from_fn_with_state(
-        Duration::from_secs(settings.server.request_timeout_secs),
-        middleware::observe,
-    ))
+    .layer(axum::middleware::from_fn(middleware::observe))
     .with_state(state)
 }
 

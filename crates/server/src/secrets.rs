@@ -49,7 +49,26 @@ pub fn jwt_secret(settings: &Settings) -> anyhow::Result<SecretString> {
                 .with_context(|| format!("could not read {}", path.display()))?;
             checked(&path, existing)
         }
-        Err(e) => Err(e).with_context(|| format!("could not create {}", path.display())),
+        // Filesystems without hard links: create the file in place, exclusively.
+        Err(_) => {
+            let mut file = match options.open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    let existing = std::fs::read_to_string(&path)
+                        .with_context(|| format!("could not read {}", path.display()))?;
+                    return checked(&path, existing);
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("could not create {}", path.display()));
+                }
+            };
+            file.write_all(secret.as_bytes())
+                .and_then(|_| file.sync_all())
+                .with_context(|| format!("could not write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a JWT signing secret (kept for restarts)");
+            Ok(SecretString::from(secret))
+        }
     }
 }
 

@@ -30,6 +30,10 @@ impl Default for PasswordParams {
 }
 
 const SALT_LEN: usize = 16;
+/// Upper bounds for costs read from stored hashes (and accepted in config).
+pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+pub const MAX_ITERATIONS: u32 = 64;
+pub const MAX_LANES: u32 = 16;
 const HASH_LEN: usize = 32;
 
 #[derive(Clone)]
@@ -75,8 +79,14 @@ impl Phc {
                 _ => return None,
             }
         }
+        let (m, t, p) = (m?, t?, p?);
+        // A stored hash is data, not trusted config: costs beyond these would let one row
+        // exhaust memory or hold a slot for hours.
+        if m > MAX_MEMORY_KIB || t > MAX_ITERATIONS || p > MAX_LANES {
+            return None;
+        }
         let hash = B64.decode(hash).ok()?;
-        let params = Params::new(m?, t?, p?, Some(hash.len())).ok()?;
+        let params = Params::new(m, t, p, Some(hash.len())).ok()?;
         Some(Self {
             params,
             salt: B64.decode(salt).ok()?,
@@ -150,6 +160,14 @@ impl PasswordHasher {
 
     /// Checks the cost parameters without hashing anything.
     pub fn check_params(p: PasswordParams) -> Result<(), String> {
+        if p.memory_kib > MAX_MEMORY_KIB
+            || p.iterations > MAX_ITERATIONS
+            || p.parallelism > MAX_LANES
+        {
+            return Err(format!(
+                "argon2 costs above {MAX_MEMORY_KIB} KiB, {MAX_ITERATIONS} passes or {MAX_LANES} lanes are refused"
+            ));
+        }
         Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map(|_| ())
             .map_err(|e| format!("invalid argon2 parameters: {e}"))
@@ -176,6 +194,11 @@ impl PasswordHasher {
                 .and_then(|mut a| a.pop())
                 .unwrap_or_default();
             let result = work(&params, &mut area);
+            // An area grown by a hash with older, larger costs goes back at today's size.
+            if area.len() > params.block_count() {
+                area.truncate(params.block_count());
+                area.shrink_to_fit();
+            }
             if let Ok(mut a) = areas.lock() {
                 a.push(area);
             }
@@ -237,6 +260,23 @@ mod tests {
             !h.verify("correct horse", Some("$argon2id$garbage"))
                 .await
                 .expect("verify")
+        );
+    }
+
+    #[tokio::test]
+    async fn stored_hashes_with_absurd_costs_are_refused_not_run() {
+        let h = cheap();
+        let huge = "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        assert!(!h.verify("x", Some(huge)).await.expect("verify"));
+        let slow = "$argon2id$v=19$m=256,t=100000,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        assert!(!h.verify("x", Some(slow)).await.expect("verify"));
+        assert!(
+            PasswordHasher::check_params(PasswordParams {
+                memory_kib: 4 << 20,
+                iterations: 1,
+                parallelism: 1
+            })
+            .is_err()
         );
     }
 

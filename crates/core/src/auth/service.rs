@@ -135,6 +135,13 @@ impl AuthService {
         }
     }
 
+    /// In `local` mode only the configured account may hold a session, even if the
+    /// database has others from an earlier `password` life.
+    fn may_sign_in(&self, user: &User) -> bool {
+        self.settings.provider != AuthProvider::Local
+            || self.settings.local_email.as_deref() == Some(user.email.as_str())
+    }
+
     pub async fn register(
         &self,
         fullname: &str,
@@ -263,7 +270,7 @@ impl AuthService {
             return Err(invalid());
         }
         let user = match self.store.user_by_id(record.user_id).await? {
-            Some(u) if u.is_active => u,
+            Some(u) if u.is_active && self.may_sign_in(&u) => u,
             _ => return Err(invalid()),
         };
         let (next, pair) = self.mint(&user, record.family_id)?;
@@ -280,7 +287,9 @@ impl AuthService {
 
     async fn issue_new_family(&self, user: &User) -> Result<TokenPair, DomainError> {
         let (first, pair) = self.mint(user, Uuid::now_v7())?;
-        self.store.start_refresh_family(&first).await?;
+        self.store
+            .start_refresh_family(&first, user.token_version)
+            .await?;
         Ok(pair)
     }
 
@@ -349,7 +358,7 @@ impl AuthService {
             .store
             .user_by_id(claims.sub)
             .await?
-            .filter(|u| u.is_active && u.token_version == claims.ver)
+            .filter(|u| u.is_active && u.token_version == claims.ver && self.may_sign_in(u))
             .ok_or_else(|| unauthorized("This access token has been revoked. Log in again."))?;
         Ok(Authenticated {
             user,
@@ -394,12 +403,7 @@ impl AuthService {
 
     /// Every refresh token and every access token issued so far stop working.
     pub async fn logout_all(&self, who: &Authenticated) -> Result<(), DomainError> {
-        let t = now();
-        self.store.bump_token_version(who.user.id, t).await?;
-        self.store
-            .revoke_user_refresh_tokens(who.user.id, None, t)
-            .await?;
-        Ok(())
+        Ok(self.store.end_all_sessions(who.user.id, now()).await?)
     }
 
     /// Changes the password. Every other session ends; this one continues through its
@@ -421,11 +425,9 @@ impl AuthService {
             ));
         }
         let hash = self.hasher.hash(new).await?;
-        let t = now();
-        self.store.update_password(who.user.id, &hash, t).await?;
         let keep = who.claims.as_ref().map(|c| c.fam);
         self.store
-            .revoke_user_refresh_tokens(who.user.id, keep, t)
+            .update_password(who.user.id, &hash, keep, now())
             .await?;
         Ok(())
     }
@@ -659,10 +661,9 @@ impl AuthService {
                     .await?
                 {
                     let hash = self.hasher.hash(password).await?;
-                    self.store.update_password(user.id, &hash, now()).await?;
                     // A new configured password ends every existing session.
                     self.store
-                        .revoke_user_refresh_tokens(user.id, None, now())
+                        .update_password(user.id, &hash, None, now())
                         .await?;
                 }
                 if user.role != Role::Admin {
@@ -680,10 +681,14 @@ impl AuthService {
     /// `auth_provider = none`: the single anonymous account every request acts as.
     pub async fn anonymous_user(&self) -> Result<User, DomainError> {
         let email = Email::parse(ANONYMOUS_EMAIL).map_err(|e| DomainError::internal(e.message))?;
+        // A plain user: with no login at all, admin powers would be anyone's.
         if let Some(user) = self.store.user_by_email(&email).await? {
+            if user.role == Role::Admin {
+                self.store.set_role(user.id, Role::User, now()).await?;
+                return self.user(user.id).await;
+            }
             return Ok(user);
         }
-        // A plain user: with no login at all, admin powers would be anyone's.
         match self
             .create_account("Local user".into(), email.clone(), None, Some(Role::User))
             .await

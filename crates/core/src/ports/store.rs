@@ -73,14 +73,18 @@ pub trait UserStore: Send + Sync {
         fullname: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Option<User>>;
-    /// Sets a new password hash and bumps the token version (older access tokens die).
+    /// In one transaction: sets a new password hash, bumps the token version (older access
+    /// tokens and refresh families die) and, with `keep_family`, carries that one family
+    /// over to the new version so the session making the change continues.
     async fn update_password(
         &self,
         id: UserId,
         password_hash: &str,
+        keep_family: Option<Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<()>;
-    async fn bump_token_version(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
+    /// Ends every session of the user: bumps the token version and revokes every family.
+    async fn end_all_sessions(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
     /// Returns false when the user does not exist. Deactivation bumps the token version.
     async fn set_active(&self, id: UserId, active: bool, now: OffsetDateTime) -> StoreResult<bool>;
     async fn set_role(&self, id: UserId, role: Role, now: OffsetDateTime) -> StoreResult<()>;
@@ -89,15 +93,21 @@ pub trait UserStore: Send + Sync {
 
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
-    /// Starts a new family (a login) with its first token.
-    async fn start_refresh_family(&self, first: &RefreshTokenRecord) -> StoreResult<()>;
+    /// Starts a new family (a login) with its first token, at the user's `token_version`
+    /// as read when the login was checked.
+    async fn start_refresh_family(
+        &self,
+        first: &RefreshTokenRecord,
+        token_version: i64,
+    ) -> StoreResult<()>;
     /// The token, with `revoked_at` set when its family is revoked.
     async fn refresh_token_by_hash(
         &self,
         token_hash: &str,
     ) -> StoreResult<Option<RefreshTokenRecord>>;
-    /// In one transaction, and only while the family is live and `old_id` not yet rotated:
-    /// marks `old_id` rotated and stores `next` in the same family. False otherwise.
+    /// In one transaction, and only while the family is live, its token version is the
+    /// user's, the user is active and `old_id` not yet rotated: marks `old_id` rotated and
+    /// stores `next` in the same family. False otherwise.
     async fn rotate_refresh_token(
         &self,
         old_id: Uuid,

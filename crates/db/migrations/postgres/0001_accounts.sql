@@ -28,7 +28,10 @@ CREATE TABLE refresh_families (
     user_id       UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     created_at    TIMESTAMPTZ NOT NULL,
     last_used_at  TIMESTAMPTZ NOT NULL,
-    revoked_at    TIMESTAMPTZ
+    revoked_at    TIMESTAMPTZ,
+    -- The user's token version when the family last got a token: a family whose version
+    -- is behind the user's (logout-all, password change or reset, deactivation) is dead.
+    token_version BIGINT NOT NULL
 );
 CREATE INDEX refresh_families_user ON refresh_families (user_id);
 
@@ -42,6 +45,8 @@ CREATE TABLE refresh_tokens (
     rotated_at  TIMESTAMPTZ
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at);
 
 CREATE TABLE verification_codes (
     id           UUID PRIMARY KEY,
@@ -54,6 +59,7 @@ CREATE TABLE verification_codes (
     consumed_at  TIMESTAMPTZ
 );
 CREATE INDEX verification_codes_user ON verification_codes (user_id, purpose);
+CREATE INDEX verification_codes_expires ON verification_codes (expires_at);
 
 CREATE TABLE subscriptions (
     id                        UUID PRIMARY KEY,

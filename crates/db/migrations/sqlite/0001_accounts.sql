@@ -28,7 +28,10 @@ CREATE TABLE refresh_families (
     user_id       BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     created_at    TEXT NOT NULL,
     last_used_at  TEXT NOT NULL,
-    revoked_at    TEXT
+    revoked_at    TEXT,
+    -- The user's token version when the family last got a token: a family whose version
+    -- is behind the user's (logout-all, password change or reset, deactivation) is dead.
+    token_version BIGINT NOT NULL
 );
 CREATE INDEX refresh_families_user ON refresh_families (user_id);
 
@@ -42,6 +45,8 @@ CREATE TABLE refresh_tokens (
     rotated_at  TEXT
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at);
 
 CREATE TABLE verification_codes (
     id           BLOB PRIMARY KEY NOT NULL,
@@ -54,6 +59,7 @@ CREATE TABLE verification_codes (
     consumed_at  TEXT
 );
 CREATE INDEX verification_codes_user ON verification_codes (user_id, purpose);
+CREATE INDEX verification_codes_expires ON verification_codes (expires_at);
 
 CREATE TABLE subscriptions (
     id                        BLOB PRIMARY KEY NOT NULL,

@@ -42,12 +42,8 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// Outermost layer: request id, span, timeout, access log line, metrics.
-pub async fn observe(
-    State(timeout): State<std::time::Duration>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// Outermost layer: request id, span, access log line, metrics.
+pub async fn observe(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = req
         .headers()
@@ -64,17 +60,7 @@ pub async fn observe(
         route = tracing::field::Empty,
         user_id = tracing::field::Empty,
     );
-    let mut response =
-        match tokio::time::timeout(timeout, next.run(req).instrument(span.clone())).await {
-            Ok(response) => response,
-            Err(_) => span.in_scope(|| {
-                ApiError::Domain(ironhand_core::DomainError::Unavailable(format!(
-                    "The server took longer than {} s to answer. Try again.",
-                    timeout.as_secs()
-                )))
-                .into_response()
-            }),
-        };
+    let mut response = next.run(req).instrument(span.clone()).await;
     let latency = started.elapsed();
     let status = response.status().as_u16();
     let route = response
@@ -105,6 +91,24 @@ pub async fn observe(
         response.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     response
+}
+
+/// A request that has not produced its response headers in time gets an enveloped 503.
+/// It sits inside the CORS and security-header layers so that answer carries them too;
+/// streams are not cut once their headers are out.
+pub async fn timeout(
+    State(limit): State<std::time::Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Domain(ironhand_core::DomainError::Unavailable(format!(
+            "The server took longer than {} s to answer. Try again.",
+            limit.as_secs()
+        )))
+        .into_response(),
+    }
 }
 
 /// Route layer: names the matched route template on the span and the response.

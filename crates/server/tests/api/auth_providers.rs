@@ -68,7 +68,7 @@ async fn local_provider_lets_only_the_configured_account_in() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut settings = crate::support::settings_for(Backend::Sqlite, dir.path()).await;
     let earlier = TestApp::from_settings(settings.clone()).await;
-    earlier.signed_up("old@example.com", "long enough pw").await;
+    let old = earlier.signed_up("old@example.com", "long enough pw").await;
     earlier.stop().await;
     settings.auth.provider = "local".into();
     settings.auth.local_email = Some("owner@example.com".into());
@@ -77,6 +77,17 @@ async fn local_provider_lets_only_the_configured_account_in() {
     app.login("old@example.com", "long enough pw")
         .await
         .assert_error(401);
+    // Sessions from the earlier life end too: no refresh, no access.
+    app.get("/api/v1/auth/me", Some(&old.access))
+        .await
+        .assert_error(401);
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": old.refresh}),
+    )
+    .await
+    .assert_error(401);
     app.login("owner@example.com", "owner password")
         .await
         .assert_ok();

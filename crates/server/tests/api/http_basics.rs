@@ -318,6 +318,37 @@ async fn every_refusal_carries_security_headers(backend: Backend) {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_stalled_request_gets_an_enveloped_503_with_security_headers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start_with(Backend::Sqlite, |s| s.server.request_timeout_secs = 1).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    // Promise a body, send half of it, then stall.
+    let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":";
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("}") {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(text.starts_with("http/1.1 503"), "{text}");
+    for header in [
+        "content-security-policy:",
+        "x-content-type-options: nosniff",
+        "x-request-id:",
+    ] {
+        assert!(text.contains(header), "{header} in {text}");
+    }
+    assert!(text.contains("\"code\":503"), "{text}");
+    app.stop().await;
+}
+
 /// A TCP relay to the real Redis that the test can cut, as an outage would.
 async fn redis_relay() -> (String, tokio_util::sync::CancellationToken) {
     let target = std::env::var("TEST_REDIS_URL").expect("TEST_REDIS_URL");

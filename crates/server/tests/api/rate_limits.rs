@@ -12,7 +12,68 @@ on_both_backends!(
     forwarded_for_counts_only_behind_trusted_proxies,
     verification_codes_have_a_cooldown_that_is_the_same_for_unknown_emails,
     guessing_the_current_password_is_limited_per_account,
+    a_client_over_its_budget_cannot_spend_a_victims,
 );
+
+async fn a_client_over_its_budget_cannot_spend_a_victims(backend: Backend) {
+    // Behind one trusted proxy, so the test can speak as two clients.
+    let app = TestApp::start_with(backend, |s| {
+        s.rate_limits = RateLimitSettings::default();
+        s.server.trusted_proxies = 1;
+    })
+    .await;
+    let as_client = |ip: &'static str, path: &'static str, body: serde_json::Value| {
+        app.send(
+            app.request(reqwest::Method::POST, path, None, Some(body))
+                .header("x-forwarded-for", ip),
+        )
+    };
+    let login = |ip: &'static str, email: &'static str| {
+        as_client(
+            ip,
+            "/api/v1/auth/login",
+            json!({"email": email, "password": "guess"}),
+        )
+    };
+    // The attacker spends its own five logins on other accounts…
+    for i in 0..5 {
+        login(
+            "6.6.6.6",
+            ["a@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io"][i],
+        )
+        .await
+        .assert_error(401);
+    }
+    // …then hammers the victim: refused at its own budget, the victim's is untouched.
+    for _ in 0..10 {
+        login("6.6.6.6", "victim@example.com")
+            .await
+            .assert_error(429);
+    }
+    login("1.2.3.4", "victim@example.com")
+        .await
+        .assert_error(401);
+    // The same for reset codes: an attacker over budget cannot start the victim's cooldown.
+    let send = |ip: &'static str| {
+        as_client(
+            ip,
+            "/api/v1/auth/send-verification-code",
+            json!({"email": "victim@example.com"}),
+        )
+    };
+    for email in ["p@x.io", "q@x.io", "r@x.io"] {
+        as_client(
+            "6.6.6.6",
+            "/api/v1/auth/send-verification-code",
+            json!({"email": email}),
+        )
+        .await
+        .assert_ok();
+    }
+    send("6.6.6.6").await.assert_error(429);
+    send("1.2.3.4").await.assert_ok();
+    app.stop().await;
+}
 
 async fn guessing_the_current_password_is_limited_per_account(backend: Backend) {
     let app = TestApp::start_with(backend, |s| s.rate_limits = RateLimitSettings::default()).await;
@@ -118,7 +179,14 @@ async fn forwarded_for_counts_only_behind_trusted_proxies(backend: Backend) {
 }
 
 async fn verification_codes_have_a_cooldown_that_is_the_same_for_unknown_emails(backend: Backend) {
-    let app = TestApp::start_with(backend, |s| s.rate_limits = RateLimitSettings::default()).await;
+    // Default cooldown; an hourly budget large enough that only the cooldown answers here.
+    let app = TestApp::start_with(backend, |s| {
+        s.rate_limits = RateLimitSettings {
+            send_verification_code: "10/hour".into(),
+            ..RateLimitSettings::default()
+        }
+    })
+    .await;
     app.signed_up("cool@example.com", "long enough pw").await;
     for email in ["cool@example.com", "nobody@example.com"] {
         app.post(

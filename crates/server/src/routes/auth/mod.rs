@@ -152,7 +152,13 @@ async fn refresh(
             token
         }
     };
-    match state.auth.refresh(&token).await {
+    // Rotation runs to completion even if this request is dropped (client gone, timeout):
+    // a half-seen rotation would make the client's retry look like token reuse.
+    let auth = state.auth.clone();
+    let rotation = tokio::spawn(async move { auth.refresh(&token).await })
+        .await
+        .unwrap_or_else(|e| Err(ironhand_core::DomainError::internal(e)));
+    match rotation {
         Ok(tokens) => Ok(with_tokens(&state, None, tokens)),
         Err(e) => {
             let mut response = ApiError::from(e).into_response();
@@ -251,19 +257,25 @@ async fn send_verification_code(
     ApiJson(req): ApiJson<SendVerificationCodeRequest>,
 ) -> ApiResult {
     let email = format!("email:{}", email_key(&req.email));
+    // The client's own budget first: once it is spent, nothing is charged to the email, so
+    // nobody can keep someone else's cooldown running.
+    let quotas = &state.quotas;
     state
         .limit(
-            "send-code-cooldown",
-            state.quotas.verification_code_cooldown,
-            &[&email],
+            "send-code",
+            quotas.send_verification_code,
+            &[&ip.limit_key()],
         )
         .await?;
     state
         .limit(
-            "send-code",
-            state.quotas.send_verification_code,
-            &[&ip.limit_key(), &email],
+            "send-code-cooldown",
+            quotas.verification_code_cooldown,
+            &[&email],
         )
+        .await?;
+    state
+        .limit("send-code", quotas.send_verification_code, &[&email])
         .await?;
     state.auth.send_reset_code(&req.email).await?;
     Ok(ok(None::<()>))
