@@ -265,6 +265,17 @@ macro_rules! impl_store {
                 tx.commit().await.map_err(store_err)
             }
 
+            async fn replace_password_hash(&self, id: UserId, old_hash: &str, new_hash: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+                    .bind(id.0)
+                    .bind(old_hash)
+                    .bind(new_hash)
+                    .execute(self.writer())
+                    .await
+                    .map_err(store_err)?;
+                Ok(())
+            }
+
             async fn end_all_sessions(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()> {
                 let mut tx = self.writer().begin().await.map_err(store_err)?;
                 sqlx::query("UPDATE users SET token_version = token_version + 1, updated_at = $2 WHERE id = $1")

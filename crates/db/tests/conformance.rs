@@ -240,6 +240,21 @@ async fn profile_password_and_activation_updates(db: Db) {
     assert_eq!(after.password_hash.as_deref(), Some("$argon2id$new"));
     assert_eq!(after.token_version, 1);
 
+    // A cost upgrade swaps the hash only if it is still the one read, and keeps sessions.
+    db.store
+        .replace_password_hash(user.id, "$argon2id$new", "$argon2id$upgraded")
+        .await
+        .expect("upgrade");
+    db.store
+        .replace_password_hash(user.id, "$argon2id$stale", "$argon2id$lost")
+        .await
+        .expect("no-op");
+    let upgraded = db.store.user_by_id(user.id).await.expect("q").expect("e");
+    assert_eq!(
+        upgraded.password_hash.as_deref(),
+        Some("$argon2id$upgraded")
+    );
+    assert_eq!(upgraded.token_version, 1);
     db.store
         .end_all_sessions(user.id, t)
         .await

@@ -208,6 +208,16 @@ impl PasswordHasher {
         .map_err(DomainError::internal)
     }
 
+    /// True when `stored` was made with today's costs (so it needs no upgrade).
+    pub fn is_current(&self, stored: &str) -> bool {
+        Phc::parse(stored).is_some_and(|phc| {
+            phc.params.m_cost() == self.params.m_cost()
+                && phc.params.t_cost() == self.params.t_cost()
+                && phc.params.p_cost() == self.params.p_cost()
+                && phc.hash.len() == HASH_LEN
+        })
+    }
+
     pub async fn hash(&self, password: &str) -> Result<String, DomainError> {
         let password = password.to_owned();
         self.on_slot(move |params, area| hash_with(params, password.as_bytes(), area))
@@ -294,5 +304,6 @@ mod tests {
             .to_string();
         assert!(h.verify("interop", Some(&theirs)).await.expect("verify"));
         assert!(!h.verify("other", Some(&theirs)).await.expect("verify"));
+        assert!(h.is_current(&ours) && !h.is_current(&theirs));
     }
 }

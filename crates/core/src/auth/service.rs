@@ -232,6 +232,7 @@ impl AuthService {
             (Some(user), true) => user,
             _ => return Err(DomainError::Unauthorized(INVALID_LOGIN.into())),
         };
+        self.upgrade_hash(&user, password).await;
         if !user.is_active {
             return Err(DomainError::Forbidden(
                 "This account has been deactivated. Contact the administrator.".into(),
@@ -245,6 +246,30 @@ impl AuthService {
             ..user
         };
         Ok((user, tokens))
+    }
+
+    /// After a successful login with a hash made under older costs, stores a new hash at
+    /// today's costs. Sessions are untouched; a failure only means trying again next time.
+    async fn upgrade_hash(&self, user: &User, password: &str) {
+        let Some(old) = user.password_hash.as_deref() else {
+            return;
+        };
+        if self.hasher.is_current(old) {
+            return;
+        }
+        let upgraded = async {
+            let new = self.hasher.hash(password).await?;
+            self.store.replace_password_hash(user.id, old, &new).await?;
+            Ok::<_, DomainError>(())
+        };
+        match upgraded.await {
+            Ok(()) => {
+                tracing::info!(user_id = %user.id, "password hash upgraded to the configured argon2 costs")
+            }
+            Err(e) => {
+                tracing::warn!(user_id = %user.id, error = %e, "could not upgrade a password hash")
+            }
+        }
     }
 
     /// Rotates a refresh token. Presenting one that was already rotated revokes its family.

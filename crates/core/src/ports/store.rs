@@ -83,6 +83,14 @@ pub trait UserStore: Send + Sync {
         keep_family: Option<Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// Swaps `old_hash` for `new_hash` (same password, newer costs) without touching
+    /// sessions; does nothing if the hash changed meanwhile.
+    async fn replace_password_hash(
+        &self,
+        id: UserId,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> StoreResult<()>;
     /// Ends every session of the user: bumps the token version and revokes every family.
     async fn end_all_sessions(&self, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
     /// Returns false when the user does not exist. Deactivation bumps the token version.

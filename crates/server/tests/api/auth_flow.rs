@@ -309,3 +309,36 @@ async fn a_refresh_token_is_never_an_access_token(backend: Backend) {
         .assert_error(401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn raising_the_argon2_cost_upgrades_hashes_at_the_next_login_without_ending_sessions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = crate::support::settings_for(Backend::Sqlite, dir.path()).await;
+    let before = TestApp::from_settings(settings.clone()).await;
+    let session = before.signed_up("cost@example.com", PW).await;
+    before.stop().await;
+
+    settings.auth.argon2_memory_kib = 2048;
+    let after = TestApp::from_settings(settings.clone()).await;
+    after.login("cost@example.com", PW).await.assert_ok();
+    // The old session is untouched…
+    after
+        .get("/api/v1/auth/me", Some(&session.access))
+        .await
+        .assert_ok();
+    // …the stored hash now has the new cost, and the password still works.
+    let store = ironhand_db::connect(&settings.database_url(), false)
+        .await
+        .expect("db");
+    let email = ironhand_core::user::Email::parse("cost@example.com").expect("email");
+    let user = store.user_by_email(&email).await.expect("q").expect("user");
+    assert!(
+        user.password_hash
+            .as_deref()
+            .is_some_and(|h| h.contains("m=2048,")),
+        "{:?}",
+        user.password_hash
+    );
+    after.login("cost@example.com", PW).await.assert_ok();
+    after.stop().await;
+}
