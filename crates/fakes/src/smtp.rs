@@ -138,7 +138,7 @@ async fn session(stream: TcpStream, inbox: Inbox) -> std::io::Result<()> {
         } else if upper == "RSET" || upper == "NOOP" {
             b"250 OK\r\n"
         } else {
-            b"502 command not implemented\r\n"
+            b"502 5.5.1 unrecognized command\r\n"
         };
         write.write_all(reply).await?;
     }

@@ -1,7 +1,9 @@
 //! Accounts and tokens: password hashing, access/refresh tokens, one-time codes and the
 //! `AuthService` that holds every rule of behaviour.md §1.
 
+mod accounts;
 pub mod password;
+mod reset;
 pub mod service;
 pub mod tokens;
 

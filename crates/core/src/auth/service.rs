@@ -1,24 +1,25 @@
-//! Every rule of accounts and tokens (behaviour.md §1). Routes call these methods; rate
-//! limits and cookies are HTTP concerns and stay in the server crate.
+//! Every rule of accounts and tokens (behaviour.md §1): sign-up, sign-in, sessions and their
+//! revocation. Password reset lives in `reset.rs`, administration in `accounts.rs`. Routes
+//! call these methods; rate limits and cookies are HTTP concerns and stay in the server.
 
 use super::password::PasswordHasher;
 use super::tokens::{self, ACCESS, AccessClaims, TokenSigner};
 use crate::error::{DomainError, FieldError};
 use crate::ids::UserId;
-use crate::ports::store::{RefreshTokenRecord, UserPage, VerificationCode};
-use crate::ports::{Mail, Mailer, Store, TokenDenylist};
+use crate::ports::store::RefreshTokenRecord;
+use crate::ports::{Mailer, Store, TokenDenylist};
 use crate::subscription::Subscription;
 use crate::user::{Email, NewUser, Role, User, check_password, parse_fullname};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
-use tracing::Instrument;
 use uuid::Uuid;
 
 pub const RESET_PASSWORD: &str = "reset_password";
 const INVALID_LOGIN: &str = "Invalid email or password";
-const INVALID_CODE: &str = "The verification code is invalid or has expired. Request a new code.";
-const ANONYMOUS_EMAIL: &str = "anonymous@ironhand.local";
+pub(super) const INVALID_CODE: &str =
+    "The verification code is invalid or has expired. Request a new code.";
+pub(super) const ANONYMOUS_EMAIL: &str = "anonymous@ironhand.local";
 
 /// Who may sign in: anyone with an account, one configured account, or nobody needs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,19 +86,19 @@ pub struct Authenticated {
 
 #[derive(Clone)]
 pub struct AuthService {
-    store: Arc<dyn Store>,
-    denylist: Arc<dyn TokenDenylist>,
-    mailer: Arc<dyn Mailer>,
-    hasher: PasswordHasher,
-    signer: TokenSigner,
-    settings: AuthSettings,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) denylist: Arc<dyn TokenDenylist>,
+    pub(super) mailer: Arc<dyn Mailer>,
+    pub(super) hasher: PasswordHasher,
+    pub(super) signer: TokenSigner,
+    pub(super) settings: AuthSettings,
 }
 
-fn now() -> OffsetDateTime {
+pub(super) fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn validation(errors: Vec<FieldError>) -> DomainError {
+pub(super) fn validation(errors: Vec<FieldError>) -> DomainError {
     DomainError::Validation(errors)
 }
 
@@ -124,7 +125,7 @@ impl AuthService {
         &self.settings
     }
 
-    fn require_password_provider(&self, action: &str) -> Result<(), DomainError> {
+    pub(super) fn require_password_provider(&self, action: &str) -> Result<(), DomainError> {
         if self.settings.provider == AuthProvider::Password {
             Ok(())
         } else {
@@ -181,7 +182,7 @@ impl AuthService {
         Ok((user, tokens))
     }
 
-    async fn create_account(
+    pub(super) async fn create_account(
         &self,
         fullname: String,
         email: Email,
@@ -467,265 +468,5 @@ impl AuthService {
             .update_fullname(who.user.id, &fullname, now())
             .await?
             .ok_or_else(|| DomainError::NotFound("User not found.".into()))
-    }
-
-    /// Mails a reset code if the account exists. The caller answers the same either way, and
-    /// the mail goes out in the background so timing does not tell either.
-    pub async fn send_reset_code(&self, email: &str) -> Result<(), DomainError> {
-        self.require_password_provider("Password reset")?;
-        let email = Email::parse(email).map_err(|e| validation(vec![e]))?;
-        // Everything that depends on whether the account exists happens after the answer,
-        // so neither the answer nor its timing tells.
-        let service = self.clone();
-        tokio::spawn(
-            async move {
-                if let Err(e) = service.issue_reset_code(&email).await {
-                    tracing::error!(error = %e, "could not issue a password reset code");
-                }
-            }
-            .instrument(tracing::Span::current()),
-        );
-        Ok(())
-    }
-
-    async fn issue_reset_code(&self, email: &Email) -> Result<(), DomainError> {
-        let Some(user) = self.store.user_by_email(email).await? else {
-            return Ok(());
-        };
-        if !user.is_active {
-            return Ok(());
-        }
-        let code = tokens::new_code();
-        let t = now();
-        let record = VerificationCode {
-            id: Uuid::now_v7(),
-            user_id: user.id,
-            purpose: RESET_PASSWORD.into(),
-            code_hash: self.signer.hash_code(user.id, &code),
-            created_at: t,
-            expires_at: t + self.settings.code_ttl,
-            attempts: 0,
-            consumed_at: None,
-        };
-        self.store.replace_verification_code(&record).await?;
-        let minutes = self.settings.code_ttl.as_secs().div_ceil(60);
-        let mail = Mail {
-            to: user.email.clone(),
-            subject: format!("Your {} password reset code", self.settings.product_name),
-            text: format!(
-                "Hello {},\n\nYour password reset code is {code}.\nIt expires in {minutes} minutes and works once.\n\nIf you did not ask to reset your password, ignore this email.\n",
-                user.fullname
-            ),
-        };
-        self.mailer
-            .send(mail)
-            .await
-            .map_err(|e| DomainError::Unavailable(format!("mail: {e}")))
-    }
-
-    pub async fn reset_password(
-        &self,
-        email: &str,
-        code: &str,
-        new_password: &str,
-    ) -> Result<(), DomainError> {
-        self.require_password_provider("Password reset")?;
-        let mut errors = Vec::new();
-        let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
-        if !(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit())) {
-            errors.push(FieldError::new(
-                "verification_code",
-                "The verification code is 6 digits.",
-            ));
-        }
-        let _ = check_password("new_password", new_password).map_err(|e| errors.push(e));
-        let Some(email) = email.filter(|_| errors.is_empty()) else {
-            return Err(validation(errors));
-        };
-        let invalid = || DomainError::BadRequest(INVALID_CODE.into());
-        let Some(user) = self.store.user_by_email(&email).await? else {
-            return Err(invalid());
-        };
-        let max = self.settings.code_max_attempts;
-        let Some(record) = self
-            .store
-            .active_verification_code(user.id, RESET_PASSWORD)
-            .await?
-        else {
-            return Err(invalid());
-        };
-        if record.expires_at <= now() || record.attempts >= max {
-            return Err(invalid());
-        }
-        if !tokens::secure_eq(&record.code_hash, &self.signer.hash_code(user.id, code)) {
-            let attempts = self
-                .store
-                .record_failed_code_attempt(record.id, max)
-                .await?;
-            if attempts.is_some_and(|a| a >= max) {
-                tracing::info!(user_id = %user.id, "reset code burned after too many wrong tries");
-            }
-            return Err(invalid());
-        }
-        let hash = self.hasher.hash(new_password).await?;
-        if !self
-            .store
-            .reset_password_with_code(record.id, max, user.id, &hash, now())
-            .await?
-        {
-            return Err(invalid());
-        }
-        Ok(())
-    }
-
-    // ---- admin ----
-
-    pub async fn user(&self, id: UserId) -> Result<User, DomainError> {
-        self.store
-            .user_by_id(id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound("User not found.".into()))
-    }
-
-    pub async fn list_users(
-        &self,
-        page: i64,
-        limit: i64,
-        query: Option<&str>,
-    ) -> Result<UserPage, DomainError> {
-        let mut errors = Vec::new();
-        if !(1..=1_000_000).contains(&page) {
-            errors.push(FieldError::new(
-                "page",
-                "page must be between 1 and 1000000.",
-            ));
-        }
-        if query.is_some_and(|q| q.chars().any(char::is_control) || q.chars().count() > 200) {
-            errors.push(FieldError::new(
-                "q",
-                "q must be at most 200 characters, without control characters.",
-            ));
-        }
-        if !(1..=100).contains(&limit) {
-            errors.push(FieldError::new("limit", "limit must be between 1 and 100."));
-        }
-        if !errors.is_empty() {
-            return Err(validation(errors));
-        }
-        let query = query.map(str::trim).filter(|q| !q.is_empty());
-        Ok(self
-            .store
-            .list_users((page - 1) * limit, limit, query)
-            .await?)
-    }
-
-    pub async fn set_active(
-        &self,
-        actor: &User,
-        id: UserId,
-        active: bool,
-    ) -> Result<(), DomainError> {
-        if actor.id == id && !active {
-            return Err(DomainError::BadRequest(
-                "You cannot deactivate your own account.".into(),
-            ));
-        }
-        let t = now();
-        if !self.store.set_active(id, active, t).await? {
-            return Err(DomainError::NotFound("User not found.".into()));
-        }
-        if !active {
-            self.store.revoke_user_refresh_tokens(id, None, t).await?;
-        }
-        Ok(())
-    }
-
-    // ---- operator set-up ----
-
-    /// `ironhand user create`: a new account, or (with `admin`) promotes nothing silently —
-    /// an existing email is a conflict.
-    pub async fn create_user(
-        &self,
-        fullname: &str,
-        email: &str,
-        password: &str,
-        admin: bool,
-    ) -> Result<User, DomainError> {
-        let mut errors = Vec::new();
-        let fullname = parse_fullname(fullname).map_err(|e| errors.push(e)).ok();
-        let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
-        let _ = check_password("password", password).map_err(|e| errors.push(e));
-        let (Some(fullname), Some(email), true) = (fullname, email, errors.is_empty()) else {
-            return Err(validation(errors));
-        };
-        let hash = self.hasher.hash(password).await?;
-        let role = Some(if admin { Role::Admin } else { Role::User });
-        self.create_account(fullname, email, Some(hash), role)
-            .await
-            .map_err(|e| match e {
-                DomainError::Conflict(_) => {
-                    DomainError::Conflict("An account with this email already exists.".into())
-                }
-                other => other,
-            })
-    }
-
-    /// `auth_provider = local`: makes sure the one configured account exists with this
-    /// password (updating it when the configured password changed).
-    pub async fn ensure_local_account(
-        &self,
-        email: &str,
-        password: &str,
-    ) -> Result<User, DomainError> {
-        let parsed = Email::parse(email).map_err(|e| validation(vec![e]))?;
-        match self.store.user_by_email(&parsed).await? {
-            Some(user) => {
-                if !self
-                    .hasher
-                    .verify(password, user.password_hash.as_deref())
-                    .await?
-                {
-                    let hash = self.hasher.hash(password).await?;
-                    // A new configured password ends every existing session.
-                    self.store
-                        .update_password(user.id, &hash, None, now())
-                        .await?;
-                }
-                if user.role != Role::Admin {
-                    self.store.set_role(user.id, Role::Admin, now()).await?;
-                }
-                self.user(user.id).await
-            }
-            None => {
-                self.create_user("Administrator", email, password, true)
-                    .await
-            }
-        }
-    }
-
-    /// `auth_provider = none`: the single anonymous account every request acts as.
-    pub async fn anonymous_user(&self) -> Result<User, DomainError> {
-        let email = Email::parse(ANONYMOUS_EMAIL).map_err(|e| DomainError::internal(e.message))?;
-        // A plain user: with no login at all, admin powers would be anyone's.
-        if let Some(user) = self.store.user_by_email(&email).await? {
-            if user.role == Role::Admin {
-                self.store.set_role(user.id, Role::User, now()).await?;
-                return self.user(user.id).await;
-            }
-            return Ok(user);
-        }
-        match self
-            .create_account("Local user".into(), email.clone(), None, Some(Role::User))
-            .await
-        {
-            Ok(user) => Ok(user),
-            // Two first requests raced; the other one created it.
-            Err(DomainError::Conflict(_)) => self
-                .store
-                .user_by_email(&email)
-                .await?
-                .ok_or_else(|| DomainError::internal("anonymous user vanished")),
-            Err(e) => Err(e),
-        }
     }
 }
