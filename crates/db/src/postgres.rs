@@ -1,8 +1,6 @@
 //! The scale-out backend: PostgreSQL, shared by every instance.
 
 use crate::ConnectError;
-use ironhand_core::error::StoreError;
-use ironhand_core::ports::Store;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use std::time::Duration;
 
@@ -38,28 +36,4 @@ impl PgStore {
     }
 }
 
-impl_store!(PgStore, PgRow);
-
-#[async_trait]
-impl Store for PgStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_err)
-    }
-
-    async fn prune_auth_records(
-        &self,
-        now: time::OffsetDateTime,
-        revoked_before: time::OffsetDateTime,
-        codes_before: time::OffsetDateTime,
-    ) -> Result<ironhand_core::ports::store::PruneReport, StoreError> {
-        self.prune_auth(now, revoked_before, codes_before).await
-    }
-
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-}
+impl_store!(PgStore, PgRow, "postgres");

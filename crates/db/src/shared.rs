@@ -3,7 +3,7 @@
 //! on SQLite and PostgreSQL, so one conformance suite guards both.
 
 macro_rules! impl_store {
-    ($store:ty, $row:ty) => {
+    ($store:ty, $row:ty, $backend:literal) => {
         use async_trait::async_trait;
         use ironhand_core::error::StoreResult;
         use ironhand_core::ids::UserId;
@@ -644,6 +644,25 @@ macro_rules! impl_store {
                 .await
                 .map_err(store_err)?;
                 row.as_ref().map(subscription_from_row).transpose().map_err(store_err)
+            }
+        }
+        #[async_trait]
+        impl ironhand_core::ports::Store for $store {
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(self.reader()).await.map(|_| ()).map_err(store_err)
+            }
+
+            async fn prune_auth_records(
+                &self,
+                now: OffsetDateTime,
+                revoked_before: OffsetDateTime,
+                codes_before: OffsetDateTime,
+            ) -> StoreResult<ironhand_core::ports::store::PruneReport> {
+                self.prune_auth(now, revoked_before, codes_before).await
+            }
+
+            fn backend(&self) -> &'static str {
+                $backend
             }
         }
     };

@@ -2,8 +2,6 @@
 //! transactions never fail on lock upgrades) and a pool of readers.
 
 use crate::ConnectError;
-use ironhand_core::error::StoreError;
-use ironhand_core::ports::Store;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -55,28 +53,4 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, SqliteRow);
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map(|_| ())
-            .map_err(store_err)
-    }
-
-    async fn prune_auth_records(
-        &self,
-        now: time::OffsetDateTime,
-        revoked_before: time::OffsetDateTime,
-        codes_before: time::OffsetDateTime,
-    ) -> Result<ironhand_core::ports::store::PruneReport, StoreError> {
-        self.prune_auth(now, revoked_before, codes_before).await
-    }
-
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-}
+impl_store!(SqliteStore, SqliteRow, "sqlite");

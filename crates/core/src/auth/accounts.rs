@@ -5,7 +5,7 @@ use super::service::{ANONYMOUS_EMAIL, AuthService, now, validation};
 use crate::error::{DomainError, FieldError};
 use crate::ids::UserId;
 use crate::ports::store::UserPage;
-use crate::user::{Email, Role, User, check_password, parse_fullname};
+use crate::user::{Email, Role, User};
 
 impl AuthService {
     pub async fn user(&self, id: UserId) -> Result<User, DomainError> {
@@ -70,8 +70,8 @@ impl AuthService {
 
     // ---- operator set-up ----
 
-    /// `ironhand user create`: a new account, or (with `admin`) promotes nothing silently —
-    /// an existing email is a conflict.
+    /// `ironhand user create`: a new account (an admin with `admin`); an existing email is a
+    /// conflict, never a silent promotion.
     pub async fn create_user(
         &self,
         fullname: &str,
@@ -79,23 +79,9 @@ impl AuthService {
         password: &str,
         admin: bool,
     ) -> Result<User, DomainError> {
-        let mut errors = Vec::new();
-        let fullname = parse_fullname(fullname).map_err(|e| errors.push(e)).ok();
-        let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
-        let _ = check_password("password", password).map_err(|e| errors.push(e));
-        let (Some(fullname), Some(email), true) = (fullname, email, errors.is_empty()) else {
-            return Err(validation(errors));
-        };
-        let hash = self.hasher.hash(password).await?;
         let role = Some(if admin { Role::Admin } else { Role::User });
-        self.create_account(fullname, email, Some(hash), role)
+        self.create_with_password(fullname, email, password, role)
             .await
-            .map_err(|e| match e {
-                DomainError::Conflict(_) => {
-                    DomainError::Conflict("An account with this email already exists.".into())
-                }
-                other => other,
-            })
     }
 
     /// `auth_provider = local`: makes sure the one configured account exists with this

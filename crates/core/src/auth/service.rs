@@ -155,23 +155,9 @@ impl AuthService {
                 "Registration is closed on this server.".into(),
             ));
         }
-        let mut errors = Vec::new();
-        let fullname = parse_fullname(fullname).map_err(|e| errors.push(e)).ok();
-        let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
-        let _ = check_password("password", password).map_err(|e| errors.push(e));
-        let (Some(fullname), Some(email), true) = (fullname, email, errors.is_empty()) else {
-            return Err(validation(errors));
-        };
-        let hash = self.hasher.hash(password).await?;
         let user = self
-            .create_account(fullname, email, Some(hash), None)
-            .await
-            .map_err(|e| match e {
-                DomainError::Conflict(_) => {
-                    DomainError::Conflict("An account with this email already exists.".into())
-                }
-                other => other,
-            })?;
+            .create_with_password(fullname, email, password, None)
+            .await?;
         let tokens = self.issue_new_family(&user).await?;
         let t = now();
         self.store.record_login(user.id, t).await?;
@@ -180,6 +166,33 @@ impl AuthService {
             ..user
         };
         Ok((user, tokens))
+    }
+
+    /// Validates the fields, hashes the password and stores the account; a taken email is
+    /// a 409 with a sentence.
+    pub(super) async fn create_with_password(
+        &self,
+        fullname: &str,
+        email: &str,
+        password: &str,
+        role: Option<Role>,
+    ) -> Result<User, DomainError> {
+        let mut errors = Vec::new();
+        let fullname = parse_fullname(fullname).map_err(|e| errors.push(e)).ok();
+        let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
+        let _ = check_password("password", password).map_err(|e| errors.push(e));
+        let (Some(fullname), Some(email), true) = (fullname, email, errors.is_empty()) else {
+            return Err(validation(errors));
+        };
+        let hash = self.hasher.hash(password).await?;
+        self.create_account(fullname, email, Some(hash), role)
+            .await
+            .map_err(|e| match e {
+                DomainError::Conflict(_) => {
+                    DomainError::Conflict("An account with this email already exists.".into())
+                }
+                other => other,
+            })
     }
 
     pub(super) async fn create_account(
