@@ -79,14 +79,20 @@ impl AppState {
             Some(url) => {
                 let target = SmtpTarget::parse(url.expose_secret())
                     .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?;
-                Arc::new(
-                    SmtpMailer::new(
-                        &target,
-                        &settings.mail.from,
-                        Duration::from_secs(settings.mail.timeout_secs),
+                {
+                    let ca = match &settings.mail.tls_ca_file {
+                        Some(path) => Some(
+                            std::fs::read(path)
+                                .with_context(|| format!("mail.tls_ca_file {}", path.display()))?,
+                        ),
+                        None => None,
+                    };
+                    let timeout = Duration::from_secs(settings.mail.timeout_secs);
+                    Arc::new(
+                        SmtpMailer::new(&target, &settings.mail.from, timeout, ca.as_deref())
+                            .map_err(anyhow::Error::msg)?,
                     )
-                    .map_err(anyhow::Error::msg)?,
-                )
+                }
             }
             None => {
                 tracing::warn!(

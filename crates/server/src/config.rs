@@ -187,6 +187,9 @@ pub struct MailSettings {
     /// Sender (`MAIL_FROM`).
     pub from: String,
     pub timeout_secs: u64,
+    /// A PEM file with a CA to trust for the SMTP server's certificate, besides the
+    /// system's (for a relay with a private CA).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for MailSettings {
@@ -195,6 +198,7 @@ impl Default for MailSettings {
             smtp_url: None,
             from: "Ironhand <no-reply@localhost>".into(),
             timeout_secs: 15,
+            tls_ca_file: None,
         }
     }
 }
@@ -422,6 +426,21 @@ impl Settings {
             && let Err(e) = crate::infra::mailer::smtp::SmtpTarget::parse(url.expose_secret())
         {
             problems.push(format!("mail.smtp_url (SMTP_URL): {e}"));
+        }
+        if let Some(ca) = &self.mail.tls_ca_file
+            && std::fs::read(ca)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| {
+                    lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+                .is_err()
+        {
+            problems.push(format!(
+                "mail.tls_ca_file: `{}` is not a readable PEM certificate",
+                ca.display()
+            ));
         }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             problems.push(format!(

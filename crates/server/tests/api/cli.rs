@@ -30,6 +30,7 @@ fn invalid_settings_stop_the_start_and_name_the_key() {
         .env("IRONHAND_BIND", "nonsense")
         .env("IRONHAND__AUTH__PROVIDER", "ldap")
         .env("IRONHAND__RATE_LIMITS__LOGIN", "often")
+        .env("IRONHAND__MAIL__TLS_CA_FILE", "/nonexistent/ca.pem")
         .arg("serve")
         .output()
         .expect("run");
@@ -39,6 +40,7 @@ fn invalid_settings_stop_the_start_and_name_the_key() {
         "server.bind (IRONHAND_BIND)",
         "auth.provider",
         "rate_limits.login",
+        "mail.tls_ca_file",
     ] {
         assert!(err.contains(key), "`{key}` named in: {err}");
     }

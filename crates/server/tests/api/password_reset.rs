@@ -3,7 +3,7 @@
 
 use crate::on_both_backends;
 use crate::support::{Backend, TestApp, Tokens};
-use ironhand_fakes::smtp::{FakeSmtp, ReceivedMail};
+use ironhand_fakes::smtp::{FakeSmtp, ReceivedMail, Security};
 use secrecy::SecretString;
 use serde_json::json;
 use std::time::Duration;
@@ -233,5 +233,83 @@ async fn unknown_emails_get_the_same_answer_and_no_mail(backend: Backend) {
     )
     .await
     .assert_error(400);
+    app.stop().await;
+}
+
+/// An app whose mailer talks to `smtp` with credentials, trusting its CA when `trust` is set.
+async fn app_with_secure_smtp(smtp: &FakeSmtp, trust: bool, dir: &std::path::Path) -> TestApp {
+    let ca = dir.join("smtp-ca.pem");
+    std::fs::write(&ca, smtp.ca_pem()).expect("write CA");
+    let url = smtp
+        .url()
+        .replace("smtp://", "smtp://mailer%40example.com:s3cret%2Bpass@");
+    TestApp::start_with(Backend::Sqlite, |s| {
+        s.mail.smtp_url = Some(SecretString::from(url));
+        s.mail.timeout_secs = 5;
+        s.mail.from = "Ironhand <no-reply@ironhand.test>".into();
+        s.mail.tls_ca_file = trust.then_some(ca);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn reset_mail_goes_over_starttls_and_implicit_tls_with_credentials() {
+    use base64::Engine as _;
+    for security in [Security::StartTls, Security::Implicit] {
+        let smtp = FakeSmtp::start_with(security).await.expect("fake smtp");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = app_with_secure_smtp(&smtp, true, dir.path()).await;
+        app.signed_up("tls@example.com", PW).await;
+        let code = request_code(&app, &smtp, "tls@example.com", 0).await;
+        app.post(
+            "/api/v1/auth/reset-password",
+            None,
+            reset("tls@example.com", &code, "new password 1"),
+        )
+        .await
+        .assert_ok();
+        let auth = smtp.inbox.auth_lines();
+        let plain = auth
+            .iter()
+            .find_map(|l| l.strip_prefix("PLAIN "))
+            .expect("AUTH PLAIN was used");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(plain.trim())
+            .expect("base64");
+        assert_eq!(
+            decoded, b"\0mailer@example.com\0s3cret+pass",
+            "{security:?}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_smtp_server_with_an_untrusted_certificate_gets_no_mail() {
+    let smtp = FakeSmtp::start_with(Security::StartTls)
+        .await
+        .expect("fake smtp");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app_with_secure_smtp(&smtp, false, dir.path()).await;
+    app.signed_up("untrusted@example.com", PW).await;
+    // The answer is the same (it never depends on delivery)…
+    app.post(
+        "/api/v1/auth/send-verification-code",
+        None,
+        json!({"email": "untrusted@example.com"}),
+    )
+    .await
+    .assert_ok();
+    // …but the code never goes out over a connection that failed verification.
+    assert!(
+        smtp.inbox
+            .wait_for("untrusted@example.com", 0, Duration::from_secs(2))
+            .await
+            .is_none()
+    );
+    assert!(
+        smtp.inbox.auth_lines().is_empty(),
+        "no credentials sent to an unverified server"
+    );
     app.stop().await;
 }

@@ -5,6 +5,7 @@ use ironhand_core::ports::{Mail, Mailer};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
@@ -109,16 +110,35 @@ pub struct SmtpMailer {
 }
 
 impl SmtpMailer {
-    pub fn new(target: &SmtpTarget, from: &str, timeout: Duration) -> Result<Self, String> {
+    /// `extra_ca_pem`: a CA to trust besides the system's (a private mail relay).
+    pub fn new(
+        target: &SmtpTarget,
+        from: &str,
+        timeout: Duration,
+        extra_ca_pem: Option<&[u8]>,
+    ) -> Result<Self, String> {
         let from: Mailbox = from.parse().map_err(|e| format!("MAIL_FROM: {e}"))?;
-        let builder = match target.tls {
-            Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&target.host)
-                .map_err(|e| e.to_string())?,
-            Tls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&target.host)
-                .map_err(|e| e.to_string())?,
-            Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&target.host),
+        let tls = match target.tls {
+            Tls::None => SmtpTls::None,
+            mode => {
+                let mut params = TlsParameters::builder(target.host.clone());
+                if let Some(pem) = extra_ca_pem {
+                    let ca =
+                        Certificate::from_pem(pem).map_err(|e| format!("mail.tls_ca_file: {e}"))?;
+                    params = params.add_root_certificate(ca);
+                }
+                let params = params.build().map_err(|e| format!("TLS set-up: {e}"))?;
+                if mode == Tls::Implicit {
+                    SmtpTls::Wrapper(params)
+                } else {
+                    SmtpTls::Required(params)
+                }
+            }
         };
-        let mut builder = builder.port(target.port).timeout(Some(timeout));
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&target.host)
+            .port(target.port)
+            .tls(tls)
+            .timeout(Some(timeout));
         if let Some((user, pass)) = &target.credentials {
             builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
         }
