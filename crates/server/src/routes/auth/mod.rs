@@ -161,8 +161,10 @@ async fn refresh(
     match rotation {
         Ok(tokens) => Ok(with_tokens(&state, None, tokens)),
         Err(e) => {
+            // A dead session clears the cookie; a transient failure (503) keeps it for a retry.
+            let dead = matches!(e, DomainError::Unauthorized(_));
             let mut response = ApiError::from(e).into_response();
-            if state.settings.auth.refresh_cookie {
+            if dead && state.settings.auth.refresh_cookie {
                 cookie::clear(response.headers_mut());
             }
             Ok(response)
