@@ -47,9 +47,9 @@ mod tests {
     async fn denied_until_ttl() {
         let d = MemoryDenylist::new();
         assert!(!d.is_denied("a").await.expect("check"));
-        d.deny("a", Duration::from_millis(50)).await.expect("deny");
+        d.deny("a", Duration::from_millis(500)).await.expect("deny");
         assert!(d.is_denied("a").await.expect("check"));
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(!d.is_denied("a").await.expect("check"));
     }
 }
