@@ -221,3 +221,18 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
     )))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_labels_come_from_a_fixed_set() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        let invented = Method::from_bytes(b"BREW").expect("a valid token");
+        assert_eq!(method_label(&invented), "OTHER");
+        let ok = HeaderValue::from_static("abc-123_x.y:z");
+        assert_eq!(sane_request_id(&ok).as_deref(), Some("abc-123_x.y:z"));
+        assert_eq!(sane_request_id(&HeaderValue::from_static("a b")), None);
+    }
+}
