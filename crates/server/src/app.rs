@@ -101,6 +101,7 @@ impl AppState {
                 Arc::new(DevMailer)
             }
         };
+        let mailer_kind = mailer.kind();
         let secret = secrets::jwt_secret(&settings)?;
         let hasher =
             PasswordHasher::new(settings.auth.password_params()).map_err(anyhow::Error::msg)?;
@@ -148,11 +149,7 @@ impl AppState {
         tracing::info!(
             database = store.backend(),
             redis = redis.is_some(),
-            mailer = if settings.mail.smtp_url.is_some() {
-                "smtp"
-            } else {
-                "development"
-            },
+            mailer = mailer_kind,
             auth_provider = a.provider().as_str(),
             "storage and adapters ready"
         );

@@ -53,22 +53,6 @@ pub struct AuthSettings {
     pub local_email: Option<String>,
 }
 
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self {
-            provider: AuthProvider::Password,
-            registration_open: true,
-            access_ttl: Duration::from_secs(15 * 60),
-            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-            code_ttl: Duration::from_secs(10 * 60),
-            code_max_attempts: 5,
-            free_monthly_runs: crate::subscription::FREE_PLAN_MONTHLY_RUNS,
-            product_name: "Ironhand".into(),
-            local_email: None,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct TokenPair {
     pub access_token: String,

@@ -86,6 +86,30 @@ fn openapi_prints_the_document() {
     assert!(doc["paths"]["/api/v1/auth/login"]["post"].is_object());
 }
 
+/// `ironhand serve` on a free port with no admin listener, its log in `log`; returns the
+/// process and its base URL once it is healthy.
+async fn serve_with_log(
+    data_dir: &std::path::Path,
+    log: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let port = free_port();
+    let mut cmd = ironhand(data_dir);
+    cmd.env("IRONHAND_ADMIN_BIND", "");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = cmd
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("spawn");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base).await;
+    (server, base)
+}
+
 async fn wait_healthy(base: &str) {
     for _ in 0..100 {
         if reqwest::get(format!("{base}/api/v1/health"))
@@ -253,17 +277,7 @@ fn environment_values_keep_their_text_and_lists_split_on_commas() {
 async fn without_smtp_the_reset_code_goes_to_the_log_marked_as_the_development_mailer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("server.log");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = ironhand(dir.path())
-        .env("IRONHAND_ADMIN_BIND", "")
-        .env("RUST_LOG", "warn")
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn");
-    wait_healthy(&base).await;
+    let (mut server, base) = serve_with_log(dir.path(), &log, &[("RUST_LOG", "warn")]).await;
     let startup = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         startup.contains("development mailer"),
@@ -329,20 +343,13 @@ async fn without_smtp_the_reset_code_goes_to_the_log_marked_as_the_development_m
 async fn json_logs_carry_the_request_id_and_never_the_secrets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("server.log");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let secret = "a-very-secret-signing-key-that-must-never-be-logged";
-    let mut server = ironhand(dir.path())
-        .env("IRONHAND_ADMIN_BIND", "")
-        .env("IRONHAND__LOG__FORMAT", "json")
-        .env("IRONHAND__AUTH__JWT_SECRET", secret)
-        .env("RUST_LOG", "info")
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn");
-    wait_healthy(&base).await;
+    let env = [
+        ("IRONHAND__LOG__FORMAT", "json"),
+        ("IRONHAND__AUTH__JWT_SECRET", secret),
+        ("RUST_LOG", "info"),
+    ];
+    let (mut server, base) = serve_with_log(dir.path(), &log, &env).await;
     let client = reqwest::Client::new();
     let r = client
         .get(format!("{base}/api/v1/ready"))
