@@ -5,8 +5,9 @@ pub mod auth;
 pub mod error;
 pub mod ids;
 pub mod ports;
+pub mod session;
 pub mod subscription;
 pub mod user;
 
 pub use error::{DomainError, FieldError, StoreError};
-pub use ids::UserId;
+pub use ids::{RunId, SessionId, UserId};

@@ -1,4 +1,6 @@
 //! Stand-ins for the parts of the outside world tests cannot reach, each a real network
 //! server so that Ironhand's own client code runs unchanged.
 
+pub mod llm;
+pub mod search;
 pub mod smtp;

@@ -4,9 +4,12 @@
 pub mod denylist;
 pub mod mailer;
 pub mod rate_limit;
+pub mod sandbox;
+pub mod sessions;
 pub mod store;
 
 pub use denylist::TokenDenylist;
 pub use mailer::{Mail, Mailer};
 pub use rate_limit::{Quota, RateDecision, RateLimiter};
+pub use sandbox::{Sandbox, SandboxProvider};
 pub use store::Store;

@@ -3,6 +3,7 @@
 
 use crate::error::StoreResult;
 use crate::ids::UserId;
+use crate::ports::sessions::{AgentMemoryStore, EventLog, JobLock, RunQueue, SessionStore};
 use crate::subscription::Subscription;
 use crate::user::{Email, NewUser, Role, User};
 use async_trait::async_trait;
@@ -171,7 +172,17 @@ pub trait SubscriptionStore: Send + Sync {
 
 /// Everything Ironhand stores, in one database.
 #[async_trait]
-pub trait Store: UserStore + RefreshTokenStore + VerificationCodeStore + SubscriptionStore {
+pub trait Store:
+    UserStore
+    + RefreshTokenStore
+    + VerificationCodeStore
+    + SubscriptionStore
+    + SessionStore
+    + EventLog
+    + RunQueue
+    + AgentMemoryStore
+    + JobLock
+{
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
     /// Deletes auth records that can no longer matter: refresh tokens past their expiry,

@@ -1,0 +1,154 @@
+//! The sandbox port: where the agent's shell and file tools run. One sandbox per session,
+//! created on first use. The `local` provider (bubblewrap) lives in `ironhand-sandbox`.
+//!
+//! Paths are sandbox paths: absolute (`/home/ubuntu/...`, `/tmp/...`) or relative to the
+//! home `/home/ubuntu`. A provider resolves them inside the sandbox only and refuses any
+//! that would leave it (`..`, symlinks pointing outside).
+
+use crate::ids::SessionId;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The home directory (and working directory) of every sandbox.
+pub const SANDBOX_HOME: &str = "/home/ubuntu";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The request itself is wrong (bad path, unknown shell id, no such file, bad regex…):
+    /// reported to the model as a failed tool result.
+    #[error("{0}")]
+    Invalid(String),
+    /// The sandbox could not do it (could not start, limits hit while setting up…).
+    #[error("sandbox unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type SandboxResult<T> = Result<T, SandboxError>;
+
+/// One command of a shell session as the user sees it in a terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleRecord {
+    /// The prompt shown before the command, e.g. `ubuntu@sandbox:~/project $`.
+    pub ps1: String,
+    pub command: String,
+    /// Output so far (stdout and stderr interleaved, ANSI sequences stripped, capped).
+    pub output: String,
+}
+
+/// A shell session's state after an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShellOutcome {
+    /// The shell session id the agent chose.
+    pub id: String,
+    /// `running` while the last command has not finished, `completed` after it.
+    pub running: bool,
+    /// Exit code of the last finished command (`None` while running or if killed by a
+    /// signal).
+    pub exit_code: Option<i32>,
+    /// Output of the last command (capped; the cap is stated in the text when hit).
+    pub output: String,
+    /// Every command of this shell session so far, oldest first (bounded history).
+    pub console: Vec<ConsoleRecord>,
+    /// Set when a limit stopped the command: which one, in words ("wall time limit of 120 s
+    /// reached", "process limit reached", "memory limit reached", "output limit reached").
+    pub limit_hit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileText {
+    pub path: String,
+    /// The requested lines (UTF-8, lossy), capped.
+    pub content: String,
+    /// True when the cap cut the content; the tool says so to the model.
+    pub truncated: bool,
+    pub total_lines: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentMatch {
+    /// 1-based line number.
+    pub line: usize,
+    pub text: String,
+}
+
+/// Options of `file_write`, as the tool's parameters name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    pub append: bool,
+    pub leading_newline: bool,
+    pub trailing_newline: bool,
+}
+
+#[async_trait]
+pub trait Sandbox: Send + Sync {
+    /// Runs `command` in shell session `shell_id` (created on first use; cwd and
+    /// environment persist between its commands) after changing to `exec_dir`. Waits up to
+    /// the provider's foreground wait; a command still going then returns `running: true`.
+    /// A shell whose previous command is still running refuses (Invalid).
+    async fn shell_exec(
+        &self,
+        shell_id: &str,
+        exec_dir: &str,
+        command: &str,
+    ) -> SandboxResult<ShellOutcome>;
+    /// The shell's state and output now, without waiting.
+    async fn shell_view(&self, shell_id: &str) -> SandboxResult<ShellOutcome>;
+    /// Waits until the running command finishes or `seconds` pass (capped by the provider).
+    async fn shell_wait(&self, shell_id: &str, seconds: Option<u64>)
+    -> SandboxResult<ShellOutcome>;
+    /// Writes `input` (plus a newline with `press_enter`) to the running command's stdin.
+    async fn shell_write(
+        &self,
+        shell_id: &str,
+        input: &str,
+        press_enter: bool,
+    ) -> SandboxResult<ShellOutcome>;
+    /// Kills the running command and everything it started.
+    async fn shell_kill(&self, shell_id: &str) -> SandboxResult<ShellOutcome>;
+
+    /// Lines `start_line..end_line` (0-based, end exclusive; `None` = from start / to end).
+    async fn file_read(
+        &self,
+        path: &str,
+        start_line: Option<i64>,
+        end_line: Option<i64>,
+    ) -> SandboxResult<FileText>;
+    /// Writes atomically (temp file + rename), creating parent directories.
+    async fn file_write(
+        &self,
+        path: &str,
+        content: &str,
+        options: &WriteOptions,
+    ) -> SandboxResult<()>;
+    /// Replaces every occurrence of `old` in the whole file; returns how many. Zero
+    /// occurrences is Invalid ("old_str not found").
+    async fn file_str_replace(&self, path: &str, old: &str, new: &str) -> SandboxResult<usize>;
+    /// Lines matching `regex`, capped.
+    async fn file_find_in_content(
+        &self,
+        path: &str,
+        regex: &str,
+    ) -> SandboxResult<Vec<ContentMatch>>;
+    /// Sandbox paths under `dir` whose file name matches `glob` (`*.py`, `**/*.md`), capped.
+    async fn file_find_by_name(&self, dir: &str, glob: &str) -> SandboxResult<Vec<String>>;
+    /// Copies bytes into the sandbox (attachments); parents created, atomic.
+    async fn put_file(&self, path: &str, bytes: &[u8]) -> SandboxResult<()>;
+    /// Reads a file's bytes out of the sandbox, refusing files over `max_bytes`.
+    async fn get_file(&self, path: &str, max_bytes: u64) -> SandboxResult<Vec<u8>>;
+}
+
+#[async_trait]
+pub trait SandboxProvider: Send + Sync {
+    /// The session's sandbox, created on first use (the workspace persists on disk between
+    /// sandboxes of the same session).
+    async fn sandbox(&self, session: SessionId) -> SandboxResult<Arc<dyn Sandbox>>;
+    /// Stops the session's processes; with `remove_workspace`, deletes its files too.
+    async fn destroy(&self, session: SessionId, remove_workspace: bool) -> SandboxResult<()>;
+    /// Stops sandboxes idle for longer than the idle timeout (workspaces stay).
+    async fn reap_idle(&self) -> usize;
+    /// For readiness: can this provider start sandboxes?
+    async fn check(&self) -> SandboxResult<()>;
+    /// `local`, `docker`, …
+    fn kind(&self) -> &'static str;
+}

@@ -1,0 +1,156 @@
+//! Storage ports of sessions: the sessions themselves, their event log, the run queue, the
+//! agent's persisted memory and cluster-wide job locks. `ironhand-db` implements them for
+//! SQLite and PostgreSQL.
+//!
+//! Every time column of these tables is stored as integer Unix milliseconds on both
+//! backends, so comparisons in SQL (leases, retention, paging) are numeric.
+
+use crate::error::StoreResult;
+use crate::ids::{RunId, SessionId, UserId};
+use crate::session::{Run, RunStatus, Session, SessionStatus, StartRun, StoredEvent};
+use async_trait::async_trait;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn session_by_id(&self, id: SessionId) -> StoreResult<Option<Session>>;
+    /// The user's sessions, most recent activity (`updated_at`) first; with `before`, only
+    /// those whose activity is strictly older (the next page). At most `limit`.
+    async fn list_sessions(
+        &self,
+        user_id: UserId,
+        limit: i64,
+        before: Option<OffsetDateTime>,
+    ) -> StoreResult<Vec<Session>>;
+    async fn set_session_title(
+        &self,
+        id: SessionId,
+        title: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    async fn set_session_status(
+        &self,
+        id: SessionId,
+        status: SessionStatus,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// False when the session does not exist.
+    async fn set_session_shared(&self, id: SessionId, shared: bool) -> StoreResult<bool>;
+    async fn clear_unread(&self, id: SessionId) -> StoreResult<()>;
+    /// Deletes the session with its events, runs and memory. False when it did not exist.
+    async fn delete_session(&self, id: SessionId) -> StoreResult<bool>;
+    /// Sessions whose last activity is before `idle_before` (oldest first, at most `limit`),
+    /// for the retention job.
+    async fn idle_sessions(
+        &self,
+        idle_before: OffsetDateTime,
+        limit: i64,
+    ) -> StoreResult<Vec<(SessionId, UserId)>>;
+}
+
+/// An event to append, with what it changes on the session row.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub session_id: SessionId,
+    pub event: &'a str,
+    pub data: &'a Value,
+    pub now: OffsetDateTime,
+    /// For `message` events: becomes the session's `latest_message` (and `_at` = now).
+    pub latest_message: Option<&'a str>,
+    /// For assistant messages: adds one to the unread count.
+    pub count_unread: bool,
+}
+
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// In one transaction: takes the session's next sequence number, stores the event and
+    /// updates the session's activity (`updated_at`, latest message, unread count).
+    /// Concurrent appends to one session get distinct, gap-free numbers.
+    async fn append_event(&self, event: &NewEvent<'_>) -> StoreResult<StoredEvent>;
+    /// Events with `seq > after_seq`, ascending, at most `limit`.
+    async fn events_after(
+        &self,
+        session_id: SessionId,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredEvent>>;
+}
+
+/// Whether a worker still holds a run, and whether someone asked to stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseState {
+    pub held: bool,
+    pub cancel_requested: bool,
+}
+
+#[async_trait]
+pub trait RunQueue: Send + Sync {
+    /// In one transaction: when the session already has a run with the same
+    /// `client_message_id`, returns it (`Duplicate`); when another run of the session is
+    /// queued or running, `Busy`; otherwise stores `run` as queued and sets the session's
+    /// status to `running`.
+    async fn start_run(&self, run: &Run) -> StoreResult<StartRun>;
+    /// Claims the oldest queued run, or a running one whose lease expired before `now`, with
+    /// a conditional update so two workers never claim the same run: status `running`,
+    /// lease to `worker` until `lease_until`, attempts + 1, `started_at` set if unset.
+    async fn claim_run(
+        &self,
+        worker: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> StoreResult<Option<Run>>;
+    /// Extends the lease if `worker` still holds the run.
+    async fn renew_lease(
+        &self,
+        run_id: RunId,
+        worker: &str,
+        lease_until: OffsetDateTime,
+    ) -> StoreResult<LeaseState>;
+    /// Ends the run (only while `worker` holds it, or, with `worker: None`, while it is
+    /// queued) with `status`, clears the lease, sets `finished_at` (unless `status` is
+    /// `queued`, which hands it back to the queue) and the session's status, in one
+    /// transaction. False when the run was not in that state.
+    async fn finish_run(
+        &self,
+        run_id: RunId,
+        worker: Option<&str>,
+        status: RunStatus,
+        session_status: SessionStatus,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Asks the session's active run to stop: sets `cancel_requested`. Returns that run.
+    async fn request_cancel(&self, session_id: SessionId) -> StoreResult<Option<Run>>;
+    /// The session's queued or running run.
+    async fn active_run(&self, session_id: SessionId) -> StoreResult<Option<Run>>;
+    /// The session's most recent run, whatever its status.
+    async fn latest_run(&self, session_id: SessionId) -> StoreResult<Option<Run>>;
+    async fn run_by_id(&self, id: RunId) -> StoreResult<Option<Run>>;
+}
+
+#[async_trait]
+pub trait AgentMemoryStore: Send + Sync {
+    /// Replaces the session's agent memory (plan, position, conversation with the model).
+    async fn save_memory(
+        &self,
+        session_id: SessionId,
+        memory: &Value,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    async fn load_memory(&self, session_id: SessionId) -> StoreResult<Option<Value>>;
+}
+
+#[async_trait]
+pub trait JobLock: Send + Sync {
+    /// Takes the named lock for `holder` until `until` if it is free, expired or already
+    /// held by `holder`. True when `holder` now holds it.
+    async fn try_lock(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    async fn unlock(&self, name: &str, holder: &str) -> StoreResult<()>;
+}

@@ -1,0 +1,1 @@
+//! A fake web search API (SearXNG and Brave shapes).
