@@ -1,9 +1,12 @@
 //! Storage for Ironhand: one implementation of the storage ports per backend, chosen from
 //! the database URL. Both share their SQL (SQLite accepts `$1` placeholders) through
-//! `impl_store!`; each has its own migrations folder.
+//! `impl_store!` (accounts) and `impl_session_store!` (sessions, events, runs, memory, job
+//! locks); each has its own migrations folder.
 
 #[macro_use]
 mod shared;
+#[macro_use]
+mod sessions;
 pub mod postgres;
 pub mod sqlite;
 pub mod testing;

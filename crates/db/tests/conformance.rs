@@ -10,6 +10,9 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod sessions;
+use sessions::*;
+
 struct Db {
     store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
@@ -55,6 +58,16 @@ on_both_backends!(
     pruning_removes_only_records_that_can_no_longer_matter,
     a_family_behind_the_users_token_version_cannot_rotate,
     plain_accounts_do_not_take_the_first_admin_slot,
+    sessions_are_listed_paged_and_updated,
+    events_are_numbered_and_update_the_session,
+    concurrent_appends_get_gap_free_numbers,
+    start_run_is_idempotent_and_refuses_a_busy_session,
+    concurrent_start_runs_start_exactly_one,
+    workers_claim_each_run_exactly_once,
+    leases_expire_renew_cancel_and_hand_back,
+    memory_is_saved_replaced_and_deleted_with_the_session,
+    idle_sessions_are_found_oldest_first,
+    job_locks_exclude_until_expiry,
 );
 
 fn now() -> OffsetDateTime {

@@ -2,6 +2,7 @@
 //! Each has an embedded implementation and a scale-out one (see docs/architecture.md).
 
 pub mod denylist;
+pub mod event_bus;
 pub mod mailer;
 pub mod rate_limit;
 pub mod sandbox;
@@ -9,6 +10,7 @@ pub mod sessions;
 pub mod store;
 
 pub use denylist::TokenDenylist;
+pub use event_bus::EventBus;
 pub use mailer::{Mail, Mailer};
 pub use rate_limit::{Quota, RateDecision, RateLimiter};
 pub use sandbox::{Sandbox, SandboxProvider};

@@ -49,6 +49,9 @@ pub struct Session {
     pub latest_message_at: Option<OffsetDateTime>,
     pub unread_message_count: i64,
     pub is_shared: bool,
+    /// Sequence number of the newest stored event (0 when none): a stream started now
+    /// follows from here.
+    pub last_seq: i64,
     pub created_at: OffsetDateTime,
     /// Last activity: the list is ordered by it and retention measures idleness from it.
     pub updated_at: OffsetDateTime,
@@ -203,3 +206,11 @@ pub enum StartRun {
     /// Another run of the session is queued or running.
     Busy,
 }
+
+pub mod event;
+pub mod publisher;
+pub mod service;
+
+pub use event::AgentEvent;
+pub use publisher::EventPublisher;
+pub use service::SessionService;

@@ -1,0 +1,640 @@
+//! Plan-act: the planner makes a plan, the executor works each step with tools until it
+//! calls `complete_step`, the planner revises what is left, and a summary closes the run.
+//! The phase and conversation live in [`AgentMemory`], saved after every tool result.
+
+use crate::config::AgentConfig;
+use crate::context;
+use crate::memory::{AgentMemory, Phase, StepResult};
+use crate::plan::{parse_create_plan, parse_steps, truncate_chars};
+use crate::prompts;
+use crate::tools::{self, Toolbox, ToolOutcome, group_of};
+use ironhand_core::ports::{SandboxProvider, Store};
+use ironhand_core::session::event::{PlanStep, StepStatus, ToolStatus};
+use ironhand_core::session::{AgentEvent, EventPublisher, Run, RunKind};
+use ironhand_llm::{ChatMessage, ChatModel, ChatRequest, Completion, StreamEvent, ToolCall, ToolChoice};
+use ironhand_search::SearchProvider;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Told to the user when no model is configured.
+pub const NO_MODEL: &str = "No language model is configured on this server, so the agent cannot work. \
+An operator can set LLM_BASE_URL, LLM_API_KEY and LLM_MODEL (any OpenAI-compatible API) and restart.";
+
+/// How a run ended, for the worker to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    Completed,
+    /// The agent asked the user something; the reply continues the run.
+    Waiting,
+    /// An `error` event told the user why.
+    Failed,
+    /// The user stopped it.
+    Cancelled,
+    /// This worker let go (shutdown, lost lease, session deleted): say nothing, the run
+    /// continues elsewhere or no longer exists.
+    Released,
+}
+
+/// Why a run is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    User,
+    Shutdown,
+    LostLease,
+}
+
+/// A running run's stop switch, shared between the worker and the agent.
+#[derive(Default)]
+pub struct RunControl {
+    token: CancellationToken,
+    reason: Mutex<Option<StopReason>>,
+}
+
+impl RunControl {
+    pub fn stop(&self, reason: StopReason) {
+        let mut current = self.reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.get_or_insert(reason);
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        *self.reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+}
+
+/// Why the flow stopped early.
+enum Abort {
+    Stopped,
+    Failed(String),
+    /// The session is gone (deleted) or storage failed: nothing more can be recorded.
+    Lost,
+}
+
+pub struct Agent {
+    model: Option<Arc<dyn ChatModel>>,
+    store: Arc<dyn Store>,
+    publisher: EventPublisher,
+    sandboxes: Arc<dyn SandboxProvider>,
+    search: Option<Arc<dyn SearchProvider>>,
+    config: AgentConfig,
+}
+
+impl Agent {
+    pub fn new(
+        model: Option<Arc<dyn ChatModel>>,
+        store: Arc<dyn Store>,
+        publisher: EventPublisher,
+        sandboxes: Arc<dyn SandboxProvider>,
+        search: Option<Arc<dyn SearchProvider>>,
+        config: AgentConfig,
+    ) -> Self {
+        Self {
+            model,
+            store,
+            publisher,
+            sandboxes,
+            search,
+            config,
+        }
+    }
+
+    pub fn publisher(&self) -> &EventPublisher {
+        &self.publisher
+    }
+
+    /// Works on `run` until it ends, pauses or is stopped. Terminal `done`/`wait` events are
+    /// the worker's to store, after it has recorded the outcome.
+    pub async fn execute(&self, run: &Run, control: &RunControl) -> RunEnd {
+        let mut turn = Turn {
+            agent: self,
+            run,
+            control,
+            deadline: Instant::now() + self.config.max_run_time,
+            tools: Toolbox::new(run.session_id, self.sandboxes.clone(), self.search.clone()),
+            memory: AgentMemory::new_task(&run.message, None),
+        };
+        match turn.work().await {
+            Ok(end) => end,
+            Err(Abort::Stopped) => match control.reason() {
+                Some(StopReason::User) => RunEnd::Cancelled,
+                _ => RunEnd::Released,
+            },
+            Err(Abort::Failed(sentence)) => match turn.emit(&AgentEvent::error(sentence)).await {
+                Ok(()) => RunEnd::Failed,
+                Err(_) => RunEnd::Released,
+            },
+            Err(Abort::Lost) => RunEnd::Released,
+        }
+    }
+}
+
+struct Turn<'a> {
+    agent: &'a Agent,
+    run: &'a Run,
+    control: &'a RunControl,
+    deadline: Instant,
+    tools: Toolbox,
+    memory: AgentMemory,
+}
+
+impl Turn<'_> {
+    async fn emit(&self, event: &AgentEvent) -> Result<(), Abort> {
+        self.agent
+            .publisher
+            .publish(self.run.session_id, self.run.user_id, event)
+            .await
+            .map(|_| ())
+            .map_err(|error| {
+                tracing::warn!(%error, session_id = %self.run.session_id, "could not store an event; giving up the run");
+                Abort::Lost
+            })
+    }
+
+    async fn save(&self) -> Result<(), Abort> {
+        self.agent
+            .store
+            .save_memory(self.run.session_id, &self.memory.to_json(), OffsetDateTime::now_utc())
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "could not save agent memory");
+                Abort::Lost
+            })
+    }
+
+    async fn work(&mut self) -> Result<RunEnd, Abort> {
+        let resumed = self.run.attempts > 1;
+        if !resumed {
+            self.emit(&AgentEvent::user_message(&self.run.message, self.run.client_message_id.as_deref()))
+                .await?;
+        }
+        let Some(model) = self.agent.model.clone() else {
+            return Err(Abort::Failed(NO_MODEL.into()));
+        };
+        self.load_memory(resumed).await?;
+        loop {
+            if self.control.token.is_cancelled() {
+                return Err(Abort::Stopped);
+            }
+            if Instant::now() >= self.deadline {
+                return Err(Abort::Failed(format!(
+                    "The task took longer than the time limit of {} minutes and was stopped.",
+                    self.agent.config.max_run_time.as_secs().div_ceil(60)
+                )));
+            }
+            match self.memory.phase.clone() {
+                Phase::Planning => self.plan(model.as_ref()).await?,
+                Phase::Executing { index } => {
+                    if let Some(end) = self.execute_step(model.as_ref(), index).await? {
+                        return Ok(end);
+                    }
+                }
+                Phase::Updating => self.update_plan(model.as_ref()).await?,
+                Phase::Summarizing => {
+                    self.summarize(model.as_ref()).await?;
+                    return Ok(RunEnd::Completed);
+                }
+                // A reply found no question to answer, or the task was already done: start over.
+                Phase::Waiting { .. } | Phase::Finished => {
+                    self.memory = AgentMemory::new_task(&self.run.message, Some(self.memory.clone()));
+                }
+            }
+        }
+    }
+
+    /// Picks up where the session's memory stands: a new task, the reply to a question, or
+    /// (after a crash) the interrupted run.
+    async fn load_memory(&mut self, resumed: bool) -> Result<(), Abort> {
+        let stored = self
+            .agent
+            .store
+            .load_memory(self.run.session_id)
+            .await
+            .map_err(|_| Abort::Lost)?
+            .and_then(AgentMemory::from_json);
+        self.memory = match (self.run.kind.clone(), stored) {
+            (RunKind::Reply, Some(mut memory)) if !resumed => match memory.phase.clone() {
+                Phase::Waiting { index, tool_call_id } => {
+                    let answer = json!({"success": true, "message": "The user replied.", "data": {"reply": self.run.message}});
+                    memory.messages.push(ChatMessage::tool_result(&tool_call_id, answer.to_string()));
+                    memory.phase = Phase::Executing { index };
+                    memory.run_tokens = 0;
+                    memory
+                }
+                _ => AgentMemory::new_task(&self.run.message, Some(memory)),
+            },
+            (_, Some(memory)) if resumed && memory.phase != Phase::Finished => {
+                let mut memory = memory;
+                drop_unanswered_calls(&mut memory.messages);
+                memory
+            }
+            (_, previous) => AgentMemory::new_task(&self.run.message, previous),
+        };
+        self.save().await
+    }
+
+    /// One model request, abandoned if the run is stopped or out of time.
+    async fn ask(
+        &mut self,
+        model: &dyn ChatModel,
+        request: &ChatRequest,
+        stream_text: bool,
+    ) -> Result<Completion, Abort> {
+        let (sender, forwarder) = if stream_text {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            let publisher = self.agent.publisher.clone();
+            let forwarder = tokio::spawn(forward_deltas(publisher, self.run.session_id, self.run.user_id, receiver));
+            (Some(sender), Some(forwarder))
+        } else {
+            (None, None)
+        };
+        let result = tokio::select! {
+            result = model.complete(request, sender.as_ref()) => result,
+            _ = self.control.cancelled() => return Err(Abort::Stopped),
+            _ = tokio::time::sleep_until(self.deadline) => return Err(Abort::Failed(
+                "The task took longer than its time limit and was stopped.".into())),
+        };
+        drop(sender);
+        if let Some(forwarder) = forwarder {
+            let _ = forwarder.await;
+        }
+        let completion = result.map_err(|error| {
+            tracing::warn!(%error, "model request failed");
+            Abort::Failed(format!("The language model could not answer: {error}"))
+        })?;
+        self.memory.run_tokens += completion.usage.total_tokens;
+        metrics::counter!("ironhand_llm_run_tokens_total").increment(completion.usage.total_tokens);
+        if self.memory.run_tokens > self.agent.config.max_run_tokens {
+            return Err(Abort::Failed(format!(
+                "The task used more than its budget of {} model tokens and was stopped.",
+                self.agent.config.max_run_tokens
+            )));
+        }
+        Ok(completion)
+    }
+
+    fn context_message(&self, current: Option<&PlanStep>) -> ChatMessage {
+        let mut text = String::new();
+        if !self.memory.earlier.is_empty() {
+            text.push_str("Earlier tasks in this conversation:\n");
+            for earlier in &self.memory.earlier {
+                text.push_str(&format!("- Task: {}\n  Outcome: {}\n", truncate_chars(&earlier.task, 500), earlier.answer));
+            }
+            text.push('\n');
+        }
+        if !self.memory.title.is_empty() {
+            text.push_str(&format!("Plan: {}\nGoal: {}\n{}\n\n", self.memory.title, self.memory.goal, prompts::plan_listing(&self.memory.steps)));
+        }
+        if !self.memory.results.is_empty() {
+            text.push_str("Results of finished steps:\n");
+            for r in &self.memory.results {
+                let verdict = if r.success { "succeeded" } else { "failed" };
+                text.push_str(&format!("- {} ({verdict}): {}\n", r.description, truncate_chars(&r.result, 2_000)));
+            }
+            text.push('\n');
+        }
+        if let Some(step) = current {
+            text.push_str(&format!("Current step {}: {}\n", step.id, step.description));
+        }
+        text.push_str(&prompts::language_note(&self.memory.language));
+        ChatMessage::user(&text)
+    }
+
+    async fn plan(&mut self, model: &dyn ChatModel) -> Result<(), Abort> {
+        let mut messages = vec![
+            ChatMessage::system(format!("{} {}", prompts::PLANNER_SYSTEM, prompts::max_steps_note(self.agent.config.max_steps))),
+            ChatMessage::user(&self.memory.task),
+            self.context_message(None),
+        ];
+        let request = |messages: Vec<ChatMessage>| ChatRequest {
+            messages,
+            tools: vec![tools::create_plan_spec()],
+            tool_choice: Some(ToolChoice::Auto),
+        };
+        let mut problem = String::new();
+        for attempt in 0..2 {
+            if attempt > 0 {
+                messages.push(ChatMessage::user(format!(
+                    "That was not a usable plan ({problem}). Call the create_plan tool with the plan."
+                )));
+            }
+            let completion = self.ask(model, &request(messages.clone()), false).await?;
+            let call = completion.tool_calls.iter().find(|c| c.name == "create_plan");
+            let parsed = match call {
+                Some(call) => parse_json(&call.arguments).and_then(|args| parse_create_plan(&args)),
+                None => Err("no create_plan call".into()),
+            };
+            match parsed {
+                Ok(mut plan) => {
+                    plan.steps.truncate(self.agent.config.max_steps);
+                    self.memory.title = plan.title.clone();
+                    self.memory.goal = plan.goal;
+                    self.memory.language = plan.language;
+                    self.memory.steps = plan.steps;
+                    self.memory.phase = Phase::Executing { index: 0 };
+                    let _ = self
+                        .agent
+                        .store
+                        .set_session_title(self.run.session_id, &plan.title, OffsetDateTime::now_utc())
+                        .await;
+                    self.emit(&AgentEvent::Title { title: plan.title }).await?;
+                    self.emit(&AgentEvent::Plan { steps: self.memory.steps.clone() }).await?;
+                    return self.save().await;
+                }
+                Err(why) => problem = why,
+            }
+        }
+        Err(Abort::Failed(format!(
+            "The language model did not return a usable plan ({problem}). Try again, or use a model that supports tool calling."
+        )))
+    }
+
+    async fn update_plan(&mut self, model: &dyn ChatModel) -> Result<(), Abort> {
+        let done = self.memory.steps.iter().filter(|s| s.status != StepStatus::Pending).count();
+        if done == self.memory.steps.len() {
+            self.memory.phase = Phase::Summarizing;
+            return self.save().await;
+        }
+        let messages = vec![
+            ChatMessage::system(prompts::UPDATER_SYSTEM),
+            ChatMessage::user(&self.memory.task),
+            self.context_message(None),
+        ];
+        let request = ChatRequest { messages, tools: vec![tools::update_plan_spec()], tool_choice: Some(ToolChoice::Auto) };
+        let completion = self.ask(model, &request, false).await?;
+        // A planner that does not call update_plan keeps the remaining steps as they are.
+        if let Some(steps) = completion
+            .tool_calls
+            .iter()
+            .find(|c| c.name == "update_plan")
+            .and_then(|c| parse_json(&c.arguments).ok())
+            .and_then(|args| parse_steps(&args, done + 1))
+        {
+            self.memory.steps.retain(|s| s.status != StepStatus::Pending);
+            let room = self.agent.config.max_steps.saturating_sub(self.memory.steps.len());
+            let mut steps = steps;
+            if steps.len() > room {
+                steps.truncate(room);
+            }
+            // Ids must stay unique across the whole plan.
+            for step in &mut steps {
+                if self.memory.steps.iter().any(|s| s.id == step.id) {
+                    step.id = format!("{}", self.memory.steps.len() + 1);
+                }
+                self.memory.steps.push(step.clone());
+            }
+        }
+        self.emit(&AgentEvent::Plan { steps: self.memory.steps.clone() }).await?;
+        self.memory.phase = match self.memory.steps.iter().position(|s| s.status == StepStatus::Pending) {
+            Some(index) => Phase::Executing { index },
+            None => Phase::Summarizing,
+        };
+        self.save().await
+    }
+
+    /// Works on one step until `complete_step`; `Some(end)` when the run pauses.
+    async fn execute_step(&mut self, model: &dyn ChatModel, index: usize) -> Result<Option<RunEnd>, Abort> {
+        let Some(step) = self.memory.steps.get(index).cloned() else {
+            self.memory.phase = Phase::Updating;
+            return Ok(None);
+        };
+        if self.memory.messages.is_empty() {
+            if self.memory.steps_executed >= self.agent.config.max_steps {
+                return Err(Abort::Failed(format!(
+                    "The task needed more than {} steps and was stopped.",
+                    self.agent.config.max_steps
+                )));
+            }
+            self.memory.steps[index].status = StepStatus::Running;
+            self.memory.tool_calls_in_step = 0;
+            self.memory.messages = vec![
+                ChatMessage::system(prompts::EXECUTOR_SYSTEM),
+                ChatMessage::user(&self.memory.task),
+                self.context_message(Some(&step)),
+            ];
+            self.emit(&AgentEvent::Step(self.memory.steps[index].clone())).await?;
+            self.save().await?;
+        }
+        let specs = self.tools.specs();
+        loop {
+            let budget = model.context_window().saturating_sub(4_096).max(2_048);
+            context::fit(&mut self.memory.messages, budget, 3);
+            let request = ChatRequest {
+                messages: self.memory.messages.clone(),
+                tools: specs.clone(),
+                tool_choice: Some(ToolChoice::Auto),
+            };
+            let completion = self.ask(model, &request, false).await?;
+            let mut assistant = ChatMessage::assistant(&completion.content);
+            assistant.tool_calls = completion.tool_calls.clone();
+            self.memory.messages.push(assistant);
+            if completion.tool_calls.is_empty() {
+                // Lenient: a plain answer ends the step with that answer as its result.
+                let result = if completion.content.trim().is_empty() { "Done.".to_string() } else { completion.content };
+                self.finish_step(index, true, result, Vec::new()).await?;
+                return Ok(None);
+            }
+            let mut completed: Option<(bool, String, Vec<String>)> = None;
+            let calls = completion.tool_calls;
+            for (position, call) in calls.iter().enumerate() {
+                if self.control.token.is_cancelled() {
+                    return Err(Abort::Stopped);
+                }
+                self.memory.tool_calls_in_step += 1;
+                if self.memory.tool_calls_in_step > self.agent.config.max_tool_calls_per_step {
+                    return Err(Abort::Failed(format!(
+                        "The agent used more than {} tool calls on one step and was stopped.",
+                        self.agent.config.max_tool_calls_per_step
+                    )));
+                }
+                let args = match parse_json(&call.arguments) {
+                    Ok(args) => args,
+                    Err(why) => {
+                        self.answer(call, &ToolOutcome::failed(format!("The arguments were not valid JSON ({why}). Call the tool again with a JSON object.")));
+                        continue;
+                    }
+                };
+                match call.name.as_str() {
+                    "complete_step" => {
+                        let success = args.get("success").and_then(Value::as_bool).unwrap_or(true);
+                        let result = args.get("result").and_then(Value::as_str).unwrap_or("").to_string();
+                        let attachments = args
+                            .get("attachments")
+                            .and_then(Value::as_array)
+                            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                            .unwrap_or_default();
+                        self.answer(call, &ToolOutcome::ok("Step recorded.", json!({}), None));
+                        completed = Some((success, result, attachments));
+                    }
+                    "message_ask_user" => {
+                        let outcome = self.tools.call(&call.name, &args).await;
+                        if !outcome.success {
+                            self.answer(call, &outcome);
+                            continue;
+                        }
+                        let text = args.get("text").and_then(Value::as_str).unwrap_or_default();
+                        self.tool_event(call, &args, ToolStatus::Calling, None).await?;
+                        self.emit(&AgentEvent::assistant_message(text)).await?;
+                        self.tool_event(call, &args, ToolStatus::Called, None).await?;
+                        for later in &calls[position + 1..] {
+                            self.answer(later, &ToolOutcome::failed("Not run: the agent is waiting for the user's reply."));
+                        }
+                        self.memory.phase = Phase::Waiting { index, tool_call_id: call.id.clone() };
+                        self.save().await?;
+                        return Ok(Some(RunEnd::Waiting));
+                    }
+                    "message_notify_user" => {
+                        let outcome = self.tools.call(&call.name, &args).await;
+                        if outcome.success {
+                            let text = args.get("text").and_then(Value::as_str).unwrap_or_default();
+                            self.tool_event(call, &args, ToolStatus::Calling, None).await?;
+                            self.emit(&AgentEvent::assistant_message(text)).await?;
+                            self.tool_event(call, &args, ToolStatus::Called, None).await?;
+                        }
+                        self.answer(call, &outcome);
+                    }
+                    name if group_of(name) == "unknown" || !specs.iter().any(|s| s.name == name) => {
+                        self.answer(call, &ToolOutcome::failed(format!(
+                            "Unknown tool `{}`. Use only the tools you were given.",
+                            truncate_chars(name, 80)
+                        )));
+                    }
+                    _ => {
+                        self.tool_event(call, &args, ToolStatus::Calling, None).await?;
+                        let outcome = tokio::select! {
+                            outcome = self.tools.call(&call.name, &args) => outcome,
+                            _ = self.control.cancelled() => return Err(Abort::Stopped),
+                        };
+                        metrics::counter!("ironhand_tool_calls_total", "group" => group_of(&call.name), "success" => outcome.success.to_string()).increment(1);
+                        self.tool_event(call, &args, ToolStatus::Called, outcome.content.clone()).await?;
+                        self.answer(call, &outcome);
+                    }
+                }
+                self.save().await?;
+            }
+            if let Some((success, result, attachments)) = completed {
+                self.finish_step(index, success, result, attachments).await?;
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Adds the tool result the model will see.
+    fn answer(&mut self, call: &ToolCall, outcome: &ToolOutcome) {
+        let text = outcome.for_model(self.agent.config.max_tool_result_chars);
+        self.memory.messages.push(ChatMessage::tool_result(&call.id, &text));
+    }
+
+    async fn tool_event(&self, call: &ToolCall, args: &Value, status: ToolStatus, content: Option<Value>) -> Result<(), Abort> {
+        self.emit(&AgentEvent::Tool {
+            tool_call_id: call.id.clone(),
+            name: group_of(&call.name).to_string(),
+            function: call.name.clone(),
+            args: args.clone(),
+            status,
+            content,
+        })
+        .await
+    }
+
+    async fn finish_step(&mut self, index: usize, success: bool, result: String, attachments: Vec<String>) -> Result<(), Abort> {
+        let status = if success { StepStatus::Completed } else { StepStatus::Failed };
+        if let Some(step) = self.memory.steps.get_mut(index) {
+            step.status = status;
+            let step = step.clone();
+            self.memory.results.push(StepResult {
+                step_id: step.id.clone(),
+                description: step.description.clone(),
+                success,
+                result: truncate_chars(&result, 4_000),
+                attachments,
+            });
+            self.emit(&AgentEvent::Step(step)).await?;
+        }
+        self.memory.steps_executed += 1;
+        self.memory.messages.clear();
+        self.memory.phase = Phase::Updating;
+        self.save().await
+    }
+
+    async fn summarize(&mut self, model: &dyn ChatModel) -> Result<(), Abort> {
+        let messages = vec![
+            ChatMessage::system(format!("{} {}", prompts::SUMMARY_SYSTEM, prompts::language_note(&self.memory.language))),
+            ChatMessage::user(&self.memory.task),
+            self.context_message(None),
+        ];
+        let request = ChatRequest { messages, tools: Vec::new(), tool_choice: None };
+        let completion = self.ask(model, &request, true).await?;
+        let text = if completion.content.trim().is_empty() {
+            self.memory.results.iter().map(|r| r.result.as_str()).collect::<Vec<_>>().join("\n\n")
+        } else {
+            completion.content
+        };
+        self.emit(&AgentEvent::assistant_message(&text)).await?;
+        self.memory.phase = Phase::Finished;
+        self.save().await
+    }
+}
+
+fn parse_json(raw: &str) -> Result<Value, String> {
+    let raw = raw.trim();
+    let raw = if raw.is_empty() { "{}" } else { raw };
+    match serde_json::from_str::<Value>(raw) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err("expected a JSON object".into()),
+        Err(error) => Err(truncate_chars(&error.to_string(), 200)),
+    }
+}
+
+/// After a crash the last assistant message may hold calls whose results were never
+/// saved: drop it so the model decides again (the interrupted action is re-executed at worst).
+fn drop_unanswered_calls(messages: &mut Vec<ChatMessage>) {
+    let Some(last) = messages.iter().rposition(|m| m.role == ironhand_llm::Role::Assistant) else {
+        return;
+    };
+    let answered = messages[last].tool_calls.iter().all(|call| {
+        messages[last + 1..].iter().any(|m| m.tool_call_id.as_deref() == Some(call.id.as_str()))
+    });
+    if !answered {
+        messages.truncate(last);
+    }
+}
+
+/// Streams the summary's text as `message_delta` events, a few per second rather than one
+/// per token.
+async fn forward_deltas(
+    publisher: EventPublisher,
+    session_id: ironhand_core::SessionId,
+    user_id: ironhand_core::UserId,
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<StreamEvent>,
+) {
+    const FLUSH_EVERY: Duration = Duration::from_millis(150);
+    let mut buffer = String::new();
+    let mut open = true;
+    while open {
+        let flush_at = Instant::now() + FLUSH_EVERY;
+        loop {
+            tokio::select! {
+                event = receiver.recv() => match event {
+                    Some(StreamEvent::TextDelta(text)) => buffer.push_str(&text),
+                    Some(StreamEvent::Restart) => buffer.clear(),
+                    None => { open = false; break; }
+                },
+                _ = tokio::time::sleep_until(flush_at) => break,
+            }
+        }
+        if !buffer.is_empty() {
+            let delta = std::mem::take(&mut buffer);
+            if publisher.publish(session_id, user_id, &AgentEvent::MessageDelta { delta }).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The shell tools over the session's sandbox.
+
+use super::{ToolOutcome, optional_bool, optional_i64, required_str};
+use ironhand_core::ports::Sandbox;
+use ironhand_core::ports::sandbox::{SANDBOX_HOME, ShellOutcome};
+use serde_json::{Value, json};
+
+pub async fn call(sandbox: &dyn Sandbox, function: &str, args: &Value) -> ToolOutcome {
+    let id = match required_str(args, "id") {
+        Ok(id) if !id.trim().is_empty() && id.len() <= 64 => id,
+        Ok(_) => return ToolOutcome::failed("`id` must be a short non-empty name."),
+        Err(failed) => return failed,
+    };
+    let result = match function {
+        "shell_exec" => {
+            let command = match required_str(args, "command") {
+                Ok(c) => c,
+                Err(failed) => return failed,
+            };
+            let dir = args.get("exec_dir").and_then(Value::as_str).unwrap_or(SANDBOX_HOME);
+            sandbox.shell_exec(id, dir, command).await
+        }
+        "shell_view" => sandbox.shell_view(id).await,
+        "shell_wait" => {
+            let seconds = optional_i64(args, "seconds").map(|s| s.clamp(0, 3_600) as u64);
+            sandbox.shell_wait(id, seconds).await
+        }
+        "shell_write_to_process" => {
+            let input = match required_str(args, "input") {
+                Ok(i) => i,
+                Err(failed) => return failed,
+            };
+            sandbox.shell_write(id, input, optional_bool(args, "press_enter")).await
+        }
+        "shell_kill_process" => sandbox.shell_kill(id).await,
+        other => return ToolOutcome::failed(format!("Unknown tool `{other}`.")),
+    };
+    match result {
+        Ok(outcome) => describe(outcome),
+        Err(error) => error.into(),
+    }
+}
+
+fn describe(outcome: ShellOutcome) -> ToolOutcome {
+    let message = if let Some(limit) = &outcome.limit_hit {
+        format!("The command was stopped: {limit}.")
+    } else if outcome.running {
+        "The command is still running. Use shell_wait to wait for it or shell_view to see its output.".to_string()
+    } else {
+        match outcome.exit_code {
+            Some(code) => format!("The command finished with exit code {code}."),
+            None => "The command was killed by a signal.".to_string(),
+        }
+    };
+    let success = outcome.limit_hit.is_none() && (outcome.running || outcome.exit_code == Some(0));
+    let data = json!({
+        "id": outcome.id,
+        "status": if outcome.running { "running" } else { "completed" },
+        "exit_code": outcome.exit_code,
+        "output": outcome.output,
+    });
+    let content = json!({ "console": outcome.console });
+    ToolOutcome {
+        success,
+        message,
+        data,
+        content: Some(content),
+    }
+}

@@ -1,0 +1,214 @@
+//! The run worker: claims queued runs (a conditional update, so several workers can share
+//! the queue), keeps their lease alive, hands each to the agent and records the outcome.
+//! Stop requests and new runs arrive on the event bus; a poll catches anything missed.
+
+use crate::flow::{Agent, RunControl, RunEnd, StopReason};
+use ironhand_core::ids::RunId;
+use ironhand_core::ports::Store;
+use ironhand_core::ports::event_bus::topics;
+use ironhand_core::session::{AgentEvent, Run, RunStatus, SessionStatus};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique per process: the lease owner.
+    pub worker_id: String,
+    /// Runs this worker executes at once.
+    pub max_concurrent_runs: usize,
+    /// How long a claim lasts without a heartbeat; another worker takes over after it.
+    pub lease: Duration,
+    /// How often the queue is checked when no wake-up arrives.
+    pub poll_interval: Duration,
+    /// A run claimed more often than this (crash after crash) is given up as interrupted.
+    pub max_attempts: i32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: format!("worker-{}", uuid::Uuid::new_v4()),
+            max_concurrent_runs: 8,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(2),
+            max_attempts: 3,
+        }
+    }
+}
+
+pub struct RunWorker {
+    agent: Arc<Agent>,
+    store: Arc<dyn Store>,
+    config: WorkerConfig,
+    running: Mutex<HashMap<RunId, Arc<RunControl>>>,
+}
+
+fn time_after(duration: Duration) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + duration
+}
+
+impl RunWorker {
+    pub fn new(agent: Arc<Agent>, store: Arc<dyn Store>, config: WorkerConfig) -> Arc<Self> {
+        Arc::new(Self {
+            agent,
+            store,
+            config,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Arc<RunControl>>> {
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs until `shutdown`; then stops its runs and hands them back to the queue.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut wakeups = match self.agent.publisher().bus().subscribe(topics::RUNS).await {
+            Ok(subscription) => Some(subscription.receiver),
+            Err(error) => {
+                tracing::warn!(%error, "run worker cannot subscribe to wake-ups; polling only");
+                None
+            }
+        };
+        let mut tasks = JoinSet::new();
+        tracing::info!(worker = %self.config.worker_id, "run worker started");
+        loop {
+            while tasks.try_join_next().is_some() {}
+            self.claim_available(&mut tasks).await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                message = async {
+                    match wakeups.as_mut() {
+                        Some(receiver) => receiver.recv().await.ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some(message) = message {
+                        self.on_message(&message);
+                    }
+                }
+            }
+        }
+        let controls: Vec<_> = self.running().values().cloned().collect();
+        for control in controls {
+            control.stop(StopReason::Shutdown);
+        }
+        while tasks.join_next().await.is_some() {}
+        tracing::info!(worker = %self.config.worker_id, "run worker stopped");
+    }
+
+    fn on_message(&self, message: &str) {
+        if let Some(id) = message.strip_prefix("cancel:").and_then(RunId::parse)
+            && let Some(control) = self.running().get(&id)
+        {
+            control.stop(StopReason::User);
+        }
+    }
+
+    async fn claim_available(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
+        while self.running().len() < self.config.max_concurrent_runs {
+            let claimed = self
+                .store
+                .claim_run(&self.config.worker_id, OffsetDateTime::now_utc(), time_after(self.config.lease))
+                .await;
+            match claimed {
+                Ok(Some(run)) => {
+                    let control = Arc::new(RunControl::default());
+                    self.running().insert(run.id, control.clone());
+                    let worker = self.clone();
+                    tasks.spawn(async move {
+                        worker.execute(run.clone(), control).await;
+                        worker.running().remove(&run.id);
+                    });
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "could not claim runs");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn execute(self: &Arc<Self>, run: Run, control: Arc<RunControl>) {
+        let started = std::time::Instant::now();
+        tracing::info!(run_id = %run.id, session_id = %run.session_id, attempt = run.attempts, "run claimed");
+        if run.attempts > self.config.max_attempts {
+            let sentence = "This task was interrupted several times (the server restarted while it ran) and was given up. Send a message to try again.";
+            self.record(&run, RunStatus::Interrupted, SessionStatus::Failed, Some(AgentEvent::error(sentence)), Some(AgentEvent::Done)).await;
+            return;
+        }
+        let heartbeat = tokio::spawn(heartbeat(self.clone(), run.id, control.clone()));
+        let end = self.agent.execute(&run, &control).await;
+        heartbeat.abort();
+        let (status, session_status, last) = match end {
+            RunEnd::Completed => (RunStatus::Completed, SessionStatus::Completed, Some(AgentEvent::Done)),
+            RunEnd::Waiting => (RunStatus::Waiting, SessionStatus::Waiting, Some(AgentEvent::Wait)),
+            RunEnd::Failed => (RunStatus::Failed, SessionStatus::Failed, Some(AgentEvent::Done)),
+            RunEnd::Cancelled => (RunStatus::Cancelled, SessionStatus::Completed, Some(AgentEvent::Done)),
+            RunEnd::Released => {
+                if control.reason() == Some(StopReason::Shutdown) {
+                    // Hand it back: the next worker to start continues it from memory.
+                    let _ = self
+                        .store
+                        .finish_run(run.id, Some(&self.config.worker_id), RunStatus::Queued, SessionStatus::Running, OffsetDateTime::now_utc())
+                        .await;
+                }
+                tracing::info!(run_id = %run.id, "run released");
+                return;
+            }
+        };
+        metrics::counter!("ironhand_runs_total", "outcome" => status.as_str()).increment(1);
+        metrics::histogram!("ironhand_run_seconds").record(started.elapsed().as_secs_f64());
+        self.record(&run, status, session_status, None, last).await;
+    }
+
+    /// Records the outcome, then stores the closing events, so a client that sees `done`
+    /// finds the session already in its final state.
+    async fn record(&self, run: &Run, status: RunStatus, session_status: SessionStatus, first: Option<AgentEvent>, last: Option<AgentEvent>) {
+        let publisher = self.agent.publisher();
+        if let Some(event) = first {
+            let _ = publisher.publish(run.session_id, run.user_id, &event).await;
+        }
+        match self
+            .store
+            .finish_run(run.id, Some(&self.config.worker_id), status, session_status, OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(true) => {
+                if let Some(event) = last {
+                    let _ = publisher.publish(run.session_id, run.user_id, &event).await;
+                }
+                publisher.sessions_changed(run.user_id, run.session_id).await;
+                tracing::info!(run_id = %run.id, status = status.as_str(), "run finished");
+            }
+            Ok(false) => tracing::info!(run_id = %run.id, "run was taken over or removed before it finished here"),
+            Err(error) => tracing::warn!(%error, run_id = %run.id, "could not record the run's outcome"),
+        }
+    }
+}
+
+/// Renews the lease every third of its length; stops the run when the lease is lost or a
+/// stop was requested (a second path besides the bus message, for other instances).
+async fn heartbeat(worker: Arc<RunWorker>, run_id: RunId, control: Arc<RunControl>) {
+    let every = worker.config.lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        match worker.store.renew_lease(run_id, &worker.config.worker_id, time_after(worker.config.lease)).await {
+            Ok(state) if !state.held => {
+                tracing::warn!(run_id = %run_id, "lease lost; stopping here");
+                control.stop(StopReason::LostLease);
+                return;
+            }
+            Ok(state) if state.cancel_requested => control.stop(StopReason::User),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, run_id = %run_id, "lease renewal failed"),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The event bus port: fan-out of "something happened" messages to every instance. The
+//! in-process implementation serves one process; the Redis one (pub/sub) serves a cluster.
+//! Messages are hints for live delivery: whoever needs completeness (the chat stream)
+//! re-reads the event log, so a message lost on a broken connection costs latency, not data.
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// The topics Ironhand publishes on.
+pub mod topics {
+    use crate::ids::{SessionId, UserId};
+
+    /// A session's stored events (payload: the `StoredEvent` as JSON).
+    pub fn session(id: SessionId) -> String {
+        format!("session:{id}")
+    }
+
+    /// A user's session list changed (payload: the session id).
+    pub fn user_sessions(id: UserId) -> String {
+        format!("user-sessions:{id}")
+    }
+
+    /// A run was queued or asked to stop (payload: the run id); workers wake up on it.
+    pub const RUNS: &str = "runs";
+}
+
+/// Live messages of one topic, from the moment of subscribing. A receiver that falls
+/// behind gets `RecvError::Lagged` and must catch up from the source of truth.
+pub struct BusSubscription {
+    pub receiver: broadcast::Receiver<Arc<str>>,
+}
+
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    async fn publish(&self, topic: &str, payload: &str) -> Result<(), String>;
+    async fn subscribe(&self, topic: &str) -> Result<BusSubscription, String>;
+    /// `memory` or `redis`.
+    fn kind(&self) -> &'static str;
+}
+
+/// The local fan-out both implementations use: one broadcast channel per topic with
+/// subscribers, dropped when its last subscriber goes.
+#[derive(Default)]
+pub struct LocalTopics {
+    channels: std::sync::Mutex<std::collections::HashMap<String, broadcast::Sender<Arc<str>>>>,
+}
+
+/// Messages a slow subscriber may fall behind before it is told it lagged.
+const CHANNEL_CAPACITY: usize = 1024;
+
+impl LocalTopics {
+    pub fn subscribe(&self, topic: &str) -> BusSubscription {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sender = channels
+            .entry(topic.to_string())
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0);
+        BusSubscription {
+            receiver: sender.subscribe(),
+        }
+    }
+
+    /// Delivers to this process's subscribers of `topic`.
+    pub fn deliver(&self, topic: &str, payload: Arc<str>) {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sender) = channels.get(topic)
+            && sender.send(payload).is_err()
+        {
+            channels.remove(topic);
+        }
+    }
+
+    /// Drops channels nobody listens to any more.
+    pub fn prune(&self) {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        channels.retain(|_, sender| sender.receiver_count() > 0);
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        let channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        channels.values().map(broadcast::Sender::receiver_count).sum()
+    }
+}

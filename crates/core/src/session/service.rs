@@ -1,0 +1,296 @@
+//! The rules of sessions: who may see what, when a message starts a run, stopping,
+//! sharing and deleting. Routes call this; storage and fan-out are ports.
+
+use crate::error::DomainError;
+use crate::ids::{RunId, SessionId, UserId};
+use crate::ports::{SandboxProvider, Store};
+use crate::session::{
+    AgentEvent, EventPublisher, Run, RunKind, RunStatus, Session, SessionStatus, StartRun,
+    StoredEvent,
+};
+use serde_json::Value;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// The longest message a user may send, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 100_000;
+/// The longest `client_message_id`.
+pub const MAX_CLIENT_MESSAGE_ID: usize = 128;
+/// Most events one history read returns.
+const HISTORY_PAGE: i64 = 1_000;
+
+/// What a chat request asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ChatInput {
+    pub message: Option<String>,
+    pub attachments: Value,
+    pub client_message_id: Option<String>,
+    /// The client's cursor; `None` means "from now" for a new message, "from the start"
+    /// for an attach.
+    pub cursor: Option<i64>,
+}
+
+/// Where the chat stream starts and whether it follows a run.
+#[derive(Debug, Clone)]
+pub struct ChatStart {
+    pub session: Session,
+    pub cursor: i64,
+    /// The run this request started or re-attached to.
+    pub run: Option<Run>,
+}
+
+#[derive(Clone)]
+pub struct SessionService {
+    store: Arc<dyn Store>,
+    publisher: EventPublisher,
+    sandboxes: Arc<dyn SandboxProvider>,
+}
+
+fn not_found() -> DomainError {
+    DomainError::NotFound("Session not found".into())
+}
+
+impl SessionService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        publisher: EventPublisher,
+        sandboxes: Arc<dyn SandboxProvider>,
+    ) -> Self {
+        Self {
+            store,
+            publisher,
+            sandboxes,
+        }
+    }
+
+    pub fn publisher(&self) -> &EventPublisher {
+        &self.publisher
+    }
+
+    pub fn sandboxes(&self) -> &Arc<dyn SandboxProvider> {
+        &self.sandboxes
+    }
+
+    pub async fn create(&self, user: UserId) -> Result<Session, DomainError> {
+        let now = OffsetDateTime::now_utc();
+        let session = Session {
+            id: SessionId::new(),
+            user_id: user,
+            title: None,
+            status: SessionStatus::Pending,
+            latest_message: None,
+            latest_message_at: None,
+            unread_message_count: 0,
+            is_shared: false,
+            last_seq: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_session(&session).await?;
+        self.publisher.sessions_changed(user, session.id).await;
+        Ok(session)
+    }
+
+    /// The session if `user` owns it; otherwise the same 404 as a session that does not
+    /// exist.
+    pub async fn owned(&self, user: UserId, id: SessionId) -> Result<Session, DomainError> {
+        match self.store.session_by_id(id).await? {
+            Some(session) if session.user_id == user => Ok(session),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// The session if its owner shared it.
+    pub async fn shared(&self, id: SessionId) -> Result<Session, DomainError> {
+        match self.store.session_by_id(id).await? {
+            Some(session) if session.is_shared => Ok(session),
+            _ => Err(not_found()),
+        }
+    }
+
+    pub async fn list(
+        &self,
+        user: UserId,
+        limit: i64,
+        before: Option<OffsetDateTime>,
+    ) -> Result<Vec<Session>, DomainError> {
+        Ok(self.store.list_sessions(user, limit, before).await?)
+    }
+
+    /// Every stored event of the session, oldest first.
+    pub async fn history(&self, id: SessionId) -> Result<Vec<StoredEvent>, DomainError> {
+        let mut events = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let page = self.store.events_after(id, cursor, HISTORY_PAGE).await?;
+            let done = (page.len() as i64) < HISTORY_PAGE;
+            if let Some(last) = page.last() {
+                cursor = last.seq;
+            }
+            events.extend(page);
+            if done {
+                return Ok(events);
+            }
+        }
+    }
+
+    pub async fn set_shared(
+        &self,
+        user: UserId,
+        id: SessionId,
+        shared: bool,
+    ) -> Result<(), DomainError> {
+        self.owned(user, id).await?;
+        self.store.set_session_shared(id, shared).await?;
+        self.publisher.sessions_changed(user, id).await;
+        Ok(())
+    }
+
+    pub async fn clear_unread(&self, user: UserId, id: SessionId) -> Result<(), DomainError> {
+        self.owned(user, id).await?;
+        self.store.clear_unread(id).await?;
+        self.publisher.sessions_changed(user, id).await;
+        Ok(())
+    }
+
+    /// Records the run a message asks for (a new task, or the reply to the agent's
+    /// question) and wakes the workers; or, without a message, just says where to attach.
+    pub async fn start_chat(
+        &self,
+        user: UserId,
+        id: SessionId,
+        input: ChatInput,
+    ) -> Result<ChatStart, DomainError> {
+        let session = self.owned(user, id).await?;
+        let message = input
+            .message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty());
+        let Some(message) = message else {
+            return Ok(ChatStart {
+                cursor: input.cursor.unwrap_or(0),
+                run: self.store.active_run(id).await?,
+                session,
+            });
+        };
+        let kind = if session.status == SessionStatus::Waiting {
+            RunKind::Reply
+        } else {
+            RunKind::Task
+        };
+        let run = Run {
+            id: RunId::new(),
+            session_id: id,
+            user_id: user,
+            kind,
+            status: RunStatus::Queued,
+            // Exactly as typed (trimmed of surrounding blank space only).
+            message: message.to_string(),
+            attachments: input.attachments.clone(),
+            client_message_id: input.client_message_id.clone(),
+            attempts: 0,
+            cancel_requested: false,
+            lease_owner: None,
+            lease_expires_at: None,
+            created_at: OffsetDateTime::now_utc(),
+            started_at: None,
+            finished_at: None,
+        };
+        match self.store.start_run(&run).await? {
+            StartRun::Started(run) => {
+                self.publisher.signal_workers(&format!("run:{}", run.id)).await;
+                self.publisher.sessions_changed(user, id).await;
+                Ok(ChatStart {
+                    cursor: input.cursor.unwrap_or(session.last_seq),
+                    run: Some(run),
+                    session,
+                })
+            }
+            StartRun::Duplicate(run) => {
+                let cursor = match input.cursor {
+                    Some(cursor) => cursor,
+                    None => self.run_start_cursor(&session, &run).await?,
+                };
+                Ok(ChatStart {
+                    cursor,
+                    run: Some(run),
+                    session,
+                })
+            }
+            StartRun::Busy => Err(DomainError::Conflict(
+                "Session is already processing a request. Stop it first or wait for it to finish."
+                    .into(),
+            )),
+        }
+    }
+
+    /// Where a retried request's stream starts: just before the user message its run
+    /// stored, or "now" if the worker has not stored it yet.
+    async fn run_start_cursor(&self, session: &Session, run: &Run) -> Result<i64, DomainError> {
+        let Some(key) = run.client_message_id.as_deref() else {
+            return Ok(session.last_seq);
+        };
+        let events = self.history(session.id).await?;
+        Ok(events
+            .iter()
+            .rev()
+            .find(|e| {
+                e.event == "message"
+                    && e.data.get("client_message_id").and_then(Value::as_str) == Some(key)
+            })
+            .map(|e| e.seq - 1)
+            .unwrap_or(session.last_seq))
+    }
+
+    /// Stops the session's run. A queued run ends at once; a running one is cancelled by
+    /// its worker, which stores `done`. A session waiting for a reply is closed.
+    pub async fn stop(&self, user: UserId, id: SessionId) -> Result<(), DomainError> {
+        let session = self.owned(user, id).await?;
+        let now = OffsetDateTime::now_utc();
+        match self.store.request_cancel(id).await? {
+            Some(run) if run.status == RunStatus::Queued => {
+                if self
+                    .store
+                    .finish_run(run.id, None, RunStatus::Cancelled, SessionStatus::Completed, now)
+                    .await?
+                {
+                    self.publisher.publish(id, user, &AgentEvent::Done).await?;
+                } else {
+                    // Claimed meanwhile: the worker sees the flag.
+                    self.publisher.signal_workers(&format!("cancel:{}", run.id)).await;
+                }
+            }
+            Some(run) => {
+                self.publisher.signal_workers(&format!("cancel:{}", run.id)).await;
+            }
+            None if session.status == SessionStatus::Waiting => {
+                self.store
+                    .set_session_status(id, SessionStatus::Completed, now)
+                    .await?;
+                self.publisher.publish(id, user, &AgentEvent::Done).await?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Stops any run, then deletes the session, its events and its sandbox.
+    pub async fn delete(&self, user: UserId, id: SessionId) -> Result<(), DomainError> {
+        self.owned(user, id).await?;
+        self.remove(user, id).await
+    }
+
+    /// Deletion without the ownership check, for the retention job.
+    pub async fn remove(&self, user: UserId, id: SessionId) -> Result<(), DomainError> {
+        if let Some(run) = self.store.request_cancel(id).await? {
+            self.publisher.signal_workers(&format!("cancel:{}", run.id)).await;
+        }
+        self.store.delete_session(id).await?;
+        if let Err(error) = self.sandboxes.destroy(id, true).await {
+            tracing::warn!(%error, session_id = %id, "could not remove the session's sandbox");
+        }
+        self.publisher.sessions_changed(user, id).await;
+        Ok(())
+    }
+}
