@@ -5,10 +5,10 @@ SHELL := /bin/bash
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: run build test bench fmt lint clean-test-databases
+.PHONY: run build test bench fmt lint clean-test-databases sandbox-deps
 
 ## Build (release) and serve on http://localhost:8000 with SQLite in ./data.
-run:
+run: sandbox-deps
 	cargo run --release --locked -p ironhand-server --bin ironhand -- serve
 
 build:
@@ -16,7 +16,7 @@ build:
 
 ## Every test: unit tests, the storage conformance suite on SQLite and PostgreSQL, and the
 ## HTTP suite against the real server on SQLite and on PostgreSQL + Redis.
-test: clean-test-databases
+test: sandbox-deps clean-test-databases
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --locked --no-fail-fast; \
 	else \
@@ -27,6 +27,10 @@ test: clean-test-databases
 bench:
 	cargo build --release --locked -p ironhand-server -p ironhand-bench
 	target/release/ironhand-bench --server target/release/ironhand --out docs/benchmarks.md
+
+## The agent's sandbox needs bubblewrap; install it when missing (Debian packages).
+sandbox-deps:
+	@scripts/install-sandbox-deps.sh
 
 fmt:
 	cargo fmt --all

@@ -24,7 +24,8 @@ pub fn fit(messages: &mut Vec<ChatMessage>, budget: usize, keep_head: usize) {
     }
     // 2. Drop whole exchanges (an assistant message and the tool results that follow it).
     while estimate_tokens(messages) > budget {
-        let Some(start) = (keep_head..messages.len()).find(|&i| messages[i].role == Role::Assistant)
+        let Some(start) =
+            (keep_head..messages.len()).find(|&i| messages[i].role == Role::Assistant)
         else {
             return;
         };
@@ -56,7 +57,10 @@ mod tests {
         };
         let mut assistant = ChatMessage::assistant("");
         assistant.tool_calls = vec![call];
-        vec![assistant, ChatMessage::tool_result(format!("call_{n}"), "x".repeat(size))]
+        vec![
+            assistant,
+            ChatMessage::tool_result(format!("call_{n}"), "x".repeat(size)),
+        ]
     }
 
     fn conversation() -> Vec<ChatMessage> {
@@ -71,12 +75,16 @@ mod tests {
         messages.iter().enumerate().all(|(i, m)| match m.role {
             Role::Tool => {
                 let call_id = m.tool_call_id.as_deref();
-                messages[..i].iter().rev().find(|p| p.role == Role::Assistant).is_some_and(|p| {
-                    p.tool_calls.iter().any(|c| Some(c.id.as_str()) == call_id)
-                })
+                messages[..i]
+                    .iter()
+                    .rev()
+                    .find(|p| p.role == Role::Assistant)
+                    .is_some_and(|p| p.tool_calls.iter().any(|c| Some(c.id.as_str()) == call_id))
             }
             Role::Assistant => m.tool_calls.iter().all(|c| {
-                messages[i + 1..].iter().any(|r| r.tool_call_id.as_deref() == Some(c.id.as_str()))
+                messages[i + 1..]
+                    .iter()
+                    .any(|r| r.tool_call_id.as_deref() == Some(c.id.as_str()))
             }),
             _ => true,
         })
@@ -102,6 +110,10 @@ mod tests {
         assert!(pairs_intact(&messages));
         let last = messages.last().expect("newest");
         assert_eq!(last.tool_call_id.as_deref(), Some("call_5"));
-        assert!(last.content.as_deref().is_some_and(|c| c.starts_with("xxx")));
+        assert!(
+            last.content
+                .as_deref()
+                .is_some_and(|c| c.starts_with("xxx"))
+        );
     }
 }

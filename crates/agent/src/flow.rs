@@ -7,11 +7,13 @@ use crate::context;
 use crate::memory::{AgentMemory, Phase, StepResult};
 use crate::plan::{parse_create_plan, parse_steps, truncate_chars};
 use crate::prompts;
-use crate::tools::{self, Toolbox, ToolOutcome, group_of};
+use crate::tools::{self, ToolOutcome, Toolbox, group_of};
 use ironhand_core::ports::{SandboxProvider, Store};
 use ironhand_core::session::event::{PlanStep, StepStatus, ToolStatus};
 use ironhand_core::session::{AgentEvent, EventPublisher, Run, RunKind};
-use ironhand_llm::{ChatMessage, ChatModel, ChatRequest, Completion, StreamEvent, ToolCall, ToolChoice};
+use ironhand_llm::{
+    ChatMessage, ChatModel, ChatRequest, Completion, StreamEvent, ToolCall, ToolChoice,
+};
 use ironhand_search::SearchProvider;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -56,13 +58,19 @@ pub struct RunControl {
 
 impl RunControl {
     pub fn stop(&self, reason: StopReason) {
-        let mut current = self.reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = self
+            .reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         current.get_or_insert(reason);
         self.token.cancel();
     }
 
     pub fn reason(&self) -> Option<StopReason> {
-        *self.reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
@@ -161,7 +169,11 @@ impl Turn<'_> {
     async fn save(&self) -> Result<(), Abort> {
         self.agent
             .store
-            .save_memory(self.run.session_id, &self.memory.to_json(), OffsetDateTime::now_utc())
+            .save_memory(
+                self.run.session_id,
+                &self.memory.to_json(),
+                OffsetDateTime::now_utc(),
+            )
             .await
             .map_err(|error| {
                 tracing::warn!(%error, "could not save agent memory");
@@ -172,8 +184,11 @@ impl Turn<'_> {
     async fn work(&mut self) -> Result<RunEnd, Abort> {
         let resumed = self.run.attempts > 1;
         if !resumed {
-            self.emit(&AgentEvent::user_message(&self.run.message, self.run.client_message_id.as_deref()))
-                .await?;
+            self.emit(&AgentEvent::user_message(
+                &self.run.message,
+                self.run.client_message_id.as_deref(),
+            ))
+            .await?;
         }
         let Some(model) = self.agent.model.clone() else {
             return Err(Abort::Failed(NO_MODEL.into()));
@@ -203,7 +218,8 @@ impl Turn<'_> {
                 }
                 // A reply found no question to answer, or the task was already done: start over.
                 Phase::Waiting { .. } | Phase::Finished => {
-                    self.memory = AgentMemory::new_task(&self.run.message, Some(self.memory.clone()));
+                    self.memory =
+                        AgentMemory::new_task(&self.run.message, Some(self.memory.clone()));
                 }
             }
         }
@@ -221,9 +237,14 @@ impl Turn<'_> {
             .and_then(AgentMemory::from_json);
         self.memory = match (self.run.kind.clone(), stored) {
             (RunKind::Reply, Some(mut memory)) if !resumed => match memory.phase.clone() {
-                Phase::Waiting { index, tool_call_id } => {
+                Phase::Waiting {
+                    index,
+                    tool_call_id,
+                } => {
                     let answer = json!({"success": true, "message": "The user replied.", "data": {"reply": self.run.message}});
-                    memory.messages.push(ChatMessage::tool_result(&tool_call_id, answer.to_string()));
+                    memory
+                        .messages
+                        .push(ChatMessage::tool_result(&tool_call_id, answer.to_string()));
                     memory.phase = Phase::Executing { index };
                     memory.run_tokens = 0;
                     memory
@@ -250,7 +271,12 @@ impl Turn<'_> {
         let (sender, forwarder) = if stream_text {
             let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
             let publisher = self.agent.publisher.clone();
-            let forwarder = tokio::spawn(forward_deltas(publisher, self.run.session_id, self.run.user_id, receiver));
+            let forwarder = tokio::spawn(forward_deltas(
+                publisher,
+                self.run.session_id,
+                self.run.user_id,
+                receiver,
+            ));
             (Some(sender), Some(forwarder))
         } else {
             (None, None)
@@ -285,18 +311,31 @@ impl Turn<'_> {
         if !self.memory.earlier.is_empty() {
             text.push_str("Earlier tasks in this conversation:\n");
             for earlier in &self.memory.earlier {
-                text.push_str(&format!("- Task: {}\n  Outcome: {}\n", truncate_chars(&earlier.task, 500), earlier.answer));
+                text.push_str(&format!(
+                    "- Task: {}\n  Outcome: {}\n",
+                    truncate_chars(&earlier.task, 500),
+                    earlier.answer
+                ));
             }
             text.push('\n');
         }
         if !self.memory.title.is_empty() {
-            text.push_str(&format!("Plan: {}\nGoal: {}\n{}\n\n", self.memory.title, self.memory.goal, prompts::plan_listing(&self.memory.steps)));
+            text.push_str(&format!(
+                "Plan: {}\nGoal: {}\n{}\n\n",
+                self.memory.title,
+                self.memory.goal,
+                prompts::plan_listing(&self.memory.steps)
+            ));
         }
         if !self.memory.results.is_empty() {
             text.push_str("Results of finished steps:\n");
             for r in &self.memory.results {
                 let verdict = if r.success { "succeeded" } else { "failed" };
-                text.push_str(&format!("- {} ({verdict}): {}\n", r.description, truncate_chars(&r.result, 2_000)));
+                text.push_str(&format!(
+                    "- {} ({verdict}): {}\n",
+                    r.description,
+                    truncate_chars(&r.result, 2_000)
+                ));
             }
             text.push('\n');
         }
@@ -309,7 +348,11 @@ impl Turn<'_> {
 
     async fn plan(&mut self, model: &dyn ChatModel) -> Result<(), Abort> {
         let mut messages = vec![
-            ChatMessage::system(format!("{} {}", prompts::PLANNER_SYSTEM, prompts::max_steps_note(self.agent.config.max_steps))),
+            ChatMessage::system(format!(
+                "{} {}",
+                prompts::PLANNER_SYSTEM,
+                prompts::max_steps_note(self.agent.config.max_steps)
+            )),
             ChatMessage::user(&self.memory.task),
             self.context_message(None),
         ];
@@ -326,7 +369,10 @@ impl Turn<'_> {
                 )));
             }
             let completion = self.ask(model, &request(messages.clone()), false).await?;
-            let call = completion.tool_calls.iter().find(|c| c.name == "create_plan");
+            let call = completion
+                .tool_calls
+                .iter()
+                .find(|c| c.name == "create_plan");
             let parsed = match call {
                 Some(call) => parse_json(&call.arguments).and_then(|args| parse_create_plan(&args)),
                 None => Err("no create_plan call".into()),
@@ -342,10 +388,17 @@ impl Turn<'_> {
                     let _ = self
                         .agent
                         .store
-                        .set_session_title(self.run.session_id, &plan.title, OffsetDateTime::now_utc())
+                        .set_session_title(
+                            self.run.session_id,
+                            &plan.title,
+                            OffsetDateTime::now_utc(),
+                        )
                         .await;
                     self.emit(&AgentEvent::Title { title: plan.title }).await?;
-                    self.emit(&AgentEvent::Plan { steps: self.memory.steps.clone() }).await?;
+                    self.emit(&AgentEvent::Plan {
+                        steps: self.memory.steps.clone(),
+                    })
+                    .await?;
                     return self.save().await;
                 }
                 Err(why) => problem = why,
@@ -357,17 +410,24 @@ impl Turn<'_> {
     }
 
     async fn update_plan(&mut self, model: &dyn ChatModel) -> Result<(), Abort> {
-        let done = self.memory.steps.iter().filter(|s| s.status != StepStatus::Pending).count();
-        if done == self.memory.steps.len() {
-            self.memory.phase = Phase::Summarizing;
-            return self.save().await;
-        }
+        // Asked after every step, the last one too: the results may show the goal is not
+        // reached yet, and the planner may add steps.
+        let done = self
+            .memory
+            .steps
+            .iter()
+            .filter(|s| s.status != StepStatus::Pending)
+            .count();
         let messages = vec![
             ChatMessage::system(prompts::UPDATER_SYSTEM),
             ChatMessage::user(&self.memory.task),
             self.context_message(None),
         ];
-        let request = ChatRequest { messages, tools: vec![tools::update_plan_spec()], tool_choice: Some(ToolChoice::Auto) };
+        let request = ChatRequest {
+            messages,
+            tools: vec![tools::update_plan_spec()],
+            tool_choice: Some(ToolChoice::Auto),
+        };
         let completion = self.ask(model, &request, false).await?;
         // A planner that does not call update_plan keeps the remaining steps as they are.
         if let Some(steps) = completion
@@ -377,8 +437,14 @@ impl Turn<'_> {
             .and_then(|c| parse_json(&c.arguments).ok())
             .and_then(|args| parse_steps(&args, done + 1))
         {
-            self.memory.steps.retain(|s| s.status != StepStatus::Pending);
-            let room = self.agent.config.max_steps.saturating_sub(self.memory.steps.len());
+            self.memory
+                .steps
+                .retain(|s| s.status != StepStatus::Pending);
+            let room = self
+                .agent
+                .config
+                .max_steps
+                .saturating_sub(self.memory.steps.len());
             let mut steps = steps;
             if steps.len() > room {
                 steps.truncate(room);
@@ -391,8 +457,16 @@ impl Turn<'_> {
                 self.memory.steps.push(step.clone());
             }
         }
-        self.emit(&AgentEvent::Plan { steps: self.memory.steps.clone() }).await?;
-        self.memory.phase = match self.memory.steps.iter().position(|s| s.status == StepStatus::Pending) {
+        self.emit(&AgentEvent::Plan {
+            steps: self.memory.steps.clone(),
+        })
+        .await?;
+        self.memory.phase = match self
+            .memory
+            .steps
+            .iter()
+            .position(|s| s.status == StepStatus::Pending)
+        {
             Some(index) => Phase::Executing { index },
             None => Phase::Summarizing,
         };
@@ -400,7 +474,11 @@ impl Turn<'_> {
     }
 
     /// Works on one step until `complete_step`; `Some(end)` when the run pauses.
-    async fn execute_step(&mut self, model: &dyn ChatModel, index: usize) -> Result<Option<RunEnd>, Abort> {
+    async fn execute_step(
+        &mut self,
+        model: &dyn ChatModel,
+        index: usize,
+    ) -> Result<Option<RunEnd>, Abort> {
         let Some(step) = self.memory.steps.get(index).cloned() else {
             self.memory.phase = Phase::Updating;
             return Ok(None);
@@ -419,7 +497,8 @@ impl Turn<'_> {
                 ChatMessage::user(&self.memory.task),
                 self.context_message(Some(&step)),
             ];
-            self.emit(&AgentEvent::Step(self.memory.steps[index].clone())).await?;
+            self.emit(&AgentEvent::Step(self.memory.steps[index].clone()))
+                .await?;
             self.save().await?;
         }
         let specs = self.tools.specs();
@@ -437,7 +516,11 @@ impl Turn<'_> {
             self.memory.messages.push(assistant);
             if completion.tool_calls.is_empty() {
                 // Lenient: a plain answer ends the step with that answer as its result.
-                let result = if completion.content.trim().is_empty() { "Done.".to_string() } else { completion.content };
+                let result = if completion.content.trim().is_empty() {
+                    "Done.".to_string()
+                } else {
+                    completion.content
+                };
                 self.finish_step(index, true, result, Vec::new()).await?;
                 return Ok(None);
             }
@@ -464,11 +547,20 @@ impl Turn<'_> {
                 match call.name.as_str() {
                     "complete_step" => {
                         let success = args.get("success").and_then(Value::as_bool).unwrap_or(true);
-                        let result = args.get("result").and_then(Value::as_str).unwrap_or("").to_string();
+                        let result = args
+                            .get("result")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
                         let attachments = args
                             .get("attachments")
                             .and_then(Value::as_array)
-                            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(Value::as_str)
+                                    .map(str::to_string)
+                                    .collect()
+                            })
                             .unwrap_or_default();
                         self.answer(call, &ToolOutcome::ok("Step recorded.", json!({}), None));
                         completed = Some((success, result, attachments));
@@ -480,13 +572,23 @@ impl Turn<'_> {
                             continue;
                         }
                         let text = args.get("text").and_then(Value::as_str).unwrap_or_default();
-                        self.tool_event(call, &args, ToolStatus::Calling, None).await?;
+                        self.tool_event(call, &args, ToolStatus::Calling, None)
+                            .await?;
                         self.emit(&AgentEvent::assistant_message(text)).await?;
-                        self.tool_event(call, &args, ToolStatus::Called, None).await?;
+                        self.tool_event(call, &args, ToolStatus::Called, None)
+                            .await?;
                         for later in &calls[position + 1..] {
-                            self.answer(later, &ToolOutcome::failed("Not run: the agent is waiting for the user's reply."));
+                            self.answer(
+                                later,
+                                &ToolOutcome::failed(
+                                    "Not run: the agent is waiting for the user's reply.",
+                                ),
+                            );
                         }
-                        self.memory.phase = Phase::Waiting { index, tool_call_id: call.id.clone() };
+                        self.memory.phase = Phase::Waiting {
+                            index,
+                            tool_call_id: call.id.clone(),
+                        };
                         self.save().await?;
                         return Ok(Some(RunEnd::Waiting));
                     }
@@ -494,33 +596,43 @@ impl Turn<'_> {
                         let outcome = self.tools.call(&call.name, &args).await;
                         if outcome.success {
                             let text = args.get("text").and_then(Value::as_str).unwrap_or_default();
-                            self.tool_event(call, &args, ToolStatus::Calling, None).await?;
+                            self.tool_event(call, &args, ToolStatus::Calling, None)
+                                .await?;
                             self.emit(&AgentEvent::assistant_message(text)).await?;
-                            self.tool_event(call, &args, ToolStatus::Called, None).await?;
+                            self.tool_event(call, &args, ToolStatus::Called, None)
+                                .await?;
                         }
                         self.answer(call, &outcome);
                     }
-                    name if group_of(name) == "unknown" || !specs.iter().any(|s| s.name == name) => {
-                        self.answer(call, &ToolOutcome::failed(format!(
-                            "Unknown tool `{}`. Use only the tools you were given.",
-                            truncate_chars(name, 80)
-                        )));
+                    name if group_of(name) == "unknown"
+                        || !specs.iter().any(|s| s.name == name) =>
+                    {
+                        self.answer(
+                            call,
+                            &ToolOutcome::failed(format!(
+                                "Unknown tool `{}`. Use only the tools you were given.",
+                                truncate_chars(name, 80)
+                            )),
+                        );
                     }
                     _ => {
-                        self.tool_event(call, &args, ToolStatus::Calling, None).await?;
+                        self.tool_event(call, &args, ToolStatus::Calling, None)
+                            .await?;
                         let outcome = tokio::select! {
                             outcome = self.tools.call(&call.name, &args) => outcome,
                             _ = self.control.cancelled() => return Err(Abort::Stopped),
                         };
                         metrics::counter!("ironhand_tool_calls_total", "group" => group_of(&call.name), "success" => outcome.success.to_string()).increment(1);
-                        self.tool_event(call, &args, ToolStatus::Called, outcome.content.clone()).await?;
+                        self.tool_event(call, &args, ToolStatus::Called, outcome.content.clone())
+                            .await?;
                         self.answer(call, &outcome);
                     }
                 }
                 self.save().await?;
             }
             if let Some((success, result, attachments)) = completed {
-                self.finish_step(index, success, result, attachments).await?;
+                self.finish_step(index, success, result, attachments)
+                    .await?;
                 return Ok(None);
             }
         }
@@ -529,10 +641,18 @@ impl Turn<'_> {
     /// Adds the tool result the model will see.
     fn answer(&mut self, call: &ToolCall, outcome: &ToolOutcome) {
         let text = outcome.for_model(self.agent.config.max_tool_result_chars);
-        self.memory.messages.push(ChatMessage::tool_result(&call.id, &text));
+        self.memory
+            .messages
+            .push(ChatMessage::tool_result(&call.id, &text));
     }
 
-    async fn tool_event(&self, call: &ToolCall, args: &Value, status: ToolStatus, content: Option<Value>) -> Result<(), Abort> {
+    async fn tool_event(
+        &self,
+        call: &ToolCall,
+        args: &Value,
+        status: ToolStatus,
+        content: Option<Value>,
+    ) -> Result<(), Abort> {
         self.emit(&AgentEvent::Tool {
             tool_call_id: call.id.clone(),
             name: group_of(&call.name).to_string(),
@@ -544,8 +664,18 @@ impl Turn<'_> {
         .await
     }
 
-    async fn finish_step(&mut self, index: usize, success: bool, result: String, attachments: Vec<String>) -> Result<(), Abort> {
-        let status = if success { StepStatus::Completed } else { StepStatus::Failed };
+    async fn finish_step(
+        &mut self,
+        index: usize,
+        success: bool,
+        result: String,
+        attachments: Vec<String>,
+    ) -> Result<(), Abort> {
+        let status = if success {
+            StepStatus::Completed
+        } else {
+            StepStatus::Failed
+        };
         if let Some(step) = self.memory.steps.get_mut(index) {
             step.status = status;
             let step = step.clone();
@@ -566,14 +696,27 @@ impl Turn<'_> {
 
     async fn summarize(&mut self, model: &dyn ChatModel) -> Result<(), Abort> {
         let messages = vec![
-            ChatMessage::system(format!("{} {}", prompts::SUMMARY_SYSTEM, prompts::language_note(&self.memory.language))),
+            ChatMessage::system(format!(
+                "{} {}",
+                prompts::SUMMARY_SYSTEM,
+                prompts::language_note(&self.memory.language)
+            )),
             ChatMessage::user(&self.memory.task),
             self.context_message(None),
         ];
-        let request = ChatRequest { messages, tools: Vec::new(), tool_choice: None };
+        let request = ChatRequest {
+            messages,
+            tools: Vec::new(),
+            tool_choice: None,
+        };
         let completion = self.ask(model, &request, true).await?;
         let text = if completion.content.trim().is_empty() {
-            self.memory.results.iter().map(|r| r.result.as_str()).collect::<Vec<_>>().join("\n\n")
+            self.memory
+                .results
+                .iter()
+                .map(|r| r.result.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n")
         } else {
             completion.content
         };
@@ -596,11 +739,16 @@ fn parse_json(raw: &str) -> Result<Value, String> {
 /// After a crash the last assistant message may hold calls whose results were never
 /// saved: drop it so the model decides again (the interrupted action is re-executed at worst).
 fn drop_unanswered_calls(messages: &mut Vec<ChatMessage>) {
-    let Some(last) = messages.iter().rposition(|m| m.role == ironhand_llm::Role::Assistant) else {
+    let Some(last) = messages
+        .iter()
+        .rposition(|m| m.role == ironhand_llm::Role::Assistant)
+    else {
         return;
     };
     let answered = messages[last].tool_calls.iter().all(|call| {
-        messages[last + 1..].iter().any(|m| m.tool_call_id.as_deref() == Some(call.id.as_str()))
+        messages[last + 1..]
+            .iter()
+            .any(|m| m.tool_call_id.as_deref() == Some(call.id.as_str()))
     });
     if !answered {
         messages.truncate(last);
@@ -632,7 +780,11 @@ async fn forward_deltas(
         }
         if !buffer.is_empty() {
             let delta = std::mem::take(&mut buffer);
-            if publisher.publish(session_id, user_id, &AgentEvent::MessageDelta { delta }).await.is_err() {
+            if publisher
+                .publish(session_id, user_id, &AgentEvent::MessageDelta { delta })
+                .await
+                .is_err()
+            {
                 return;
             }
         }

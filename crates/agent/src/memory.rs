@@ -16,9 +16,14 @@ const EARLIER_TASKS_KEPT: usize = 5;
 pub enum Phase {
     Planning,
     /// Working on `steps[index]`.
-    Executing { index: usize },
+    Executing {
+        index: usize,
+    },
     /// Paused on `message_ask_user` while on `steps[index]`; the reply answers `tool_call_id`.
-    Waiting { index: usize, tool_call_id: String },
+    Waiting {
+        index: usize,
+        tool_call_id: String,
+    },
     /// A step finished; the planner revises the rest.
     Updating,
     Summarizing,

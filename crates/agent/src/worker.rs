@@ -62,7 +62,9 @@ impl RunWorker {
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Arc<RunControl>>> {
-        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs until `shutdown`; then stops its runs and hands them back to the queue.
@@ -115,7 +117,11 @@ impl RunWorker {
         while self.running().len() < self.config.max_concurrent_runs {
             let claimed = self
                 .store
-                .claim_run(&self.config.worker_id, OffsetDateTime::now_utc(), time_after(self.config.lease))
+                .claim_run(
+                    &self.config.worker_id,
+                    OffsetDateTime::now_utc(),
+                    time_after(self.config.lease),
+                )
                 .await;
             match claimed {
                 Ok(Some(run)) => {
@@ -141,23 +147,52 @@ impl RunWorker {
         tracing::info!(run_id = %run.id, session_id = %run.session_id, attempt = run.attempts, "run claimed");
         if run.attempts > self.config.max_attempts {
             let sentence = "This task was interrupted several times (the server restarted while it ran) and was given up. Send a message to try again.";
-            self.record(&run, RunStatus::Interrupted, SessionStatus::Failed, Some(AgentEvent::error(sentence)), Some(AgentEvent::Done)).await;
+            self.record(
+                &run,
+                RunStatus::Interrupted,
+                SessionStatus::Failed,
+                Some(AgentEvent::error(sentence)),
+                Some(AgentEvent::Done),
+            )
+            .await;
             return;
         }
         let heartbeat = tokio::spawn(heartbeat(self.clone(), run.id, control.clone()));
         let end = self.agent.execute(&run, &control).await;
         heartbeat.abort();
         let (status, session_status, last) = match end {
-            RunEnd::Completed => (RunStatus::Completed, SessionStatus::Completed, Some(AgentEvent::Done)),
-            RunEnd::Waiting => (RunStatus::Waiting, SessionStatus::Waiting, Some(AgentEvent::Wait)),
-            RunEnd::Failed => (RunStatus::Failed, SessionStatus::Failed, Some(AgentEvent::Done)),
-            RunEnd::Cancelled => (RunStatus::Cancelled, SessionStatus::Completed, Some(AgentEvent::Done)),
+            RunEnd::Completed => (
+                RunStatus::Completed,
+                SessionStatus::Completed,
+                Some(AgentEvent::Done),
+            ),
+            RunEnd::Waiting => (
+                RunStatus::Waiting,
+                SessionStatus::Waiting,
+                Some(AgentEvent::Wait),
+            ),
+            RunEnd::Failed => (
+                RunStatus::Failed,
+                SessionStatus::Failed,
+                Some(AgentEvent::Done),
+            ),
+            RunEnd::Cancelled => (
+                RunStatus::Cancelled,
+                SessionStatus::Completed,
+                Some(AgentEvent::Done),
+            ),
             RunEnd::Released => {
                 if control.reason() == Some(StopReason::Shutdown) {
                     // Hand it back: the next worker to start continues it from memory.
                     let _ = self
                         .store
-                        .finish_run(run.id, Some(&self.config.worker_id), RunStatus::Queued, SessionStatus::Running, OffsetDateTime::now_utc())
+                        .finish_run(
+                            run.id,
+                            Some(&self.config.worker_id),
+                            RunStatus::Queued,
+                            SessionStatus::Running,
+                            OffsetDateTime::now_utc(),
+                        )
                         .await;
                 }
                 tracing::info!(run_id = %run.id, "run released");
@@ -171,25 +206,44 @@ impl RunWorker {
 
     /// Records the outcome, then stores the closing events, so a client that sees `done`
     /// finds the session already in its final state.
-    async fn record(&self, run: &Run, status: RunStatus, session_status: SessionStatus, first: Option<AgentEvent>, last: Option<AgentEvent>) {
+    async fn record(
+        &self,
+        run: &Run,
+        status: RunStatus,
+        session_status: SessionStatus,
+        first: Option<AgentEvent>,
+        last: Option<AgentEvent>,
+    ) {
         let publisher = self.agent.publisher();
         if let Some(event) = first {
             let _ = publisher.publish(run.session_id, run.user_id, &event).await;
         }
         match self
             .store
-            .finish_run(run.id, Some(&self.config.worker_id), status, session_status, OffsetDateTime::now_utc())
+            .finish_run(
+                run.id,
+                Some(&self.config.worker_id),
+                status,
+                session_status,
+                OffsetDateTime::now_utc(),
+            )
             .await
         {
             Ok(true) => {
                 if let Some(event) = last {
                     let _ = publisher.publish(run.session_id, run.user_id, &event).await;
                 }
-                publisher.sessions_changed(run.user_id, run.session_id).await;
+                publisher
+                    .sessions_changed(run.user_id, run.session_id)
+                    .await;
                 tracing::info!(run_id = %run.id, status = status.as_str(), "run finished");
             }
-            Ok(false) => tracing::info!(run_id = %run.id, "run was taken over or removed before it finished here"),
-            Err(error) => tracing::warn!(%error, run_id = %run.id, "could not record the run's outcome"),
+            Ok(false) => {
+                tracing::info!(run_id = %run.id, "run was taken over or removed before it finished here")
+            }
+            Err(error) => {
+                tracing::warn!(%error, run_id = %run.id, "could not record the run's outcome")
+            }
         }
     }
 }
@@ -200,7 +254,15 @@ async fn heartbeat(worker: Arc<RunWorker>, run_id: RunId, control: Arc<RunContro
     let every = worker.config.lease / 3;
     loop {
         tokio::time::sleep(every).await;
-        match worker.store.renew_lease(run_id, &worker.config.worker_id, time_after(worker.config.lease)).await {
+        match worker
+            .store
+            .renew_lease(
+                run_id,
+                &worker.config.worker_id,
+                time_after(worker.config.lease),
+            )
+            .await
+        {
             Ok(state) if !state.held => {
                 tracing::warn!(run_id = %run_id, "lease lost; stopping here");
                 control.stop(StopReason::LostLease);

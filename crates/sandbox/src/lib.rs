@@ -1,1 +1,89 @@
-//! Sandbox providers.
+//! Sandbox providers. `local` ([`LocalSandboxProvider`]) isolates each session with
+//! [bubblewrap](https://github.com/containers/bubblewrap) on the server's own host.
+//!
+//! # What a sandbox sees
+//!
+//! The session's workspace `<root_dir>/<session>/home` is `/home/ubuntu` (home and working
+//! directory), `<root_dir>/<session>/tmp` is `/tmp` (emptied when the sandbox stops). The host's `/usr`, `/bin`, `/sbin`,
+//! `/lib*` and `/etc` are mounted read-only, with every file or directory under `/etc` that
+//! is not world-readable (shadow files, private keys, service configs with passwords), SSH
+//! host keys and [`LocalSandboxConfig::hidden_paths`] covered up; `passwd`, `group`,
+//! `hosts` and `hostname` are generated (user `ubuntu`, uid/gid 1000, host `sandbox`). It
+//! gets a fresh `/proc`, a minimal `/dev`, empty `/run` and `/var`, new PID, IPC, UTS (and
+//! cgroup) namespaces, and a new network namespace when `network` is off. Nothing else of
+//! the host is visible: not the server's data, not other sessions, not `/root`. The
+//! environment is built from scratch (`PATH`, `HOME`, `USER=ubuntu`, `LANG=C.UTF-8`,
+//! `TERM=dumb`, …): the server's variables never reach the sandbox.
+//!
+//! # Process model
+//!
+//! A session's sandbox owns one **user namespace**, created on first use by a short-lived
+//! bubblewrap and then held only as a file descriptor. Every shell session (by the id the
+//! agent chooses) is one `bash --noprofile --norc` in its **own bubblewrap** that joins
+//! that user namespace and gets its own mount and PID namespaces over the same
+//! directories. So:
+//!
+//! * all shells of a session share the workspace, `/tmp` and one process count (the
+//!   process limit is per sandbox, see below);
+//! * killing a shell's bubblewrap tears down its PID namespace, so `shell_kill` and the
+//!   limits stop *everything* the shell started, daemons included, and nothing else;
+//! * a shell does not see the other shells' processes, and with `network = false` each
+//!   shell has its own loopback (a server started in one shell is not reachable from
+//!   another). With `network = true` the sandbox shares the host's network namespace,
+//!   loopback included: services the host binds to 127.0.0.1 are reachable from it.
+//!
+//! Processes are spawned from the calling task's thread and started with
+//! `--die-with-parent`, so they die with the server; call the provider from a runtime whose
+//! worker threads live as long as the sandboxes (any normal tokio runtime; not from
+//! `spawn_blocking`, whose threads exit when idle).
+//!
+//! The shell protocol (markers, stdin FIFO, state kept across a restart) is described in
+//! the `shell` module. File tools run on the host (see the `files` module) and never follow
+//! a symbolic link out of `/home/ubuntu` or `/tmp`.
+//!
+//! # Limits
+//!
+//! Applied with `ulimit` by each shell before it runs anything: CPU time (`RLIMIT_CPU`,
+//! per process; builtin loops count against the shell itself, which is then restarted),
+//! address space (`RLIMIT_AS`, per process — not a per-sandbox memory budget), open files
+//! (`RLIMIT_NOFILE`), processes (`RLIMIT_NPROC`), no core files. Wall time and total output
+//! are enforced by the host, which kills the shell. `limit_hit` says which limit stopped a
+//! command (memory is inferred from the command's error output). Processes a command leaves
+//! in the background outlive it (like in a terminal) until `shell_kill`, the shell's end,
+//! or the sandbox's stop; they stay under the CPU, memory and process limits.
+//!
+//! **Processes.** `RLIMIT_NPROC` is never enforced for host uid 0, and since Linux 5.14 it
+//! is counted per user namespace. Hence:
+//!
+//! * *server runs as root*: bubblewrap is started as the unprivileged host user
+//!   [`LocalSandboxConfig::run_as_uid`] (default 60000), so the limit applies, and it is
+//!   counted in the session's user namespace — per sandbox, all shells together. The
+//!   workspace files belong to that user (the server, being root, can still read and write
+//!   them; files the host writes are given to it). Sandboxes never run as host root, so even
+//!   a file of root's that were visible by mistake would not be readable.
+//! * *server runs as another user*: the sandbox runs as the server's uid. The per-namespace
+//!   count still bounds each sandbox; all sandboxes also count against the server user's
+//!   own `ulimit -u`, which therefore bounds the total (on kernels older than 5.14 the
+//!   count is that of the whole user, shared by the server and all sandboxes — still a
+//!   bound, but a fork bomb in one sandbox can then starve the others and the server).
+//!
+//! Either way a fork bomb stops at `max_processes` per sandbox; when a shell's output shows
+//! failed forks and a count of the namespace's tasks confirms the limit is reached, the
+//! provider reports `limit_hit` and kills that shell. The host-wide
+//! total is at most `max_processes` × active sandboxes, which must stay well below
+//! `kernel.pid_max`.
+//!
+//! Requirements: bubblewrap (`scripts/install-sandbox-deps.sh`), user namespaces allowed
+//! for the sandbox user, and — as root — `root_dir` reachable by `run_as_uid`.
+
+mod config;
+mod files;
+mod host;
+mod output;
+mod provider;
+mod sandbox;
+mod shell;
+
+pub use config::LocalSandboxConfig;
+pub use provider::LocalSandboxProvider;
+pub use sandbox::LocalSandbox;

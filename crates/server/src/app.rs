@@ -5,6 +5,7 @@ use crate::config::{Quotas, Settings};
 use crate::http::error::ApiError;
 use crate::http::middleware::{self, SecurityHeaders};
 use crate::infra::denylist::{MemoryDenylist, RedisDenylist};
+use crate::infra::event_bus::{MemoryBus, RedisBus};
 use crate::infra::mailer::{DevMailer, SmtpMailer, smtp::SmtpTarget};
 use crate::infra::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infra::redis::RedisHandle;
@@ -15,9 +16,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::Html;
 use axum::routing::get;
+use ironhand_agent::{Agent, RunWorker};
 use ironhand_core::DomainError;
 use ironhand_core::auth::{AuthProvider, AuthService, AuthSettings, PasswordHasher, TokenSigner};
-use ironhand_core::ports::{Mailer, Quota, RateDecision, RateLimiter, Store, TokenDenylist};
+use ironhand_core::ports::{
+    EventBus, Mailer, Quota, RateDecision, RateLimiter, Store, TokenDenylist,
+};
+use ironhand_core::session::SessionService;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -40,6 +45,12 @@ pub struct AppState {
     pub redis: Option<RedisHandle>,
     pub quotas: Quotas,
     pub public_origin: Arc<str>,
+    pub bus: Arc<dyn EventBus>,
+    pub sessions: Arc<SessionService>,
+    pub agent: Arc<Agent>,
+    /// Fires when the server begins to shut down: open streams end so clients reconnect
+    /// elsewhere.
+    pub stopping: CancellationToken,
 }
 
 /// A short, fixed-length stand-in for user input used in limiter keys.
@@ -146,11 +157,24 @@ impl AppState {
         }
         let quotas = settings.rate_limits.quotas().map_err(anyhow::Error::msg)?;
         let public_origin = settings.public_origin().into();
+        let bus: Arc<dyn EventBus> = match (&redis, &settings.redis.url) {
+            (Some(handle), Some(url)) => Arc::new(
+                RedisBus::start(handle.clone(), url.expose_secret())
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            _ => Arc::new(MemoryBus::default()),
+        };
+        let parts = crate::agent_setup::build(&settings, store.clone(), bus.clone())?;
         tracing::info!(
             database = store.backend(),
             redis = redis.is_some(),
             mailer = mailer_kind,
             auth_provider = a.provider().as_str(),
+            event_bus = bus.kind(),
+            sandbox = parts.sessions.sandboxes().kind(),
+            llm = parts.llm_model.as_deref().unwrap_or("not configured"),
+            search = parts.search_provider.unwrap_or("off"),
             "storage and adapters ready"
         );
         Ok(Self {
@@ -161,6 +185,10 @@ impl AppState {
             redis,
             quotas,
             public_origin,
+            bus,
+            sessions: parts.sessions,
+            agent: parts.agent,
+            stopping: CancellationToken::new(),
         })
     }
 
@@ -361,6 +389,23 @@ pub async fn serve(
         state.store.clone(),
         shutdown.clone(),
     ));
+    let worker_config = crate::agent_setup::worker_config(&state.settings);
+    tokio::spawn(crate::jobs::session_upkeep(
+        state.clone(),
+        worker_config.worker_id.clone(),
+        shutdown.clone(),
+    ));
+    // Streams end as soon as shutdown begins, so open connections do not hold it up.
+    let stopping = state.stopping.clone();
+    let stop_signal = shutdown.clone();
+    tokio::spawn(async move {
+        stop_signal.cancelled().await;
+        stopping.cancel();
+    });
+    let worker = state.settings.agent.embedded_worker.then(|| {
+        let worker = RunWorker::new(state.agent.clone(), state.store.clone(), worker_config);
+        tokio::spawn(worker.run(shutdown.clone()))
+    });
     let handle = telemetry::metrics();
     if let Some(admin) = admin {
         let admin_app =
@@ -388,6 +433,12 @@ pub async fn serve(
     tokio::select! {
         result = server => result.context("the HTTP server stopped with an error")?,
         _ = deadline => tracing::warn!(grace_s = grace.as_secs(), "shutdown grace period over; closing remaining connections"),
+    }
+    // Running runs go back to the queue before the process exits.
+    if let Some(worker) = worker
+        && tokio::time::timeout(grace, worker).await.is_err()
+    {
+        tracing::warn!("the run worker did not stop within the grace period");
     }
     Ok(())
 }

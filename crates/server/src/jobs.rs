@@ -40,3 +40,97 @@ pub async fn prune_auth_records(store: Arc<dyn Store>, shutdown: CancellationTok
         }
     }
 }
+
+/// What one retention pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// False when another instance held the cleanup lock.
+    pub ran: bool,
+    pub sessions_deleted: u64,
+}
+
+const CLEANUP_LOCK: &str = "session-retention";
+/// Sessions deleted per batch, so one pass never holds the database for long.
+const CLEANUP_BATCH: i64 = 100;
+
+/// One retention pass at time `now` (injected, so tests can travel in time): deletes the
+/// sessions idle for longer than the retention, with their events, files and sandboxes.
+/// Only one instance of a cluster runs it at a time (a lock in the database).
+pub async fn cleanup_sessions_once(
+    state: &crate::AppState,
+    holder: &str,
+    now: OffsetDateTime,
+) -> Result<CleanupReport, ironhand_core::DomainError> {
+    let days = state.settings.sessions.retention_days;
+    if days == 0 {
+        return Ok(CleanupReport::default());
+    }
+    let lease = time::Duration::minutes(10);
+    if !state
+        .store
+        .try_lock(CLEANUP_LOCK, holder, now, now + lease)
+        .await?
+    {
+        return Ok(CleanupReport::default());
+    }
+    let idle_before = now - time::Duration::days(days as i64);
+    let mut report = CleanupReport {
+        ran: true,
+        sessions_deleted: 0,
+    };
+    let result = async {
+        loop {
+            let idle = state
+                .store
+                .idle_sessions(idle_before, CLEANUP_BATCH)
+                .await?;
+            for (session_id, user_id) in &idle {
+                state.sessions.remove(*user_id, *session_id).await?;
+                report.sessions_deleted += 1;
+            }
+            if (idle.len() as i64) < CLEANUP_BATCH {
+                return Ok::<_, ironhand_core::DomainError>(());
+            }
+        }
+    }
+    .await;
+    if let Err(error) = state.store.unlock(CLEANUP_LOCK, holder).await {
+        tracing::warn!(%error, "could not release the cleanup lock; it expires on its own");
+    }
+    result?;
+    if report.sessions_deleted > 0 {
+        tracing::info!(
+            sessions = report.sessions_deleted,
+            retention_days = days,
+            "deleted idle sessions"
+        );
+    }
+    Ok(report)
+}
+
+/// Runs the retention pass every `sessions.cleanup_interval_secs`, and stops idle sandboxes
+/// every minute.
+pub async fn session_upkeep(state: crate::AppState, holder: String, shutdown: CancellationToken) {
+    let mut cleanup = tokio::time::interval(Duration::from_secs(
+        state.settings.sessions.cleanup_interval_secs,
+    ));
+    cleanup.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut reap = tokio::time::interval(Duration::from_secs(60));
+    reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = cleanup.tick() => {
+                if let Err(error) = cleanup_sessions_once(&state, &holder, OffsetDateTime::now_utc()).await {
+                    tracing::warn!(%error, "session retention pass failed; will retry");
+                }
+            }
+            _ = reap.tick() => {
+                let stopped = state.sessions.sandboxes().reap_idle().await;
+                if stopped > 0 {
+                    tracing::info!(sandboxes = stopped, "stopped idle sandboxes");
+                }
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The `ironhand` server: HTTP routes and middleware, infrastructure adapters, config and
 //! the command line. Business rules live in `ironhand-core`, storage in `ironhand-db`.
 
+pub mod agent_setup;
 pub mod app;
 pub mod cli;
 pub mod config;

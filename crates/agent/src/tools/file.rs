@@ -21,7 +21,11 @@ pub async fn call(sandbox: &dyn Sandbox, function: &str, args: &Value) -> ToolOu
         return match sandbox.file_find_by_name(dir, glob).await {
             Ok(paths) => {
                 let listing = paths.join("\n");
-                ToolOutcome::ok(format!("{} file(s) found.", paths.len()), json!({"files": paths}), Some(shown(&listing)))
+                ToolOutcome::ok(
+                    format!("{} file(s) found.", paths.len()),
+                    json!({"files": paths}),
+                    Some(shown(&listing)),
+                )
             }
             Err(error) => error.into(),
         };
@@ -32,11 +36,17 @@ pub async fn call(sandbox: &dyn Sandbox, function: &str, args: &Value) -> ToolOu
     };
     match function {
         "file_read" => {
-            let (start, end) = (optional_i64(args, "start_line"), optional_i64(args, "end_line"));
+            let (start, end) = (
+                optional_i64(args, "start_line"),
+                optional_i64(args, "end_line"),
+            );
             match sandbox.file_read(file, start, end).await {
                 Ok(read) => {
                     let message = if read.truncated {
-                        format!("Read {} (the content was cut at the read limit; read a smaller line range to see more).", read.path)
+                        format!(
+                            "Read {} (the content was cut at the read limit; read a smaller line range to see more).",
+                            read.path
+                        )
                     } else {
                         format!("Read {}.", read.path)
                     };
@@ -60,7 +70,11 @@ pub async fn call(sandbox: &dyn Sandbox, function: &str, args: &Value) -> ToolOu
                 trailing_newline: optional_bool(args, "trailing_newline"),
             };
             match sandbox.file_write(file, content, &options).await {
-                Ok(()) => ToolOutcome::ok(format!("Wrote {file}."), json!({"file": file}), Some(shown(content))),
+                Ok(()) => ToolOutcome::ok(
+                    format!("Wrote {file}."),
+                    json!({"file": file}),
+                    Some(shown(content)),
+                ),
                 Err(error) => error.into(),
             }
         }

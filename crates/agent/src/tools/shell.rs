@@ -17,7 +17,10 @@ pub async fn call(sandbox: &dyn Sandbox, function: &str, args: &Value) -> ToolOu
                 Ok(c) => c,
                 Err(failed) => return failed,
             };
-            let dir = args.get("exec_dir").and_then(Value::as_str).unwrap_or(SANDBOX_HOME);
+            let dir = args
+                .get("exec_dir")
+                .and_then(Value::as_str)
+                .unwrap_or(SANDBOX_HOME);
             sandbox.shell_exec(id, dir, command).await
         }
         "shell_view" => sandbox.shell_view(id).await,
@@ -30,7 +33,9 @@ pub async fn call(sandbox: &dyn Sandbox, function: &str, args: &Value) -> ToolOu
                 Ok(i) => i,
                 Err(failed) => return failed,
             };
-            sandbox.shell_write(id, input, optional_bool(args, "press_enter")).await
+            sandbox
+                .shell_write(id, input, optional_bool(args, "press_enter"))
+                .await
         }
         "shell_kill_process" => sandbox.shell_kill(id).await,
         other => return ToolOutcome::failed(format!("Unknown tool `{other}`.")),

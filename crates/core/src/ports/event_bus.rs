@@ -90,6 +90,9 @@ impl LocalTopics {
             .channels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        channels.values().map(broadcast::Sender::receiver_count).sum()
+        channels
+            .values()
+            .map(broadcast::Sender::receiver_count)
+            .sum()
     }
 }

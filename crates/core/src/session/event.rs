@@ -112,7 +112,8 @@ impl AgentEvent {
                 attachments,
                 client_message_id,
             } => {
-                let mut data = json!({"role": role, "content": content, "attachments": attachments});
+                let mut data =
+                    json!({"role": role, "content": content, "attachments": attachments});
                 if let Some(id) = client_message_id {
                     data["client_message_id"] = Value::String(id.clone());
                 }
@@ -136,7 +137,9 @@ impl AgentEvent {
                 }
                 data
             }
-            Self::Step(step) => json!({"id": step.id, "description": step.description, "status": step.status}),
+            Self::Step(step) => {
+                json!({"id": step.id, "description": step.description, "status": step.status})
+            }
             Self::Plan { steps } => json!({ "steps": steps }),
             Self::Title { title } => json!({ "title": title }),
             Self::Error { error } => json!({ "error": error }),
@@ -154,14 +157,24 @@ impl AgentEvent {
 
     /// Assistant messages count as unread until the owner opens the session.
     pub fn counts_unread(&self) -> bool {
-        matches!(self, Self::Message { role: "assistant", .. })
+        matches!(
+            self,
+            Self::Message {
+                role: "assistant",
+                ..
+            }
+        )
     }
 
     /// Events that change what the session list shows.
     pub fn changes_session_list(&self) -> bool {
         matches!(
             self,
-            Self::Message { .. } | Self::Title { .. } | Self::Wait | Self::Done | Self::Error { .. }
+            Self::Message { .. }
+                | Self::Title { .. }
+                | Self::Wait
+                | Self::Done
+                | Self::Error { .. }
         )
     }
 }

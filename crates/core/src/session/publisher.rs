@@ -47,7 +47,11 @@ impl EventPublisher {
             .await?;
         match serde_json::to_string(&stored) {
             Ok(payload) => {
-                if let Err(error) = self.bus.publish(&topics::session(session_id), &payload).await {
+                if let Err(error) = self
+                    .bus
+                    .publish(&topics::session(session_id), &payload)
+                    .await
+                {
                     tracing::warn!(%error, session_id = %session_id, "event bus publish failed");
                 }
             }
@@ -64,6 +68,17 @@ impl EventPublisher {
         if let Err(error) = self
             .bus
             .publish(&topics::user_sessions(user_id), &session_id.to_string())
+            .await
+        {
+            tracing::warn!(%error, "event bus publish failed");
+        }
+    }
+
+    /// Tells the session's open streams it was deleted (a message that is not an event).
+    pub async fn session_gone(&self, session_id: SessionId) {
+        if let Err(error) = self
+            .bus
+            .publish(&topics::session(session_id), "deleted")
             .await
         {
             tracing::warn!(%error, "event bus publish failed");

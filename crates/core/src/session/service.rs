@@ -199,7 +199,9 @@ impl SessionService {
         };
         match self.store.start_run(&run).await? {
             StartRun::Started(run) => {
-                self.publisher.signal_workers(&format!("run:{}", run.id)).await;
+                self.publisher
+                    .signal_workers(&format!("run:{}", run.id))
+                    .await;
                 self.publisher.sessions_changed(user, id).await;
                 Ok(ChatStart {
                     cursor: input.cursor.unwrap_or(session.last_seq),
@@ -252,17 +254,27 @@ impl SessionService {
             Some(run) if run.status == RunStatus::Queued => {
                 if self
                     .store
-                    .finish_run(run.id, None, RunStatus::Cancelled, SessionStatus::Completed, now)
+                    .finish_run(
+                        run.id,
+                        None,
+                        RunStatus::Cancelled,
+                        SessionStatus::Completed,
+                        now,
+                    )
                     .await?
                 {
                     self.publisher.publish(id, user, &AgentEvent::Done).await?;
                 } else {
                     // Claimed meanwhile: the worker sees the flag.
-                    self.publisher.signal_workers(&format!("cancel:{}", run.id)).await;
+                    self.publisher
+                        .signal_workers(&format!("cancel:{}", run.id))
+                        .await;
                 }
             }
             Some(run) => {
-                self.publisher.signal_workers(&format!("cancel:{}", run.id)).await;
+                self.publisher
+                    .signal_workers(&format!("cancel:{}", run.id))
+                    .await;
             }
             None if session.status == SessionStatus::Waiting => {
                 self.store
@@ -284,9 +296,13 @@ impl SessionService {
     /// Deletion without the ownership check, for the retention job.
     pub async fn remove(&self, user: UserId, id: SessionId) -> Result<(), DomainError> {
         if let Some(run) = self.store.request_cancel(id).await? {
-            self.publisher.signal_workers(&format!("cancel:{}", run.id)).await;
+            self.publisher
+                .signal_workers(&format!("cancel:{}", run.id))
+                .await;
         }
         self.store.delete_session(id).await?;
+        // Open streams of the session end at once instead of at their next poll.
+        self.publisher.session_gone(id).await;
         if let Err(error) = self.sandboxes.destroy(id, true).await {
             tracing::warn!(%error, session_id = %id, "could not remove the session's sandbox");
         }

@@ -8,6 +8,10 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod agent;
+
+pub use agent::{AgentSettings, LlmSettings, SandboxSettings, SearchSettings, SessionSettings};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
@@ -27,6 +31,11 @@ pub struct Settings {
     pub mail: MailSettings,
     pub rate_limits: RateLimitSettings,
     pub log: LogSettings,
+    pub llm: LlmSettings,
+    pub search: SearchSettings,
+    pub sandbox: SandboxSettings,
+    pub agent: AgentSettings,
+    pub sessions: SessionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -217,6 +226,9 @@ pub struct RateLimitSettings {
     pub reset_password: String,
     /// Per account: guesses of the current password at change-password.
     pub change_password: String,
+    /// Chat requests per user, and per session.
+    pub chat_user: String,
+    pub chat_session: String,
 }
 
 impl Default for RateLimitSettings {
@@ -231,6 +243,8 @@ impl Default for RateLimitSettings {
             verification_code_cooldown: "1/minute".into(),
             reset_password: "5/hour".into(),
             change_password: "5/minute".into(),
+            chat_user: "20/minute".into(),
+            chat_session: "6/minute".into(),
         }
     }
 }
@@ -246,6 +260,8 @@ pub struct Quotas {
     pub verification_code_cooldown: Quota,
     pub reset_password: Quota,
     pub change_password: Quota,
+    pub chat_user: Quota,
+    pub chat_session: Quota,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,6 +293,12 @@ const SHORT_ENV: &[(&str, &str)] = &[
     ("REDIS_URL", "redis.url"),
     ("SMTP_URL", "mail.smtp_url"),
     ("MAIL_FROM", "mail.from"),
+    ("LLM_BASE_URL", "llm.base_url"),
+    ("LLM_API_KEY", "llm.api_key"),
+    ("LLM_MODEL", "llm.model"),
+    ("SEARCH_PROVIDER", "search.provider"),
+    ("SEARCH_URL", "search.url"),
+    ("SEARCH_API_KEY", "search.api_key"),
 ];
 
 /// Command-line overrides (`serve --bind`, `--data-dir`), applied last.
@@ -456,6 +478,7 @@ impl Settings {
         {
             problems.push(format!("log.format: `{f}` must be json or text"));
         }
+        self.validate_agent(&mut problems);
         if self.profile == Profile::Production {
             if a.jwt_secret.is_none() {
                 problems.push(
@@ -525,6 +548,8 @@ impl RateLimitSettings {
             )?,
             reset_password: q("reset_password", &self.reset_password)?,
             change_password: q("change_password", &self.change_password)?,
+            chat_user: q("chat_user", &self.chat_user)?,
+            chat_session: q("chat_session", &self.chat_session)?,
         })
     }
 }
@@ -567,7 +592,7 @@ mod tests {
 
     #[test]
     fn the_sample_file_in_the_docs_loads() {
-        let doc = include_str!("../../../docs/configuration.md");
+        let doc = include_str!("../../../../docs/configuration.md");
         let sample = doc
             .split("```toml\n")
             .nth(1)

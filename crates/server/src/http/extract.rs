@@ -219,6 +219,25 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// Who is asking where signing in is optional (shared sessions): `None` without an
+/// `Authorization` header; a header with a bad token is still a 401.
+pub struct MaybeAuthUser(pub Option<Authenticated>);
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Ok(MaybeAuthUser(None));
+        }
+        let AuthUser(who) = AuthUser::from_request_parts(parts, state).await?;
+        Ok(MaybeAuthUser(Some(who)))
+    }
+}
+
 /// A signed-in admin; other signed-in users get 403.
 pub struct AdminUser(pub Authenticated);
 

@@ -2,6 +2,7 @@
 //! scale-out implementations side by side.
 
 pub mod denylist;
+pub mod event_bus;
 pub mod mailer;
 pub mod rate_limit;
 pub mod redis;

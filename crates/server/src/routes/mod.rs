@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod ops;
+pub mod sessions;
 
 use crate::app::AppState;
 use serde::Serialize;
@@ -34,4 +35,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(admin::router())
         .merge(ops::router())
+        .merge(sessions::router())
 }

@@ -2,9 +2,11 @@
 //! binary for link time; each test gets its own database (SQLite file or PostgreSQL
 //! database) and its own Redis key prefix.
 
+mod sse;
 mod support;
 
 mod admin;
+mod agent;
 mod auth_flow;
 mod auth_providers;
 mod cli;
@@ -13,3 +15,4 @@ mod http_basics;
 mod multi_instance;
 mod password_reset;
 mod rate_limits;
+mod sessions;

@@ -39,6 +39,8 @@ pub fn relaxed_limits() -> RateLimitSettings {
         verification_code_cooldown: "1000/minute".into(),
         reset_password: "1000/hour".into(),
         change_password: "1000/minute".into(),
+        chat_user: "1000/minute".into(),
+        chat_session: "1000/minute".into(),
     }
 }
 
@@ -73,6 +75,7 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub client: reqwest::Client,
     pub settings: Settings,
+    pub state: ironhand_server::AppState,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
@@ -104,7 +107,7 @@ impl TestApp {
             .expect("server state");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(ironhand_server::serve(
-            state,
+            state.clone(),
             listener,
             None,
             shutdown.clone(),
@@ -117,6 +120,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             settings,
+            state,
             shutdown,
             task: Some(task),
             _dir: None,
@@ -260,6 +264,15 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+
+    /// Stops gracefully and hands over the data directory, to start again on it.
+    pub async fn stop_keeping_data(mut self) -> Option<tempfile::TempDir> {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self._dir.take()
     }
 }
 

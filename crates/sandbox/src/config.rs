@@ -1,0 +1,95 @@
+//! Configuration of the local (bubblewrap) sandbox provider.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of [`crate::LocalSandboxProvider`]. Every limit applies per sandbox (one per
+/// session) or per command as documented on the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSandboxConfig {
+    /// Directory holding one directory per session: `<root_dir>/<session_id>/home` is the
+    /// sandbox's `/home/ubuntu` (kept until the session is destroyed with its workspace),
+    /// `<root_dir>/<session_id>/tmp` its private `/tmp` (emptied whenever the sandbox
+    /// stops), `<root_dir>/<session_id>/run` the shells' control files. Created if missing.
+    /// When the server runs as root, every ancestor of this directory must be traversable
+    /// (`o+x`) by [`Self::run_as_uid`], because bubblewrap runs as that user.
+    pub root_dir: PathBuf,
+    /// The bubblewrap binary; `None` looks for `bwrap` in `/usr/bin`, `/usr/local/bin`,
+    /// `/bin` and then the server's `PATH`.
+    pub bwrap_path: Option<PathBuf>,
+    /// `true` (default): the sandbox shares the host's network (the agent can install
+    /// packages and fetch pages; note that this includes services listening on the host's
+    /// loopback). `false`: every shell gets its own empty network namespace (loopback only).
+    pub network: bool,
+    /// How long `shell_exec` waits for the command before returning `running: true`
+    /// (default 10 s).
+    pub foreground_wait: Duration,
+    /// The longest `shell_wait` waits, whatever the model asked (default 60 s).
+    pub max_wait: Duration,
+    /// Wall time per command; the command and everything it started in its shell are
+    /// killed when it is reached (default 600 s).
+    pub command_timeout: Duration,
+    /// CPU time per process in seconds (`RLIMIT_CPU`; the process gets `SIGXCPU`, one
+    /// second later `SIGKILL`). Default 300.
+    pub cpu_seconds: u64,
+    /// Address space per process in bytes (`RLIMIT_AS`). Default 4 GiB.
+    pub memory_bytes: u64,
+    /// Processes and threads per sandbox, all shells together (`RLIMIT_NPROC`, counted per
+    /// user namespace; see the crate docs). Default 256.
+    pub max_processes: u64,
+    /// Open files per process (`RLIMIT_NOFILE`). Default 1024.
+    pub max_open_files: u64,
+    /// Output kept per command in bytes: the first and the last half of this; the middle is
+    /// dropped and the text says so. Default 64 KiB.
+    pub output_cap_bytes: usize,
+    /// A command whose output exceeds this many bytes in total is killed
+    /// (`limit_hit`: output limit). Default 256 MiB.
+    pub output_stop_bytes: u64,
+    /// Most bytes `file_read` returns; the result says when it was truncated. Default 256 KiB.
+    pub file_read_cap_bytes: usize,
+    /// A sandbox unused for this long is stopped by `reap_idle` (its workspace stays).
+    /// Default 30 min.
+    pub idle_timeout: Duration,
+    /// Console records kept per shell session (default 50).
+    pub history_len: usize,
+    /// Shell session ids per sandbox (default 16).
+    pub max_shells: usize,
+    /// When the server runs as root, bubblewrap and everything in the sandbox run as this
+    /// unprivileged host uid/gid (pick one no other program uses; default 60000). Files of
+    /// the workspace are owned by it. Ignored when the server is not root: the sandbox then
+    /// runs as the server's own uid.
+    pub run_as_uid: u32,
+    /// See [`Self::run_as_uid`]. Default 60000.
+    pub run_as_gid: u32,
+    /// Host paths under `/etc` (or `/usr`) to hide from the sandbox in addition to the
+    /// automatic ones (every file or directory under `/etc` that is not world-readable,
+    /// shadow files, SSH host keys). Put the server's own config file here when it lives
+    /// under `/etc` and is world-readable.
+    pub hidden_paths: Vec<PathBuf>,
+}
+
+impl Default for LocalSandboxConfig {
+    fn default() -> Self {
+        Self {
+            root_dir: PathBuf::from("/var/lib/ironhand/sandboxes"),
+            bwrap_path: None,
+            network: true,
+            foreground_wait: Duration::from_secs(10),
+            max_wait: Duration::from_secs(60),
+            command_timeout: Duration::from_secs(600),
+            cpu_seconds: 300,
+            memory_bytes: 4 * 1024 * 1024 * 1024,
+            max_processes: 256,
+            max_open_files: 1024,
+            output_cap_bytes: 64 * 1024,
+            output_stop_bytes: 256 * 1024 * 1024,
+            file_read_cap_bytes: 256 * 1024,
+            idle_timeout: Duration::from_secs(30 * 60),
+            history_len: 50,
+            max_shells: 16,
+            run_as_uid: 60000,
+            run_as_gid: 60000,
+            hidden_paths: Vec::new(),
+        }
+    }
+}

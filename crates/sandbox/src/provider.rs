@@ -1,0 +1,153 @@
+//! The `local` provider: one bubblewrap sandbox per session.
+
+use crate::config::LocalSandboxConfig;
+use crate::host::{Host, INSTALL_HINT, SessionDirs};
+use crate::sandbox::LocalSandbox;
+use async_trait::async_trait;
+use ironhand_core::ids::SessionId;
+use ironhand_core::ports::sandbox::{Sandbox, SandboxError, SandboxProvider, SandboxResult};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Sandboxes of sessions on this host, isolated with bubblewrap. See the crate docs.
+pub struct LocalSandboxProvider {
+    host: Arc<Host>,
+    config: Arc<LocalSandboxConfig>,
+    sandboxes: Mutex<HashMap<SessionId, Arc<LocalSandbox>>>,
+}
+
+impl std::fmt::Debug for LocalSandboxProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSandboxProvider")
+            .field("root_dir", &self.config.root_dir)
+            .field("bwrap", &self.host.bwrap)
+            .field("run_as", &self.host.run_as)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalSandboxProvider {
+    /// Finds bubblewrap, prepares `root_dir` and the sandbox's view of `/etc`. Starts no
+    /// process (use [`SandboxProvider::check`] for that).
+    pub fn new(config: LocalSandboxConfig) -> Result<Self, SandboxError> {
+        let host = Host::discover(&config)?;
+        Ok(Self {
+            host: Arc::new(host),
+            config: Arc::new(config),
+            sandboxes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn config(&self) -> &LocalSandboxConfig {
+        &self.config
+    }
+
+    /// The host directory of a session's `/home/ubuntu`.
+    pub fn workspace_dir(&self, session: SessionId) -> std::path::PathBuf {
+        SessionDirs::new(&self.config.root_dir, &session.to_string()).home
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<LocalSandbox>>> {
+        self.sandboxes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl SandboxProvider for LocalSandboxProvider {
+    async fn sandbox(&self, session: SessionId) -> SandboxResult<Arc<dyn Sandbox>> {
+        let mut map = self.map();
+        if let Some(s) = map.get(&session) {
+            return Ok(s.clone());
+        }
+        let sandbox = Arc::new(LocalSandbox::new(
+            &session.to_string(),
+            self.host.clone(),
+            self.config.clone(),
+        )?);
+        map.insert(session, sandbox.clone());
+        Ok(sandbox)
+    }
+
+    async fn destroy(&self, session: SessionId, remove_workspace: bool) -> SandboxResult<()> {
+        let existing = self.map().remove(&session);
+        match existing {
+            Some(sandbox) => sandbox.destroy(remove_workspace).await,
+            None if remove_workspace => {
+                let base = SessionDirs::new(&self.config.root_dir, &session.to_string()).base;
+                tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&base) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(SandboxError::Unavailable(format!(
+                        "could not remove the workspace {}: {e}",
+                        base.display()
+                    ))),
+                })
+                .await
+                .map_err(|e| SandboxError::Unavailable(format!("workspace removal failed: {e}")))?
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn reap_idle(&self) -> usize {
+        let all: Vec<(SessionId, Arc<LocalSandbox>)> =
+            self.map().iter().map(|(k, v)| (*k, v.clone())).collect();
+        let mut stopped = 0;
+        for (_, sandbox) in &all {
+            if sandbox.reap_if_idle(self.config.idle_timeout).await {
+                stopped += 1;
+            }
+        }
+        drop(all);
+        // Forget idle sandboxes nobody else holds (a holder keeps using the same object,
+        // which starts its processes again when used).
+        let idle = self.config.idle_timeout;
+        self.map()
+            .retain(|_, s| Arc::strong_count(s) > 1 || !s.is_idle_and_stopped(idle));
+        stopped
+    }
+
+    async fn check(&self) -> SandboxResult<()> {
+        if !self.host.bwrap.exists() {
+            return Err(SandboxError::Unavailable(format!(
+                "bubblewrap is missing at {}: {INSTALL_HINT}",
+                self.host.bwrap.display()
+            )));
+        }
+        let label = format!(".check-{}", uuid::Uuid::new_v4().simple());
+        let sandbox = LocalSandbox::new(&label, self.host.clone(), self.config.clone())?;
+        let run = async {
+            let out = sandbox
+                .shell_exec("check", "", "echo \"$(id -un)@$(hostname)\"")
+                .await?;
+            if out.running || out.exit_code != Some(0) || out.output.trim() != "ubuntu@sandbox" {
+                return Err(SandboxError::Unavailable(format!(
+                    "the sandbox test command did not work (exit code {:?}): {}",
+                    out.exit_code,
+                    out.output.trim()
+                )));
+            }
+            Ok(())
+        };
+        let result = match tokio::time::timeout(Duration::from_secs(30), run).await {
+            Ok(r) => r,
+            Err(_) => Err(SandboxError::Unavailable(
+                "starting a test sandbox took longer than 30 s".into(),
+            )),
+        };
+        let _ = sandbox.destroy(true).await;
+        result.map_err(|e| match e {
+            SandboxError::Unavailable(m) | SandboxError::Invalid(m)
+                if !m.contains("install-sandbox-deps") =>
+            {
+                SandboxError::Unavailable(format!("{m} ({INSTALL_HINT})"))
+            }
+            e => e,
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+}

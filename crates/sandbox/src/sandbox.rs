@@ -1,0 +1,493 @@
+//! One session's sandbox: its directories, its user namespace and its shells.
+
+use crate::config::LocalSandboxConfig;
+use crate::files::SessionFiles;
+use crate::host::{Host, INSTALL_HINT, SANDBOX_UID, SessionDirs};
+use crate::shell::{Shell, ShellEnv};
+use async_trait::async_trait;
+use command_fds::{CommandFdExt, FdMapping};
+use ironhand_core::ports::sandbox::{
+    ContentMatch, FileText, Sandbox, SandboxError, SandboxResult, ShellOutcome, WriteOptions,
+};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::RwLock;
+use tokio::time::Instant;
+
+/// How long creating a session's user namespace may take.
+const ANCHOR_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn unavailable(msg: impl Into<String>) -> SandboxError {
+    SandboxError::Unavailable(msg.into())
+}
+
+/// The `local` provider's sandbox of one session (see the crate docs for the design).
+pub struct LocalSandbox {
+    label: String,
+    env: Arc<ShellEnv>,
+    shells: Mutex<HashMap<String, Arc<Shell>>>,
+    next_key: AtomicU32,
+    /// The session's user namespace: every shell joins it, so they share one process
+    /// count. Held as a descriptor; no process needs to stay alive for it.
+    userns: tokio::sync::Mutex<Option<Arc<OwnedFd>>>,
+    last_used: Mutex<Instant>,
+    /// Operations hold it shared; stopping holds it exclusively.
+    lifecycle: RwLock<()>,
+    destroyed: AtomicBool,
+    /// False after a stop emptied `/tmp` and the control files.
+    dirs_ready: AtomicBool,
+}
+
+impl std::fmt::Debug for LocalSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSandbox")
+            .field("session", &self.label)
+            .field("dir", &self.env.dirs.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalSandbox {
+    pub(crate) fn new(
+        label: &str,
+        host: Arc<Host>,
+        config: Arc<LocalSandboxConfig>,
+    ) -> SandboxResult<Self> {
+        let dirs = SessionDirs::new(&config.root_dir, label);
+        dirs.create(&host)?;
+        Ok(Self {
+            label: label.to_string(),
+            env: Arc::new(ShellEnv { host, config, dirs }),
+            shells: Mutex::new(HashMap::new()),
+            next_key: AtomicU32::new(1),
+            userns: tokio::sync::Mutex::new(None),
+            last_used: Mutex::new(Instant::now()),
+            lifecycle: RwLock::new(()),
+            destroyed: AtomicBool::new(false),
+            dirs_ready: AtomicBool::new(true),
+        })
+    }
+
+    fn config(&self) -> &LocalSandboxConfig {
+        &self.env.config
+    }
+
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
+    /// Starts an operation: refused after destroy; keeps the sandbox from being reaped
+    /// while it runs.
+    async fn begin(&self) -> SandboxResult<tokio::sync::RwLockReadGuard<'_, ()>> {
+        self.touch();
+        let guard = self.lifecycle.read().await;
+        if self.destroyed.load(Ordering::SeqCst) {
+            return Err(unavailable(
+                "this session's sandbox was destroyed; request the session's sandbox again",
+            ));
+        }
+        // The directories were cleaned when the sandbox stopped.
+        if !self.dirs_ready.load(Ordering::SeqCst) {
+            self.env.dirs.create(&self.env.host)?;
+            self.dirs_ready.store(true, Ordering::SeqCst);
+        }
+        Ok(guard)
+    }
+
+    fn shell(&self, id: &str) -> SandboxResult<Arc<Shell>> {
+        self.shells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| {
+                SandboxError::Invalid(format!(
+                    "no shell session '{id}': start one with shell_exec"
+                ))
+            })
+    }
+
+    fn shell_or_create(&self, id: &str) -> SandboxResult<Arc<Shell>> {
+        if id.is_empty() || id.len() > 128 {
+            return Err(SandboxError::Invalid(
+                "the shell id must be 1 to 128 characters".into(),
+            ));
+        }
+        let mut shells = self.shells.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = shells.get(id) {
+            return Ok(s.clone());
+        }
+        if shells.len() >= self.config().max_shells {
+            let mut ids: Vec<&String> = shells.keys().collect();
+            ids.sort();
+            return Err(SandboxError::Invalid(format!(
+                "too many shell sessions (at most {}): reuse one of {:?}",
+                self.config().max_shells,
+                ids
+            )));
+        }
+        let key = self.next_key.fetch_add(1, Ordering::SeqCst);
+        let shell = Arc::new(Shell::new(id, key, self.env.clone()));
+        shells.insert(id.to_string(), shell.clone());
+        Ok(shell)
+    }
+
+    async fn userns(&self) -> SandboxResult<Arc<OwnedFd>> {
+        let mut slot = self.userns.lock().await;
+        if let Some(fd) = slot.as_ref() {
+            return Ok(fd.clone());
+        }
+        let fd = Arc::new(create_userns(&self.env.host).await?);
+        *slot = Some(fd.clone());
+        Ok(fd)
+    }
+
+    /// Stops every process (the workspace stays; `/tmp` and the control files are
+    /// emptied). The next operation starts afresh.
+    async fn stop_locked(&self) {
+        let shells: Vec<Arc<Shell>> = self
+            .shells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for s in &shells {
+            s.request_kill();
+        }
+        for s in &shells {
+            s.stop().await;
+        }
+        *self.userns.lock().await = None;
+        self.dirs_ready.store(false, Ordering::SeqCst);
+        let dirs = self.env.dirs.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for d in [&dirs.tmp, &dirs.run] {
+                if let Err(e) = std::fs::remove_dir_all(d)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(dir = %d.display(), error = %e, "could not clean a sandbox directory");
+                }
+            }
+        })
+        .await;
+    }
+
+    fn has_processes(&self) -> bool {
+        self.shells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|s| s.is_alive())
+    }
+
+    /// Unused for `idle` and without processes (safe to forget).
+    pub(crate) fn is_idle_and_stopped(&self, idle: Duration) -> bool {
+        self.idle_for() >= idle
+            && !self.has_processes()
+            && self.userns.try_lock().is_ok_and(|g| g.is_none())
+    }
+
+    /// Stops the sandbox if it was unused for `idle` and nothing is in progress.
+    pub(crate) async fn reap_if_idle(&self, idle: Duration) -> bool {
+        if self.idle_for() < idle {
+            return false;
+        }
+        let Ok(_guard) = self.lifecycle.try_write() else {
+            return false; // an operation is in progress
+        };
+        if self.idle_for() < idle {
+            return false;
+        }
+        let had = self.has_processes() || self.userns.lock().await.is_some();
+        if had {
+            self.stop_locked().await;
+        }
+        had
+    }
+
+    pub(crate) async fn destroy(&self, remove_workspace: bool) -> SandboxResult<()> {
+        self.destroyed.store(true, Ordering::SeqCst);
+        // Kill first so that operations waiting on commands end and release the lock.
+        for s in self
+            .shells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            s.request_kill();
+        }
+        let _guard = self.lifecycle.write().await;
+        self.stop_locked().await;
+        if remove_workspace {
+            let base = self.env.dirs.base.clone();
+            tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&base) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(unavailable(format!(
+                    "could not remove the workspace {}: {e}",
+                    base.display()
+                ))),
+            })
+            .await
+            .map_err(|e| unavailable(format!("workspace removal failed: {e}")))??;
+        }
+        Ok(())
+    }
+
+    async fn files<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&SessionFiles<'_>) -> SandboxResult<T> + Send + 'static,
+    ) -> SandboxResult<T> {
+        let _guard = self.begin().await?;
+        let env = self.env.clone();
+        tokio::task::spawn_blocking(move || {
+            op(&SessionFiles {
+                host: &env.host,
+                dirs: &env.dirs,
+            })
+        })
+        .await
+        .map_err(|e| unavailable(format!("file operation failed: {e}")))?
+    }
+}
+
+/// Creates a session's user namespace (sandbox uid/gid 1000 mapped to the host user
+/// bubblewrap runs as, nested user namespaces disabled) and returns a descriptor for it.
+/// A short-lived bubblewrap reports its child's pid on fd 3; the namespace file is opened
+/// while that child waits on stdin, then the child is released.
+pub(crate) async fn create_userns(host: &Host) -> SandboxResult<OwnedFd> {
+    let (info_r, info_w) =
+        std::io::pipe().map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
+    let mut cmd = tokio::process::Command::new(&host.bwrap);
+    cmd.args(host.anchor_args())
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some((uid, gid)) = host.run_as {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd.fd_mappings(vec![FdMapping {
+        parent_fd: OwnedFd::from(info_w),
+        child_fd: 3,
+    }])
+    .map_err(|e| unavailable(format!("cannot pass file descriptors: {e}")))?;
+    let spawned = cmd.spawn();
+    drop(cmd);
+    let mut child = spawned.map_err(|e| {
+        unavailable(format!(
+            "cannot start bubblewrap ({}): {e}; {INSTALL_HINT}",
+            host.bwrap.display()
+        ))
+    })?;
+    let mut info = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(info_r))
+        .map_err(|e| unavailable(format!("cannot read from bubblewrap: {e}")))?;
+    let mut ready_out = child.stdout.take();
+    let read_pid = async {
+        // `ready` on stdout: the child runs in the sandbox's final user namespace.
+        let stdout = ready_out.as_mut()?;
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"ready\n") {
+            match stdout.read(&mut byte).await {
+                Ok(1) => line.push(byte[0]),
+                _ => return None,
+            }
+            if line.len() > 1024 {
+                return None;
+            }
+        }
+        let mut data = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            if let Some(end) = data.iter().position(|b| *b == b'}') {
+                let v: serde_json::Value = serde_json::from_slice(&data[..=end]).ok()?;
+                return v.get("child-pid")?.as_u64();
+            }
+            match info.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+            }
+            if data.len() > 64 * 1024 {
+                return None;
+            }
+        }
+    };
+    let pid = tokio::time::timeout(ANCHOR_TIMEOUT, read_pid)
+        .await
+        .ok()
+        .flatten();
+    let result = match pid {
+        Some(pid) => open_userns(pid),
+        None => {
+            let _ = child.start_kill();
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), stderr.read_to_string(&mut err))
+                        .await;
+            }
+            Err(unavailable(format!(
+                "bubblewrap could not create a sandbox: {}; {INSTALL_HINT} and check that \
+                 user namespaces are allowed (sysctl user.max_user_namespaces, \
+                 kernel.unprivileged_userns_clone, AppArmor's \
+                 kernel.apparmor_restrict_unprivileged_userns)",
+                if err.trim().is_empty() {
+                    "no reason given"
+                } else {
+                    err.trim()
+                }
+            )))
+        }
+    };
+    drop(child.stdin.take()); // releases the child (`read` gets end-of-file)
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    result
+}
+
+/// Opens the user namespace of process `pid` after checking that it maps the sandbox's
+/// uid (the namespace the sandbox runs in, not an intermediate one).
+fn open_userns(pid: u64) -> SandboxResult<OwnedFd> {
+    let fd = std::fs::File::open(format!("/proc/{pid}/ns/user"))
+        .map(OwnedFd::from)
+        .map_err(|e| unavailable(format!("cannot open the sandbox's user namespace: {e}")))?;
+    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map"))
+        .map_err(|e| unavailable(format!("cannot read the sandbox's uid map: {e}")))?;
+    let first = map.split_whitespace().next().unwrap_or_default();
+    if first != SANDBOX_UID.to_string() {
+        return Err(unavailable(format!(
+            "unexpected uid map in the sandbox's user namespace: {}",
+            map.trim()
+        )));
+    }
+    Ok(fd)
+}
+
+#[async_trait]
+impl Sandbox for LocalSandbox {
+    async fn shell_exec(
+        &self,
+        shell_id: &str,
+        exec_dir: &str,
+        command: &str,
+    ) -> SandboxResult<ShellOutcome> {
+        let _guard = self.begin().await?;
+        let shell = self.shell_or_create(shell_id)?;
+        if shell.is_running() {
+            // Answer without starting anything (the check is repeated under the shell's lock).
+            return shell.exec_refused();
+        }
+        let userns = self.userns().await?;
+        let out = shell.exec(&userns, exec_dir, command).await;
+        self.touch();
+        out
+    }
+
+    async fn shell_view(&self, shell_id: &str) -> SandboxResult<ShellOutcome> {
+        let _guard = self.begin().await?;
+        let shell = self.shell(shell_id)?;
+        Ok(shell.outcome())
+    }
+
+    async fn shell_wait(
+        &self,
+        shell_id: &str,
+        seconds: Option<u64>,
+    ) -> SandboxResult<ShellOutcome> {
+        let _guard = self.begin().await?;
+        let shell = self.shell(shell_id)?;
+        let out = shell.wait(seconds).await;
+        self.touch();
+        Ok(out)
+    }
+
+    async fn shell_write(
+        &self,
+        shell_id: &str,
+        input: &str,
+        press_enter: bool,
+    ) -> SandboxResult<ShellOutcome> {
+        let _guard = self.begin().await?;
+        let shell = self.shell(shell_id)?;
+        shell.write(input, press_enter).await
+    }
+
+    async fn shell_kill(&self, shell_id: &str) -> SandboxResult<ShellOutcome> {
+        let _guard = self.begin().await?;
+        let shell = self.shell(shell_id)?;
+        Ok(shell.kill().await)
+    }
+
+    async fn file_read(
+        &self,
+        path: &str,
+        start_line: Option<i64>,
+        end_line: Option<i64>,
+    ) -> SandboxResult<FileText> {
+        let path = path.to_string();
+        let cap = self.config().file_read_cap_bytes;
+        self.files(move |f| f.read_text(&path, start_line, end_line, cap))
+            .await
+    }
+
+    async fn file_write(
+        &self,
+        path: &str,
+        content: &str,
+        options: &WriteOptions,
+    ) -> SandboxResult<()> {
+        let (path, content, options) = (path.to_string(), content.to_string(), options.clone());
+        self.files(move |f| f.write_text(&path, &content, &options))
+            .await
+    }
+
+    async fn file_str_replace(&self, path: &str, old: &str, new: &str) -> SandboxResult<usize> {
+        let (path, old, new) = (path.to_string(), old.to_string(), new.to_string());
+        self.files(move |f| f.str_replace(&path, &old, &new)).await
+    }
+
+    async fn file_find_in_content(
+        &self,
+        path: &str,
+        regex: &str,
+    ) -> SandboxResult<Vec<ContentMatch>> {
+        let (path, regex) = (path.to_string(), regex.to_string());
+        self.files(move |f| f.find_in_content(&path, &regex)).await
+    }
+
+    async fn file_find_by_name(&self, dir: &str, glob: &str) -> SandboxResult<Vec<String>> {
+        let (dir, glob) = (dir.to_string(), glob.to_string());
+        self.files(move |f| f.find_by_name(&dir, &glob)).await
+    }
+
+    async fn put_file(&self, path: &str, bytes: &[u8]) -> SandboxResult<()> {
+        let (path, bytes) = (path.to_string(), bytes.to_vec());
+        self.files(move |f| f.put_bytes(&path, &bytes)).await
+    }
+
+    async fn get_file(&self, path: &str, max_bytes: u64) -> SandboxResult<Vec<u8>> {
+        let path = path.to_string();
+        self.files(move |f| f.get_bytes(&path, max_bytes)).await
+    }
+}

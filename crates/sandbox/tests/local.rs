@@ -1,0 +1,888 @@
+//! The local (bubblewrap) sandbox provider against real bubblewrap.
+//!
+//! Every limit is small here so the suite stays fast; the fork-bomb test first proves with
+//! a bounded probe that the process limit holds before it runs the bomb.
+
+use ironhand_core::ids::SessionId;
+use ironhand_core::ports::sandbox::{
+    Sandbox, SandboxError, SandboxProvider, ShellOutcome, WriteOptions,
+};
+use ironhand_sandbox::{LocalSandboxConfig, LocalSandboxProvider};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Env {
+    _dir: tempfile::TempDir,
+    base: PathBuf,
+    provider: LocalSandboxProvider,
+}
+
+fn test_config(root: &Path) -> LocalSandboxConfig {
+    LocalSandboxConfig {
+        root_dir: root.to_path_buf(),
+        foreground_wait: Duration::from_secs(5),
+        max_wait: Duration::from_secs(20),
+        command_timeout: Duration::from_secs(30),
+        cpu_seconds: 20,
+        memory_bytes: 1024 * 1024 * 1024,
+        max_processes: 64,
+        output_cap_bytes: 8 * 1024,
+        idle_timeout: Duration::from_secs(3600),
+        ..LocalSandboxConfig::default()
+    }
+}
+
+fn setup(adjust: impl FnOnce(&mut LocalSandboxConfig)) -> Env {
+    let dir = tempfile::Builder::new()
+        .prefix("ironhand-sandbox-test")
+        .tempdir()
+        .expect("tempdir");
+    // bubblewrap may run as another user (server is root): it must reach root_dir.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let base = dir.path().to_path_buf();
+    let mut config = test_config(&base.join("root"));
+    adjust(&mut config);
+    let provider = LocalSandboxProvider::new(config).expect("provider");
+    Env {
+        _dir: dir,
+        base,
+        provider,
+    }
+}
+
+impl Env {
+    async fn sandbox(&self, session: SessionId) -> Arc<dyn Sandbox> {
+        self.provider.sandbox(session).await.expect("sandbox")
+    }
+}
+
+async fn run(sb: &Arc<dyn Sandbox>, id: &str, cmd: &str) -> ShellOutcome {
+    let out = sb.shell_exec(id, "", cmd).await.expect("shell_exec");
+    if out.running {
+        sb.shell_wait(id, Some(20)).await.expect("shell_wait")
+    } else {
+        out
+    }
+}
+
+async fn wait_until(
+    sb: &Arc<dyn Sandbox>,
+    id: &str,
+    secs: u64,
+    done: impl Fn(&ShellOutcome) -> bool,
+) -> ShellOutcome {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let out = sb.shell_view(id).await.expect("shell_view");
+        if done(&out) || Instant::now() > deadline {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn invalid_message(r: Result<impl std::fmt::Debug, SandboxError>) -> String {
+    match r {
+        Err(SandboxError::Invalid(m)) => m,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+/// Host processes whose command line contains `needle`.
+fn host_processes_with(needle: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(needle))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_and_kind() {
+    let env = setup(|_| {});
+    assert_eq!(env.provider.kind(), "local");
+    env.provider.check().await.expect("check");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_bubblewrap_is_explained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LocalSandboxConfig {
+        root_dir: dir.path().join("root"),
+        bwrap_path: Some(dir.path().join("no-bwrap")),
+        ..LocalSandboxConfig::default()
+    };
+    let err = LocalSandboxProvider::new(config).expect_err("must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("install-sandbox-deps.sh"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_explains_a_broken_bubblewrap() {
+    let env = setup(|_| {});
+    let fake = env.base.join("fake-bwrap");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let provider = LocalSandboxProvider::new(LocalSandboxConfig {
+        bwrap_path: Some(fake),
+        ..test_config(&env.base.join("root2"))
+    })
+    .expect("provider");
+    let err = provider.check().await.expect_err("check must fail");
+    let msg = err.to_string();
+    assert!(matches!(err, SandboxError::Unavailable(_)));
+    assert!(
+        msg.contains("No permissions to create new namespace"),
+        "{msg}"
+    );
+    assert!(msg.contains("install-sandbox-deps.sh"), "{msg}");
+    let sb = provider.sandbox(SessionId::new()).await.expect("sandbox");
+    let err = sb.shell_exec("x", "", "true").await;
+    assert!(matches!(err, Err(SandboxError::Unavailable(_))), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_program_written_then_run() {
+    let env = setup(|_| {});
+    let sb = env.sandbox(SessionId::new()).await;
+    sb.file_write(
+        "project/hello.py",
+        "import sys\nprint('hello from', sys.argv[1])",
+        &WriteOptions {
+            trailing_newline: true,
+            ..WriteOptions::default()
+        },
+    )
+    .await
+    .expect("write");
+    let out = sb
+        .shell_exec("main", "/home/ubuntu/project", "python3 hello.py sandbox")
+        .await
+        .expect("exec");
+    assert!(!out.running);
+    assert_eq!(out.exit_code, Some(0));
+    assert_eq!(out.output, "hello from sandbox\n");
+    assert_eq!(out.console.len(), 1);
+    assert_eq!(out.console[0].ps1, "ubuntu@sandbox:~/project $");
+    assert_eq!(out.console[0].command, "python3 hello.py sandbox");
+    assert_eq!(out.limit_hit, None);
+
+    let out = run(&sb, "main", "whoami; hostname; id -u; echo $HOME; pwd").await;
+    assert_eq!(
+        out.output,
+        "ubuntu\nsandbox\n1000\n/home/ubuntu\n/home/ubuntu/project\n"
+    );
+    let out = run(&sb, "main", "exit 3").await;
+    assert_eq!(out.exit_code, Some(3));
+    // The shell id stays usable (a new shell, same directory).
+    let out = run(&sb, "main", "pwd").await;
+    assert_eq!(out.output, "/home/ubuntu/project\n");
+    assert_eq!(out.console.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shells_keep_their_own_directory_and_environment() {
+    let env = setup(|c| c.foreground_wait = Duration::from_secs(1));
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(
+        &sb,
+        "a",
+        "mkdir -p work/deep && cd work/deep && export FOO=bar && X=local",
+    )
+    .await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.output);
+    let out = run(&sb, "a", "pwd; echo \"$FOO $X\"").await;
+    assert_eq!(out.output, "/home/ubuntu/work/deep\nbar local\n");
+    assert_eq!(out.console[1].ps1, "ubuntu@sandbox:~/work/deep $");
+    let out = run(&sb, "b", "pwd; echo \"${FOO:-unset}\"").await;
+    assert_eq!(out.output, "/home/ubuntu\nunset\n");
+    // exec_dir changes the directory before the command.
+    let out = sb.shell_exec("b", "/tmp", "pwd").await.expect("exec");
+    assert_eq!(out.output, "/tmp\n");
+    let out = sb
+        .shell_exec("b", "/nonexistent", "echo never")
+        .await
+        .expect("exec");
+    assert_eq!(out.exit_code, Some(1));
+    assert!(out.output.contains("No such file"), "{}", out.output);
+    // Quotes, backslashes, multi-line commands and non-ASCII survive the trip.
+    let out = run(
+        &sb,
+        "b",
+        "printf '%s\\n' \"it's\" 'a\\b' \"ü €\"\nif true; then\n  echo multi\nfi",
+    )
+    .await;
+    assert_eq!(out.output, "it's\na\\b\nü €\nmulti\n");
+    // A command printing a fake end marker does not end early.
+    let out = run(
+        &sb,
+        "b",
+        "printf '\\n\\x1eIHdeadbeef 0 /\\x1e\\n'; sleep 0.2; echo after",
+    )
+    .await;
+    assert!(out.output.ends_with("after\n"), "{:?}", out.output);
+    // A killed shell comes back with its directory and exported variables.
+    let out = sb.shell_exec("a", "", "sleep 100").await;
+    assert!(out.is_ok());
+    let killed = sb.shell_kill("a").await.expect("kill");
+    assert!(!killed.running);
+    let out = run(&sb, "a", "pwd; echo $FOO").await;
+    assert_eq!(out.output, "/home/ubuntu/work/deep\nbar\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_commands_wait_write_and_kill() {
+    let env = setup(|c| c.foreground_wait = Duration::from_millis(300));
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = sb
+        .shell_exec("s", "", "echo start; sleep 1.5; echo done")
+        .await
+        .expect("exec");
+    assert!(out.running);
+    assert_eq!(out.exit_code, None);
+    assert_eq!(out.output, "start\n");
+    let again = sb.shell_exec("s", "", "echo other").await;
+    let msg = invalid_message(again);
+    assert!(
+        msg.contains("still running") && msg.contains("shell_wait"),
+        "{msg}"
+    );
+    let out = sb.shell_wait("s", Some(10)).await.expect("wait");
+    assert!(!out.running);
+    assert_eq!(out.output, "start\ndone\n");
+    assert_eq!(out.exit_code, Some(0));
+
+    // Input to a command that reads stdin.
+    let out = sb
+        .shell_exec(
+            "s",
+            "",
+            "read -r name; echo \"hello $name\"; read -r x; echo \"x=$x\"",
+        )
+        .await
+        .expect("exec");
+    assert!(out.running);
+    let out = sb.shell_write("s", "world", true).await.expect("write");
+    assert!(out.running, "{out:?}");
+    let out = wait_until(&sb, "s", 10, |o| o.output.contains("hello world")).await;
+    assert_eq!(out.output, "hello world\n");
+    sb.shell_write("s", "4", true).await.expect("write");
+    let out = sb.shell_wait("s", Some(5)).await.expect("wait");
+    assert_eq!(out.output, "hello world\nx=4\n");
+    // Writing when nothing runs is refused; unread input never becomes a command.
+    invalid_message(sb.shell_write("s", "rm -rf ~", true).await);
+    let out = sb
+        .shell_exec("s", "", "echo $(head -c 3 </dev/stdin)")
+        .await
+        .expect("exec");
+    assert!(out.running);
+    sb.shell_write("s", "abcdef", true).await.expect("write");
+    let out = sb.shell_wait("s", Some(5)).await.expect("wait");
+    assert_eq!(out.output, "abc\n");
+    let out = run(&sb, "s", "timeout 0.5 cat; echo rc=$?").await;
+    assert_eq!(out.output, "rc=124\n", "the left-over input must be gone");
+
+    // shell_kill stops the command and its children.
+    let out = sb
+        .shell_exec("k", "", "bash -c 'sleep 987651 & sleep 987652'")
+        .await
+        .expect("exec");
+    assert!(out.running);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while host_processes_with("987651") == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(host_processes_with("987651") >= 1);
+    let out = sb.shell_kill("k").await.expect("kill");
+    assert!(!out.running);
+    assert_eq!(out.exit_code, None);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (host_processes_with("987651") + host_processes_with("987652")) > 0
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        host_processes_with("987651") + host_processes_with("987652"),
+        0
+    );
+    let out = run(&sb, "k", "echo alive").await;
+    assert_eq!(out.output, "alive\n");
+    invalid_message(sb.shell_view("never-used").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shells_survive_odd_commands() {
+    let env = setup(|c| c.foreground_wait = Duration::from_millis(500));
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(&sb, "o", "printf 'no newline'").await;
+    assert_eq!(out.output, "no newline");
+    // Closing stdout/stderr breaks only that command.
+    let out = run(&sb, "o", "echo before; exec >&- 2>&-; echo gone").await;
+    assert_eq!((out.output.as_str(), out.exit_code), ("before\n", Some(1)));
+    let out = run(&sb, "o", "echo back").await;
+    assert_eq!(out.output, "back\n");
+    // `set -e` then a failure ends the shell like in a terminal; the id stays usable.
+    let out = run(&sb, "o", "set -e; false; echo not reached").await;
+    assert_eq!((out.output.as_str(), out.exit_code), ("", Some(1)));
+    let out = run(&sb, "o", "echo fresh; [[ $- == *e* ]] || echo no-errexit").await;
+    assert_eq!(out.output, "fresh\nno-errexit\n");
+    // `exec` of another program: it gets the input, and can be killed.
+    let out = sb.shell_exec("o", "", "exec cat").await.expect("exec");
+    assert!(out.running);
+    sb.shell_write("o", "to cat", true).await.expect("write");
+    let out = wait_until(&sb, "o", 10, |o| o.output == "to cat\n").await;
+    assert_eq!(out.output, "to cat\n");
+    let out = sb.shell_kill("o").await.expect("kill");
+    assert_eq!(out.output, "to cat\n[killed]\n");
+    // Progress bars collapse to what a terminal shows; colors are stripped.
+    let out = run(
+        &sb,
+        "o",
+        "for i in 1 2 3; do printf '%d%%\\r' $((i*33)); done; printf '\\033[32mok\\033[0m\\n'",
+    )
+    .await;
+    assert_eq!(out.output, "ok\n");
+    // A server started in the background of one shell answers another (shared network).
+    let out = run(
+        &sb,
+        "srv",
+        "python3 -m http.server 18765 --bind 127.0.0.1 >/dev/null 2>&1 & sleep 0.7; echo started",
+    )
+    .await;
+    assert_eq!(out.output, "started\n");
+    let out = run(
+        &sb,
+        "cli",
+        "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:18765/').status)\"",
+    )
+    .await;
+    assert_eq!(out.output, "200\n");
+    sb.shell_kill("srv").await.expect("kill");
+    // Commands of different shells run in parallel.
+    let started = Instant::now();
+    let (a, b) = tokio::join!(
+        run(&sb, "p1", "sleep 2; echo p1"),
+        run(&sb, "p2", "sleep 2; echo p2")
+    );
+    assert_eq!(a.output, "p1\n");
+    assert_eq!(b.output, "p2\n");
+    assert!(started.elapsed() < Duration::from_millis(3800));
+    // Output that merely quotes a fork failure does not count as the process limit.
+    let out = run(
+        &sb,
+        "q",
+        "KEEPV=still; echo 'bash: fork: retry: Resource temporarily unavailable'",
+    )
+    .await;
+    assert_eq!(out.limit_hit, None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = run(&sb, "q", "echo $KEEPV").await;
+    assert_eq!(out.output, "still\n", "the shell was not restarted");
+    // A long command line.
+    let out = run(&sb, "o", &format!("echo {} | wc -c", "x".repeat(200_000))).await;
+    assert_eq!(out.output, "200001\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_cannot_see_host_secrets_or_other_sessions() {
+    let env = setup(|_| {});
+    // A "secret" of the server outside root_dir, and one inside root_dir's parent.
+    let secret_dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_dir.path().join("server-secret.txt");
+    std::fs::write(&secret, "TOP-SECRET-SERVER").expect("write");
+    std::fs::set_permissions(secret_dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let data_secret = env.base.join("server-data.txt");
+    std::fs::write(&data_secret, "TOP-SECRET-DATA").expect("write");
+
+    let other = env.sandbox(SessionId::new()).await;
+    other
+        .file_write(
+            "private.txt",
+            "OTHER-SESSION-DATA",
+            &WriteOptions::default(),
+        )
+        .await
+        .expect("write");
+    let other_home = env.provider.workspace_dir(SessionId::new());
+    let other_home = other_home
+        .parent()
+        .and_then(Path::parent)
+        .expect("root")
+        .to_path_buf();
+
+    let sb = env.sandbox(SessionId::new()).await;
+    let cmd = format!(
+        "cat /etc/shadow; cat {secret}; cat {data}; ls {root}; cat {root}/*/home/private.txt; ls /root; \
+         grep -rs TOP-SECRET / --exclude-dir=proc --exclude-dir=usr | head -3; echo end",
+        secret = secret.display(),
+        data = data_secret.display(),
+        root = other_home.display(),
+    );
+    let out = run(&sb, "x", &cmd).await;
+    assert!(
+        out.output.contains("/etc/shadow: Permission denied"),
+        "{}",
+        out.output
+    );
+    assert!(!out.output.contains("TOP-SECRET"), "{}", out.output);
+    assert!(!out.output.contains("OTHER-SESSION-DATA"), "{}", out.output);
+    assert!(out.output.ends_with("end\n"));
+    let out = run(
+        &sb,
+        "x",
+        "touch /usr/x /etc/x 2>&1; echo $?; ls /proc | grep -c '^[0-9]'",
+    )
+    .await;
+    assert!(
+        out.output.contains("Read-only file system"),
+        "{}",
+        out.output
+    );
+    let procs: usize = out
+        .output
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(999);
+    assert!(
+        procs < 10,
+        "the sandbox sees host processes: {}",
+        out.output
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_tools_stay_inside() {
+    let env = setup(|_| {});
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(
+        &sb,
+        "x",
+        "ln -s /etc/passwd pw; ln -s ../../.. up; mkdir -p d; echo inside > d/f; ln -s /home/ubuntu/d ok; \
+         ln -s d/f rel; ln -s /tmp/t tmplink; echo temp > /tmp/t; echo done",
+    )
+    .await;
+    assert_eq!(out.output, "done\n");
+    for bad in [
+        "pw",
+        "up/etc/passwd",
+        "../x",
+        "/etc/passwd",
+        "/home/ubuntu/../../etc/passwd",
+        "/root/x",
+    ] {
+        let msg = invalid_message(sb.file_read(bad, None, None).await);
+        assert!(
+            msg.contains("outside") || msg.contains(".."),
+            "{bad}: {msg}"
+        );
+    }
+    invalid_message(sb.file_write("pw", "pwned", &WriteOptions::default()).await);
+    invalid_message(
+        sb.file_write("up/tmp/escape", "x", &WriteOptions::default())
+            .await,
+    );
+    invalid_message(sb.put_file("up/escape", b"x").await);
+    invalid_message(sb.file_find_by_name("up", "*").await);
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("passwd");
+    assert!(!passwd.contains("pwned"));
+    // Links that stay inside work.
+    let text = sb.file_read("ok/f", None, None).await.expect("read");
+    assert_eq!(text.content, "inside\n");
+    assert_eq!(text.path, "/home/ubuntu/d/f");
+    assert_eq!(
+        sb.file_read("rel", None, None).await.expect("read").content,
+        "inside\n"
+    );
+    assert_eq!(
+        sb.file_read("tmplink", None, None)
+            .await
+            .expect("read")
+            .content,
+        "temp\n"
+    );
+    sb.file_write("ok/new.txt", "via link", &WriteOptions::default())
+        .await
+        .expect("write through an inside link");
+    let out = run(&sb, "x", "cat d/new.txt; echo; ls -l pw | cut -c1").await;
+    assert_eq!(out.output, "via link\nl\n", "the link itself stays a link");
+    // The link `pw` still points at the sandbox's /etc/passwd, not replaced by a file.
+    let msg = invalid_message(sb.file_read("/home/ubuntu/d/missing", None, None).await);
+    assert!(msg.contains("no such file"), "{msg}");
+    invalid_message(sb.file_read("d", None, None).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_operations() {
+    let env = setup(|c| c.file_read_cap_bytes = 64);
+    let sb = env.sandbox(SessionId::new()).await;
+    let body: String = (0..10).map(|i| format!("line {i}\n")).collect();
+    sb.file_write("notes/a.txt", &body, &WriteOptions::default())
+        .await
+        .expect("write");
+    let t = sb
+        .file_read("notes/a.txt", Some(2), Some(4))
+        .await
+        .expect("read");
+    assert_eq!(t.content, "line 2\nline 3\n");
+    assert_eq!(t.total_lines, 10);
+    assert!(!t.truncated);
+    let t = sb
+        .file_read("/home/ubuntu/notes/a.txt", Some(-2), None)
+        .await
+        .expect("read");
+    assert_eq!(t.content, "line 8\nline 9\n");
+    let t = sb.file_read("notes/a.txt", None, None).await.expect("read");
+    assert!(t.truncated);
+    assert_eq!(t.content.len(), 64);
+    // Append, leading and trailing newline.
+    sb.file_write(
+        "notes/a.txt",
+        "tail",
+        &WriteOptions {
+            append: true,
+            leading_newline: true,
+            trailing_newline: true,
+        },
+    )
+    .await
+    .expect("append");
+    let t = sb
+        .file_read("notes/a.txt", Some(-2), None)
+        .await
+        .expect("read");
+    assert_eq!(t.content, "\ntail\n");
+    // Replace on the whole file.
+    let n = sb
+        .file_str_replace("notes/a.txt", "line", "row")
+        .await
+        .expect("replace");
+    assert_eq!(n, 10);
+    let msg = invalid_message(sb.file_str_replace("notes/a.txt", "line", "row").await);
+    assert!(msg.contains("old_str not found"), "{msg}");
+    // Search.
+    let m = sb
+        .file_find_in_content("notes/a.txt", r"row [3-4]$")
+        .await
+        .expect("find");
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].line, 4);
+    assert_eq!(m[0].text, "row 3");
+    invalid_message(sb.file_find_in_content("notes/a.txt", "(").await);
+    sb.file_write("src/x/main.py", "print(1)", &WriteOptions::default())
+        .await
+        .expect("write");
+    sb.file_write("src/readme.md", "# hi", &WriteOptions::default())
+        .await
+        .expect("write");
+    let found = sb
+        .file_find_by_name("/home/ubuntu", "*.py")
+        .await
+        .expect("find");
+    assert_eq!(found, vec!["/home/ubuntu/src/x/main.py".to_string()]);
+    let found = sb.file_find_by_name("src", "**/*.md").await.expect("find");
+    assert_eq!(found, vec!["/home/ubuntu/src/readme.md".to_string()]);
+    // Bytes in and out.
+    let bytes: Vec<u8> = (0..=255u8).collect();
+    sb.put_file("/tmp/blob.bin", &bytes).await.expect("put");
+    assert_eq!(
+        sb.get_file("/tmp/blob.bin", 1000).await.expect("get"),
+        bytes
+    );
+    invalid_message(sb.get_file("/tmp/blob.bin", 10).await);
+    // Files written by the host are the sandbox user's and vice versa.
+    let out = run(
+        &sb,
+        "x",
+        "echo more >> notes/a.txt && stat -c %U notes/a.txt && echo made > mine.txt",
+    )
+    .await;
+    assert_eq!(out.output, "ubuntu\n", "{}", out.output);
+    let t = sb.file_read("mine.txt", None, None).await.expect("read");
+    assert_eq!(t.content, "made\n");
+    sb.file_str_replace("mine.txt", "made", "changed")
+        .await
+        .expect("replace");
+    let out = run(&sb, "x", "cat mine.txt; stat -c '%U %a' mine.txt").await;
+    assert_eq!(out.output, "changed\nubuntu 644\n");
+    let host_file = env.provider.workspace_dir(SessionId::new());
+    assert!(host_file.parent().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fork_bomb_is_contained() {
+    let env = setup(|c| {
+        c.max_processes = 48;
+        c.command_timeout = Duration::from_secs(20);
+    });
+    let sb = env.sandbox(SessionId::new()).await;
+    // Bounded probe first: at most 200 processes are ever attempted.
+    let probe = "python3 - <<'EOF'\nimport subprocess\nps = []\nfor i in range(200):\n    try:\n        ps.append(subprocess.Popen(['sleep', '30']))\n    except OSError as e:\n        print('refused', e.errno)\n        break\nprint('started', len(ps))\nfor p in ps:\n    p.kill()\nEOF";
+    let out = run(&sb, "probe", probe).await;
+    assert!(out.output.contains("refused 11"), "{}", out.output);
+    let started: usize = out
+        .output
+        .lines()
+        .find_map(|l| l.strip_prefix("started "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(999);
+    assert!(
+        started < 48,
+        "the process limit did not hold: {}",
+        out.output
+    );
+    // The limit holds, so the real thing is safe.
+    let out = sb
+        .shell_exec("bomb", "", "bomb() { bomb | bomb & }; bomb; wait")
+        .await
+        .expect("exec");
+    let out = if out.limit_hit.is_some() && !out.running {
+        out
+    } else {
+        wait_until(&sb, "bomb", 30, |o| o.limit_hit.is_some() && !o.running).await
+    };
+    assert!(
+        out.limit_hit
+            .as_deref()
+            .is_some_and(|l| l.contains("process limit")),
+        "{out:?}"
+    );
+    assert!(!out.running);
+    // The host is fine, and so is the sandbox.
+    let status = std::process::Command::new("true")
+        .status()
+        .expect("spawn on host");
+    assert!(status.success());
+    let out = run(&sb, "bomb", "echo recovered").await;
+    assert_eq!(out.output, "recovered\n");
+    let out = run(&sb, "probe", "echo other shell fine").await;
+    assert_eq!(out.output, "other shell fine\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_time_cpu_and_memory_limits() {
+    let env = setup(|c| {
+        c.command_timeout = Duration::from_secs(2);
+        c.foreground_wait = Duration::from_secs(1);
+    });
+    let sb = env.sandbox(SessionId::new()).await;
+    let started = Instant::now();
+    let out = sb
+        .shell_exec("w", "", "echo looping; while true; do :; done")
+        .await
+        .expect("exec");
+    assert!(out.running);
+    let out = sb.shell_wait("w", Some(10)).await.expect("wait");
+    assert!(!out.running);
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert_eq!(
+        out.limit_hit.as_deref(),
+        Some("wall time limit of 2 s reached")
+    );
+    assert_eq!(out.exit_code, None);
+    assert_eq!(out.output, "looping\n[killed]\n");
+    let out = run(&sb, "w", "sleep 5 & sleep 6; echo never").await;
+    assert_eq!(
+        out.limit_hit.as_deref(),
+        Some("wall time limit of 2 s reached")
+    );
+
+    let env = setup(|c| {
+        c.cpu_seconds = 1;
+        c.memory_bytes = 512 * 1024 * 1024;
+    });
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(&sb, "c", "python3 -c 'while True: pass'").await;
+    assert_eq!(out.exit_code, Some(152), "{out:?}");
+    assert_eq!(
+        out.limit_hit.as_deref(),
+        Some("CPU time limit of 1 s reached")
+    );
+
+    let out = run(&sb, "m", "python3 -c 'b = bytearray(1024 * 1024 * 1024)'").await;
+    assert_ne!(out.exit_code, Some(0));
+    assert!(
+        out.limit_hit
+            .as_deref()
+            .is_some_and(|l| l.contains("memory limit")),
+        "{out:?}"
+    );
+    let out = run(&sb, "m", "ulimit -n; ulimit -u").await;
+    assert_eq!(out.output, "1024\n64\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_is_capped_and_utf8_intact() {
+    let env = setup(|c| {
+        c.output_cap_bytes = 4096;
+        c.output_stop_bytes = 80 * 1024 * 1024;
+    });
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(&sb, "o", "yes | head -c 50M; echo; echo END").await;
+    assert_eq!(out.exit_code, Some(0));
+    assert!(out.output.starts_with("y\ny\ny\n"), "{}", &out.output[..20]);
+    assert!(out.output.contains("elided"), "{}", out.output.len());
+    assert!(out.output.ends_with("END\n"));
+    assert!(out.output.len() < 4096 + 300, "{}", out.output.len());
+
+    // Multi-byte characters written one byte at a time, flushed each time.
+    let script = "import sys, time\ns = ('é😀中' * 300).encode()\nfor i, b in enumerate(s):\n    sys.stdout.buffer.write(bytes([b]))\n    sys.stdout.buffer.flush()\n    if i % 97 == 0:\n        time.sleep(0.001)\n";
+    sb.file_write("utf.py", script, &WriteOptions::default())
+        .await
+        .expect("write");
+    let out = run(&sb, "u", "python3 utf.py").await;
+    let expected = "é😀中".repeat(300);
+    assert_eq!(out.output.len(), expected.len().min(4096), "{}", out.output);
+    assert!(!out.output.contains('\u{fffd}'));
+    let out = run(&sb, "u", "python3 -c \"import sys; sys.stdout.buffer.write(b'ok\\xff\\n')\"; printf '\\033[1;31mred\\033[0m\\n'").await;
+    assert_eq!(out.output, "ok\u{fffd}\nred\n");
+    // Endless output is stopped.
+    let env = setup(|c| c.output_stop_bytes = 4 * 1024 * 1024);
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(&sb, "y", "yes").await;
+    assert!(
+        out.limit_hit
+            .as_deref()
+            .is_some_and(|l| l.contains("output limit")),
+        "{out:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_switch() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let probe = format!(
+        "python3 -c \"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n    print('connected')\nexcept OSError as e:\n    print('failed', e)\""
+    );
+    let off = setup(|c| c.network = false);
+    let sb = off.sandbox(SessionId::new()).await;
+    let out = run(&sb, "n", &probe).await;
+    assert!(out.output.starts_with("failed"), "{}", out.output);
+    let on = setup(|c| c.network = true);
+    let sb = on.sandbox(SessionId::new()).await;
+    let out = run(&sb, "n", &probe).await;
+    assert_eq!(out.output, "connected\n");
+    drop(listener);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_and_reap() {
+    let env = setup(|c| c.idle_timeout = Duration::from_millis(400));
+    let session = SessionId::new();
+    let sb = env.sandbox(session).await;
+    let same = env.sandbox(session).await;
+    assert!(Arc::ptr_eq(&sb, &same));
+    drop(same);
+    let out = run(
+        &sb,
+        "r",
+        "echo keep > kept.txt; echo temp > /tmp/t.txt; cd /tmp",
+    )
+    .await;
+    assert_eq!(out.exit_code, Some(0));
+    assert_eq!(env.provider.reap_idle().await, 0, "not idle yet");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(env.provider.reap_idle().await, 1);
+    assert_eq!(env.provider.reap_idle().await, 0);
+    // The workspace stays; /tmp and the shells are new.
+    let out = run(&sb, "r", "cat kept.txt; pwd; ls /tmp").await;
+    assert_eq!(out.output, "keep\n/home/ubuntu\n");
+    assert_eq!(out.console.len(), 1);
+    let again = env.sandbox(session).await;
+    assert!(
+        Arc::ptr_eq(&sb, &again),
+        "a held sandbox stays the session's"
+    );
+    drop(again);
+
+    let workspace = env.provider.workspace_dir(session);
+    assert!(workspace.join("kept.txt").exists());
+    env.provider.destroy(session, false).await.expect("destroy");
+    assert!(workspace.join("kept.txt").exists());
+    let err = sb.shell_exec("r", "", "echo x").await;
+    assert!(matches!(err, Err(SandboxError::Unavailable(_))), "{err:?}");
+    let sb = env.sandbox(session).await;
+    let out = run(&sb, "r", "cat kept.txt").await;
+    assert_eq!(out.output, "keep\n");
+    env.provider.destroy(session, true).await.expect("destroy");
+    assert!(!workspace.exists());
+    let owner = std::fs::metadata(env.base.join("root"))
+        .expect("root")
+        .uid();
+    assert_eq!(owner, rustix_uid());
+}
+
+fn rustix_uid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
+}
+
+/// The server's environment (here a fake API key) never reaches the sandbox. Runs itself
+/// in a child process so the variable can be set without touching this process's
+/// environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_environment_is_not_visible() {
+    let exe = std::env::current_exe().expect("exe");
+    let out = tokio::process::Command::new(exe)
+        .args([
+            "--exact",
+            "env_probe_child",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env("LLM_API_KEY", "sk-fake-9f8e7d6c5b4a")
+        .env("IRONHAND_ENV_PROBE", "1")
+        .output()
+        .await
+        .expect("child test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by server_environment_is_not_visible in a child process"]
+async fn env_probe_child() {
+    assert_eq!(
+        std::env::var("LLM_API_KEY").ok().as_deref(),
+        Some("sk-fake-9f8e7d6c5b4a")
+    );
+    let env = setup(|_| {});
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(
+        &sb,
+        "e",
+        "env; cat /proc/self/environ /proc/1/environ 2>/dev/null | tr '\\0' '\\n'; echo end",
+    )
+    .await;
+    assert!(out.output.ends_with("end\n"));
+    assert!(!out.output.contains("sk-fake"), "{}", out.output);
+    assert!(!out.output.contains("LLM_API_KEY"), "{}", out.output);
+    assert!(!out.output.contains("IRONHAND_ENV_PROBE"), "{}", out.output);
+    assert!(out.output.contains("HOME=/home/ubuntu"), "{}", out.output);
+    assert!(out.output.contains("USER=ubuntu"), "{}", out.output);
+}

@@ -1,0 +1,124 @@
+//! Builds the agent side from settings: the model client, web search, the sandbox
+//! provider, the event publisher, the session service and the agent itself.
+
+use crate::config::Settings;
+use anyhow::Context;
+use ironhand_agent::{Agent, AgentConfig, WorkerConfig};
+use ironhand_core::ports::{EventBus, SandboxProvider, Store};
+use ironhand_core::session::{EventPublisher, SessionService};
+use ironhand_llm::{ChatModel, LlmClient, LlmConfig};
+use ironhand_sandbox::{LocalSandboxConfig, LocalSandboxProvider};
+use ironhand_search::{SearchConfig, SearchProvider, provider_from_config};
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct AgentParts {
+    pub sessions: Arc<SessionService>,
+    pub agent: Arc<Agent>,
+    pub llm_model: Option<String>,
+    pub search_provider: Option<&'static str>,
+}
+
+fn model(settings: &Settings) -> anyhow::Result<Option<Arc<dyn ChatModel>>> {
+    let l = &settings.llm;
+    let (Some(base_url), Some(model)) = (&l.base_url, &l.model) else {
+        tracing::warn!(
+            "LLM_BASE_URL / LLM_MODEL are not set: chats will explain how to configure a model"
+        );
+        return Ok(None);
+    };
+    let config = LlmConfig {
+        base_url: base_url.clone(),
+        api_key: l.api_key.as_ref().map(|k| k.expose_secret().to_string()),
+        model: model.clone(),
+        request_timeout: Duration::from_secs(l.request_timeout_secs),
+        stall_timeout: Duration::from_secs(l.stall_timeout_secs),
+        total_timeout: Duration::from_secs(l.total_timeout_secs),
+        max_retries: l.max_retries,
+        retry_base_delay: Duration::from_millis(500),
+        max_output_tokens: l.max_output_tokens,
+        temperature: l.temperature,
+        context_window: l.context_window,
+    };
+    let client = LlmClient::new(config).map_err(|e| anyhow::anyhow!("llm: {e}"))?;
+    Ok(Some(Arc::new(client)))
+}
+
+fn search(settings: &Settings) -> anyhow::Result<Option<Arc<dyn SearchProvider>>> {
+    let s = &settings.search;
+    let config = SearchConfig {
+        provider: s.provider.clone().filter(|p| !p.is_empty()),
+        url: s.url.clone(),
+        api_key: s.api_key.as_ref().map(|k| k.expose_secret().to_string()),
+        timeout: Duration::from_secs(s.timeout_secs),
+        max_results: s.max_results,
+    };
+    provider_from_config(&config).map_err(|e| anyhow::anyhow!("search: {e}"))
+}
+
+pub fn sandbox_provider(settings: &Settings) -> anyhow::Result<Arc<dyn SandboxProvider>> {
+    let b = &settings.sandbox;
+    let root = settings.server.data_dir.join("sandboxes");
+    std::fs::create_dir_all(&root)
+        .with_context(|| format!("could not create {}", root.display()))?;
+    let config = LocalSandboxConfig {
+        root_dir: root,
+        network: b.network,
+        foreground_wait: Duration::from_secs(b.foreground_wait_secs),
+        command_timeout: Duration::from_secs(b.command_timeout_secs),
+        cpu_seconds: b.cpu_seconds,
+        memory_bytes: b.memory_mb * 1024 * 1024,
+        max_processes: b.max_processes,
+        max_open_files: b.max_open_files,
+        output_cap_bytes: b.output_cap_kib * 1024,
+        idle_timeout: Duration::from_secs(b.idle_timeout_secs),
+        ..LocalSandboxConfig::default()
+    };
+    let provider =
+        LocalSandboxProvider::new(config).map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
+    Ok(Arc::new(provider))
+}
+
+pub fn build(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+) -> anyhow::Result<AgentParts> {
+    let model = model(settings)?;
+    let search = search(settings)?;
+    let sandboxes = sandbox_provider(settings)?;
+    let publisher = EventPublisher::new(store.clone(), bus);
+    let sessions = Arc::new(SessionService::new(
+        store.clone(),
+        publisher.clone(),
+        sandboxes.clone(),
+    ));
+    let a = &settings.agent;
+    let config = AgentConfig {
+        max_steps: a.max_steps,
+        max_tool_calls_per_step: a.max_tool_calls_per_step,
+        max_run_tokens: a.max_run_tokens,
+        max_run_time: Duration::from_secs(a.max_run_minutes * 60),
+        ..AgentConfig::default()
+    };
+    let llm_model = model.as_ref().map(|m| m.model().to_string());
+    let search_provider = search.as_ref().map(|s| s.name());
+    let agent = Arc::new(Agent::new(
+        model, store, publisher, sandboxes, search, config,
+    ));
+    Ok(AgentParts {
+        sessions,
+        agent,
+        llm_model,
+        search_provider,
+    })
+}
+
+pub fn worker_config(settings: &Settings) -> WorkerConfig {
+    WorkerConfig {
+        max_concurrent_runs: settings.agent.max_concurrent_runs,
+        lease: Duration::from_secs(settings.agent.run_lease_secs),
+        ..WorkerConfig::default()
+    }
+}

@@ -1,0 +1,169 @@
+//! Request and response bodies of the session routes, as api.md spells them.
+
+use ironhand_core::session::{Session, StoredEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedSession {
+    pub session_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListSessionItem {
+    pub session_id: String,
+    pub title: Option<String>,
+    pub latest_message: Option<String>,
+    /// Epoch seconds.
+    pub latest_message_at: Option<i64>,
+    /// pending | running | waiting | completed | failed
+    pub status: String,
+    pub unread_message_count: i64,
+    pub is_shared: bool,
+    /// Last activity, epoch seconds with millisecond fraction: the list's order, and the
+    /// `before` of the next page.
+    pub updated_at: f64,
+}
+
+/// Longest `latest_message` preview in lists, in characters.
+const PREVIEW_CHARS: usize = 200;
+
+impl From<&Session> for ListSessionItem {
+    fn from(s: &Session) -> Self {
+        Self {
+            session_id: s.id.to_string(),
+            title: s.title.clone(),
+            latest_message: s.latest_message.as_deref().map(|m| {
+                match m.char_indices().nth(PREVIEW_CHARS) {
+                    Some((cut, _)) => format!("{}…", &m[..cut]),
+                    None => m.to_string(),
+                }
+            }),
+            latest_message_at: s.latest_message_at.map(|t| t.unix_timestamp()),
+            status: s.status.as_str().to_string(),
+            unread_message_count: s.unread_message_count,
+            is_shared: s.is_shared,
+            updated_at: (s.updated_at.unix_timestamp_nanos() / 1_000_000) as f64 / 1000.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<ListSessionItem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEvent {
+    pub event: String,
+    /// The event's fields with `event_id` and `timestamp`, exactly as streamed.
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+impl From<&StoredEvent> for HistoryEvent {
+    fn from(e: &StoredEvent) -> Self {
+        Self {
+            event: e.event.clone(),
+            data: e.wire_data(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDetail {
+    pub session_id: String,
+    pub title: Option<String>,
+    pub status: String,
+    pub events: Vec<HistoryEvent>,
+    pub is_shared: bool,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub file_id: String,
+    pub filename: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ChatRequest {
+    /// A new task, or the reply to the agent's question. Absent or empty: attach to the
+    /// session's stream.
+    #[schema(max_length = 100000)]
+    pub message: Option<String>,
+    /// Epoch seconds on the client (informational; accepted, not used).
+    #[serde(rename = "timestamp")]
+    pub _timestamp: Option<i64>,
+    /// Cursor: replay events after this one (also taken from `Last-Event-ID`).
+    pub event_id: Option<String>,
+    pub attachments: Option<Vec<Attachment>>,
+    /// A client-generated id that makes a retried POST attach instead of starting again.
+    #[schema(max_length = 128)]
+    pub client_message_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ShellViewRequest {
+    /// The shell session id the agent used.
+    pub session_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsoleLine {
+    pub ps1: String,
+    pub command: String,
+    pub output: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShellView {
+    pub output: String,
+    pub session_id: String,
+    pub console: Vec<ConsoleLine>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FileViewRequest {
+    /// A path inside the sandbox, e.g. `/home/ubuntu/report.md`.
+    pub file: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileView {
+    pub content: String,
+    pub file: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareState {
+    pub session_id: String,
+    pub is_shared: bool,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// Epoch seconds (fractions allowed): only sessions whose last activity is older — pass
+    /// the last item's `updated_at` for the next page.
+    pub before: Option<f64>,
+}
+
+/// A stored file, as api.md's `FileInfo`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileInfo {
+    pub file_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    /// ISO-8601 UTC.
+    pub upload_date: String,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    /// A signed download URL, where the caller may not hold a token.
+    pub file_url: Option<String>,
+}

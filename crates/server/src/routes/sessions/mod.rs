@@ -1,0 +1,398 @@
+//! `/sessions…`: create, list, read, chat (SSE), stop, share and delete sessions, and look
+//! into their sandbox. Every route checks ownership: not yours is the same 404 as missing.
+
+mod dto;
+mod stream;
+
+use crate::app::{AppState, hashed_key};
+use crate::http::envelope::{Envelope, ok};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, MaybeAuthUser, OptionalJson};
+use crate::routes::{ErrorEnvelope, NullEnvelope};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use dto::*;
+use ironhand_core::DomainError;
+use ironhand_core::ids::SessionId;
+use ironhand_core::ports::sandbox::SandboxError;
+use ironhand_core::session::service::{ChatInput, MAX_CLIENT_MESSAGE_ID, MAX_MESSAGE_CHARS};
+use ironhand_core::session::{Session, parse_cursor};
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_session, list_sessions, stream_sessions))
+        .routes(routes!(get_session, delete_session))
+        .routes(routes!(stop_session))
+        .routes(routes!(chat))
+        .routes(routes!(view_shell))
+        .routes(routes!(view_file))
+        .routes(routes!(session_files))
+        .routes(routes!(clear_unread))
+        .routes(routes!(share, unshare))
+        .routes(routes!(shared_session))
+        .routes(routes!(shared_files))
+}
+
+fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+    SessionId::parse(raw).ok_or_else(|| DomainError::NotFound("Session not found".into()).into())
+}
+
+async fn detail(state: &AppState, session: &Session) -> Result<SessionDetail, ApiError> {
+    let events = state.sessions.history(session.id).await?;
+    Ok(SessionDetail {
+        session_id: session.id.to_string(),
+        title: session.title.clone(),
+        status: session.status.as_str().to_string(),
+        events: events.iter().map(HistoryEvent::from).collect(),
+        is_shared: session.is_shared,
+    })
+}
+
+/// The files of a session. Uploaded and generated files are kept by the file store, which
+/// the files feature adds; until then a session has none.
+async fn files_of(_state: &AppState, _session: &Session) -> Result<Vec<FileInfo>, ApiError> {
+    Ok(Vec::new())
+}
+
+#[utoipa::path(put, path = "/sessions", tag = "sessions", security(("bearer" = [])),
+    responses((status = 200, body = Envelope<CreatedSession>)))]
+async fn create_session(State(state): State<AppState>, AuthUser(who): AuthUser) -> ApiResult {
+    let session = state.sessions.create(who.user.id).await?;
+    Ok(ok(CreatedSession {
+        session_id: session.id.to_string(),
+    }))
+}
+
+#[utoipa::path(get, path = "/sessions", tag = "sessions", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = Envelope<SessionList>)))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "limit must be between 1 and 100",
+        ));
+    }
+    let before = match q.before {
+        Some(seconds) if (0.0..1e11).contains(&seconds) => Some(
+            OffsetDateTime::from_unix_timestamp_nanos((seconds * 1e9) as i128)
+                .map_err(|_| ApiError::validation("before", "before must be epoch seconds"))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "before",
+                "before must be epoch seconds",
+            ));
+        }
+        None => None,
+    };
+    let sessions = state.sessions.list(who.user.id, limit, before).await?;
+    Ok(ok(SessionList {
+        sessions: sessions.iter().map(ListSessionItem::from).collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/sessions", tag = "sessions", security(("bearer" = [])),
+    responses((status = 200, description = "SSE: `sessions` events with `{sessions: [ListSessionItem]}`", content_type = "text/event-stream", body = String)))]
+async fn stream_sessions(State(state): State<AppState>, AuthUser(who): AuthUser) -> Response {
+    stream::session_list_stream(state, who.user.id)
+}
+
+#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = Envelope<SessionDetail>), (status = 404, body = ErrorEnvelope)))]
+async fn get_session(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    let session = state.sessions.owned(who.user.id, session_id(&id)?).await?;
+    Ok(ok(detail(&state, &session).await?))
+}
+
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = NullEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn delete_session(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    state.sessions.delete(who.user.id, session_id(&id)?).await?;
+    Ok(ok(Value::Null))
+}
+
+#[utoipa::path(post, path = "/sessions/{id}/stop", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = NullEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn stop_session(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    state.sessions.stop(who.user.id, session_id(&id)?).await?;
+    Ok(ok(Value::Null))
+}
+
+/// Checks a chat request's fields; the message reaches the agent exactly as typed.
+fn chat_input(body: ChatRequest, headers: &HeaderMap) -> Result<ChatInput, ApiError> {
+    if let Some(message) = &body.message
+        && message.chars().count() > MAX_MESSAGE_CHARS
+    {
+        return Err(ApiError::validation(
+            "message",
+            format!("message must be at most {MAX_MESSAGE_CHARS} characters"),
+        ));
+    }
+    if let Some(id) = &body.client_message_id
+        && (id.is_empty() || id.len() > MAX_CLIENT_MESSAGE_ID || id.chars().any(char::is_control))
+    {
+        return Err(ApiError::validation(
+            "client_message_id",
+            format!("client_message_id must be 1 to {MAX_CLIENT_MESSAGE_ID} printable characters"),
+        ));
+    }
+    let raw_cursor = body.event_id.clone().or_else(|| {
+        headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
+    let cursor = match raw_cursor
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        Some(raw) => Some(parse_cursor(raw).ok_or_else(|| {
+            ApiError::validation(
+                "event_id",
+                "event_id must be an event_id this session streamed",
+            )
+        })?),
+        None => None,
+    };
+    let attachments = body.attachments.unwrap_or_default();
+    if attachments.len() > 20 {
+        return Err(ApiError::validation(
+            "attachments",
+            "at most 20 attachments per message",
+        ));
+    }
+    Ok(ChatInput {
+        message: body.message,
+        attachments: serde_json::to_value(&attachments).unwrap_or(Value::Null),
+        client_message_id: body.client_message_id,
+        cursor,
+    })
+}
+
+#[utoipa::path(post, path = "/sessions/{id}/chat", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")), request_body = ChatRequest,
+    responses((status = 200, description = "SSE: the session's events (api.md, SSE events)", content_type = "text/event-stream", body = String),
+              (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope, description = "a run is already in progress"),
+              (status = 429, body = ErrorEnvelope)))]
+async fn chat(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let id = session_id(&id)?;
+    let input = chat_input(body, &headers)?;
+    // Ownership first: a stranger's requests must not spend the owner's budget.
+    state.sessions.owned(who.user.id, id).await?;
+    let user_key = who.user.id.to_string();
+    state
+        .limit("chat_user", state.quotas.chat_user, &[&user_key])
+        .await?;
+    if input
+        .message
+        .as_deref()
+        .is_some_and(|m| !m.trim().is_empty())
+    {
+        state
+            .limit(
+                "chat_session",
+                state.quotas.chat_session,
+                &[&hashed_key(&id.to_string())],
+            )
+            .await?;
+    }
+    let start = state.sessions.start_chat(who.user.id, id, input).await?;
+    Ok(stream::chat_stream(state, start.session.id, start.cursor))
+}
+
+fn sandbox_error(error: SandboxError) -> ApiError {
+    match error {
+        SandboxError::Invalid(message) => DomainError::NotFound(message).into(),
+        SandboxError::Unavailable(message) => {
+            DomainError::Unavailable(format!("The sandbox is not available: {message}")).into()
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/sessions/{id}/shell", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")), request_body = ShellViewRequest,
+    responses((status = 200, body = Envelope<ShellView>), (status = 404, body = ErrorEnvelope)))]
+async fn view_shell(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ShellViewRequest>,
+) -> ApiResult {
+    let session = state.sessions.owned(who.user.id, session_id(&id)?).await?;
+    if body.session_id.is_empty() || body.session_id.len() > 64 {
+        return Err(ApiError::validation(
+            "session_id",
+            "session_id must be a shell id of 1 to 64 characters",
+        ));
+    }
+    let sandbox = state
+        .sessions
+        .sandboxes()
+        .sandbox(session.id)
+        .await
+        .map_err(sandbox_error)?;
+    let shell = sandbox
+        .shell_view(&body.session_id)
+        .await
+        .map_err(sandbox_error)?;
+    Ok(ok(ShellView {
+        output: shell.output,
+        session_id: shell.id,
+        console: shell
+            .console
+            .into_iter()
+            .map(|c| ConsoleLine {
+                ps1: c.ps1,
+                command: c.command,
+                output: c.output,
+            })
+            .collect(),
+    }))
+}
+
+/// Most text a file view returns.
+const FILE_VIEW_LINES: i64 = 5_000;
+
+#[utoipa::path(post, path = "/sessions/{id}/file", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")), request_body = FileViewRequest,
+    responses((status = 200, body = Envelope<FileView>), (status = 404, body = ErrorEnvelope)))]
+async fn view_file(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<FileViewRequest>,
+) -> ApiResult {
+    let session = state.sessions.owned(who.user.id, session_id(&id)?).await?;
+    if body.file.is_empty() || body.file.len() > 4096 {
+        return Err(ApiError::validation("file", "file must be a sandbox path"));
+    }
+    let sandbox = state
+        .sessions
+        .sandboxes()
+        .sandbox(session.id)
+        .await
+        .map_err(sandbox_error)?;
+    let text = sandbox
+        .file_read(&body.file, None, Some(FILE_VIEW_LINES))
+        .await
+        .map_err(sandbox_error)?;
+    Ok(ok(FileView {
+        content: text.content,
+        file: body.file,
+    }))
+}
+
+#[utoipa::path(get, path = "/sessions/{id}/files", tag = "sessions", security((), ("bearer" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = Envelope<Vec<FileInfo>>), (status = 404, body = ErrorEnvelope)))]
+async fn session_files(
+    State(state): State<AppState>,
+    MaybeAuthUser(who): MaybeAuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    let id = session_id(&id)?;
+    // The owner, or anyone when the session is shared.
+    let owned = match &who {
+        Some(who) => state.sessions.owned(who.user.id, id).await.ok(),
+        None => None,
+    };
+    let session = match owned {
+        Some(session) => session,
+        None => state.sessions.shared(id).await?,
+    };
+    Ok(ok(files_of(&state, &session).await?))
+}
+
+#[utoipa::path(post, path = "/sessions/{id}/clear_unread_message_count", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = NullEnvelope), (status = 404, body = ErrorEnvelope)))]
+async fn clear_unread(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    state
+        .sessions
+        .clear_unread(who.user.id, session_id(&id)?)
+        .await?;
+    Ok(ok(Value::Null))
+}
+
+async fn set_shared(state: &AppState, who: &AuthUser, id: &str, shared: bool) -> ApiResult {
+    let id = session_id(id)?;
+    state.sessions.set_shared(who.0.user.id, id, shared).await?;
+    Ok(ok(ShareState {
+        session_id: id.to_string(),
+        is_shared: shared,
+    }))
+}
+
+#[utoipa::path(post, path = "/sessions/{id}/share", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = Envelope<ShareState>), (status = 404, body = ErrorEnvelope)))]
+async fn share(
+    State(state): State<AppState>,
+    who: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    set_shared(&state, &who, &id, true).await
+}
+
+#[utoipa::path(delete, path = "/sessions/{id}/share", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = Envelope<ShareState>), (status = 404, body = ErrorEnvelope)))]
+async fn unshare(
+    State(state): State<AppState>,
+    who: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    set_shared(&state, &who, &id, false).await
+}
+
+#[utoipa::path(get, path = "/sessions/shared/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = Envelope<SessionDetail>), (status = 404, body = ErrorEnvelope)))]
+async fn shared_session(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult {
+    let session = state.sessions.shared(session_id(&id)?).await?;
+    Ok(ok(detail(&state, &session).await?))
+}
+
+#[utoipa::path(get, path = "/sessions/{id}/share/files", tag = "sessions",
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = Envelope<Vec<FileInfo>>, description = "with signed file_url"), (status = 404, body = ErrorEnvelope)))]
+async fn shared_files(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult {
+    let session = state.sessions.shared(session_id(&id)?).await?;
+    Ok(ok(files_of(&state, &session).await?))
+}

@@ -1,0 +1,202 @@
+//! The live streams: a session's events (chat) and a user's session list.
+//!
+//! The chat stream subscribes first, then replays the log after the cursor, then forwards
+//! live events with a higher sequence number; a gap in what the bus delivers (lag, a lost
+//! Redis message) is filled from the log, so the client sees every event once, in order.
+
+use super::dto::ListSessionItem;
+use crate::app::AppState;
+use axum::http::{HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use ironhand_core::ids::{SessionId, UserId};
+use ironhand_core::ports::event_bus::topics;
+use ironhand_core::session::StoredEvent;
+use serde_json::json;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+/// Comment lines keep proxies from closing a quiet stream.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// How often a following stream re-reads the log in case a live message was lost.
+const SAFETY_POLL: Duration = Duration::from_secs(5);
+/// The session list is re-sent at least this often.
+const LIST_REFRESH: Duration = Duration::from_secs(30);
+const REPLAY_PAGE: i64 = 500;
+
+type SseItem = Result<Event, Infallible>;
+
+/// Wraps a channel as an SSE response with the headers api.md asks for. When the client
+/// goes away the receiver is dropped and the pumping task ends on its next send.
+fn sse_response(mut receiver: mpsc::Receiver<SseItem>) -> Response {
+    let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(PING_EVERY).text("ping"))
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+fn to_sse(event: &StoredEvent) -> SseItem {
+    Ok(Event::default()
+        .id(event.event_id())
+        .event(event.event.clone())
+        .data(event.wire_data().to_string()))
+}
+
+/// Streams the session's events after `cursor`; with `follow`, goes on with live events
+/// until no run of the session is active any more.
+pub fn chat_stream(state: AppState, session_id: SessionId, cursor: i64) -> Response {
+    let (sender, receiver) = mpsc::channel::<SseItem>(64);
+    tokio::spawn(async move {
+        metrics::gauge!("ironhand_sse_subscribers").increment(1.0);
+        if let Err(reason) = pump_session(&state, session_id, cursor, &sender).await {
+            tracing::debug!(session_id = %session_id, reason, "chat stream ended");
+        }
+        metrics::gauge!("ironhand_sse_subscribers").decrement(1.0);
+    });
+    sse_response(receiver)
+}
+
+/// Sends every stored event after `*last`, advancing it. Returns whether one of them
+/// ended a run.
+async fn catch_up(
+    state: &AppState,
+    session_id: SessionId,
+    last: &mut i64,
+    sender: &mpsc::Sender<SseItem>,
+) -> Result<bool, &'static str> {
+    let mut ended = false;
+    loop {
+        let page = state
+            .store
+            .events_after(session_id, *last, REPLAY_PAGE)
+            .await
+            .map_err(|_| "storage error")?;
+        for event in &page {
+            sender
+                .send(to_sse(event))
+                .await
+                .map_err(|_| "client gone")?;
+            *last = event.seq;
+            ended |= event.ends_stream();
+        }
+        if (page.len() as i64) < REPLAY_PAGE {
+            return Ok(ended);
+        }
+    }
+}
+
+async fn run_active(state: &AppState, session_id: SessionId) -> Result<bool, &'static str> {
+    state
+        .store
+        .active_run(session_id)
+        .await
+        .map(|run| run.is_some())
+        .map_err(|_| "storage error")
+}
+
+async fn pump_session(
+    state: &AppState,
+    session_id: SessionId,
+    cursor: i64,
+    sender: &mpsc::Sender<SseItem>,
+) -> Result<(), &'static str> {
+    // Subscribe before replaying, so nothing stored meanwhile is missed.
+    let mut live = state
+        .bus
+        .subscribe(&topics::session(session_id))
+        .await
+        .map_err(|_| "bus unavailable")?
+        .receiver;
+    let mut last = cursor;
+    catch_up(state, session_id, &mut last, sender).await?;
+    if !run_active(state, session_id).await? {
+        // Anything stored between the replay and the check belongs to the run that ended.
+        catch_up(state, session_id, &mut last, sender).await?;
+        return Ok(());
+    }
+    let mut poll = tokio::time::interval(SAFETY_POLL);
+    poll.tick().await;
+    loop {
+        let ended = tokio::select! {
+            _ = state.stopping.cancelled() => return Ok(()),
+            _ = sender.closed() => return Err("client gone"),
+            _ = poll.tick() => catch_up(state, session_id, &mut last, sender).await? || !run_active(state, session_id).await?,
+            message = live.recv() => match message {
+                Ok(payload) => match serde_json::from_str::<StoredEvent>(&payload) {
+                    Ok(event) if event.seq <= last => false,
+                    Ok(event) if event.seq == last + 1 => {
+                        sender.send(to_sse(&event)).await.map_err(|_| "client gone")?;
+                        last = event.seq;
+                        event.ends_stream()
+                    }
+                    Ok(_) => catch_up(state, session_id, &mut last, sender).await?,
+                    // Not an event: the session was deleted, or something to re-check.
+                    Err(_) => catch_up(state, session_id, &mut last, sender).await? || !run_active(state, session_id).await?,
+                },
+                Err(RecvError::Lagged(_)) => catch_up(state, session_id, &mut last, sender).await?,
+                Err(RecvError::Closed) => return Err("bus closed"),
+            },
+        };
+        if ended && !run_active(state, session_id).await? {
+            catch_up(state, session_id, &mut last, sender).await?;
+            return Ok(());
+        }
+    }
+}
+
+/// The user's session list: at once, after every change, and at least every 30 s.
+pub fn session_list_stream(state: AppState, user_id: UserId) -> Response {
+    let (sender, receiver) = mpsc::channel::<SseItem>(8);
+    tokio::spawn(async move {
+        metrics::gauge!("ironhand_sse_subscribers").increment(1.0);
+        let _ = pump_list(&state, user_id, &sender).await;
+        metrics::gauge!("ironhand_sse_subscribers").decrement(1.0);
+    });
+    sse_response(receiver)
+}
+
+async fn pump_list(
+    state: &AppState,
+    user_id: UserId,
+    sender: &mpsc::Sender<SseItem>,
+) -> Result<(), ()> {
+    let mut changes = state
+        .bus
+        .subscribe(&topics::user_sessions(user_id))
+        .await
+        .map_err(|_| ())?
+        .receiver;
+    let mut refresh = tokio::time::interval(LIST_REFRESH);
+    loop {
+        let sessions = state
+            .sessions
+            .list(user_id, 100, None)
+            .await
+            .map_err(|_| ())?;
+        let items: Vec<ListSessionItem> = sessions.iter().map(ListSessionItem::from).collect();
+        let event = Event::default()
+            .event("sessions")
+            .data(json!({ "sessions": items }).to_string());
+        sender.send(Ok(event)).await.map_err(|_| ())?;
+        refresh.reset();
+        tokio::select! {
+            _ = state.stopping.cancelled() => return Ok(()),
+            _ = sender.closed() => return Err(()),
+            _ = refresh.tick() => {}
+            message = changes.recv() => {
+                if matches!(message, Err(RecvError::Closed)) {
+                    return Err(());
+                }
+                // Coalesce a burst of changes into one refresh.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                while changes.try_recv().is_ok() {}
+            }
+        }
+    }
+}
