@@ -34,6 +34,8 @@ pub(crate) struct Host {
     pub(crate) bwrap: PathBuf,
     /// `Some((uid, gid))` when the server is root: bubblewrap is started as this user.
     pub(crate) run_as: Option<(u32, u32)>,
+    /// bubblewrap ≥ 0.8 can forbid new user namespaces inside the sandbox.
+    disable_userns: bool,
     /// The generated `/etc` files (passwd, group, hosts, hostname, resolv.conf).
     etc_dir: PathBuf,
     top_level: Vec<TopLevel>,
@@ -51,6 +53,14 @@ fn unavailable(msg: impl Into<String>) -> SandboxError {
 impl Host {
     pub(crate) fn discover(config: &LocalSandboxConfig) -> Result<Self, SandboxError> {
         let bwrap = find_bwrap(config.bwrap_path.as_deref())?;
+        let version = bwrap_version(&bwrap);
+        let disable_userns = version.is_none_or(|v| v >= (0, 8));
+        if !disable_userns {
+            tracing::warn!(
+                ?version,
+                "bubblewrap older than 0.8: processes in the sandbox can create user namespaces"
+            );
+        }
         let is_root = rustix::process::geteuid().is_root();
         let run_as = is_root.then_some((config.run_as_uid, config.run_as_gid));
         if run_as.is_some_and(|(u, g)| u == 0 || g == 0) {
@@ -156,6 +166,7 @@ impl Host {
         Ok(Self {
             bwrap,
             run_as,
+            disable_userns,
             etc_dir,
             top_level,
             mask_files,
@@ -198,7 +209,14 @@ impl Host {
                 &SANDBOX_UID.to_string(),
                 "--gid",
                 &SANDBOX_GID.to_string(),
-                "--disable-userns",
+            ],
+        );
+        if self.disable_userns {
+            args.push("--disable-userns".into());
+        }
+        push(
+            &mut args,
+            [
                 "--die-with-parent",
                 "--new-session",
                 "--clearenv",
@@ -418,6 +436,19 @@ fn find_bwrap(configured: Option<&Path>) -> Result<PathBuf, SandboxError> {
                 "bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
             ))
         })
+}
+
+/// `(major, minor)` from `bwrap --version` ("bubblewrap 0.8.0").
+fn bwrap_version(bwrap: &Path) -> Option<(u32, u32)> {
+    let out = std::process::Command::new(bwrap)
+        .arg("--version")
+        .env_clear()
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().nth(1)?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
 }
 
 fn is_executable(p: &Path) -> bool {

@@ -401,7 +401,7 @@ async fn shells_survive_odd_commands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandbox_cannot_see_host_secrets_or_other_sessions() {
-    let env = setup(|_| {});
+    let env = setup(|c| c.hidden_paths = vec![PathBuf::from("/etc/debian_version")]);
     // A "secret" of the server outside root_dir, and one inside root_dir's parent.
     let secret_dir = tempfile::tempdir().expect("tempdir");
     let secret = secret_dir.path().join("server-secret.txt");
@@ -445,6 +445,25 @@ async fn sandbox_cannot_see_host_secrets_or_other_sessions() {
     assert!(!out.output.contains("TOP-SECRET"), "{}", out.output);
     assert!(!out.output.contains("OTHER-SESSION-DATA"), "{}", out.output);
     assert!(out.output.ends_with("end\n"));
+    let out = run(
+        &sb,
+        "x",
+        "cat /etc/debian_version; unshare --user true; echo unshare=$?",
+    )
+    .await;
+    if Path::new("/etc/debian_version").exists() {
+        assert!(
+            out.output
+                .contains("/etc/debian_version: Permission denied"),
+            "{}",
+            out.output
+        );
+    }
+    assert!(
+        out.output.ends_with("unshare=1\n"),
+        "nested user namespaces: {}",
+        out.output
+    );
     let out = run(
         &sb,
         "x",

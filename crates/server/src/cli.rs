@@ -1,4 +1,4 @@
-//! `ironhand serve | migrate | user create | openapi`.
+//! `ironhand serve | worker | migrate | user create | openapi | check-config`.
 
 use crate::app::{self, AppState};
 use crate::config::{Overrides, Settings};
@@ -34,6 +34,9 @@ pub enum Command {
         #[arg(long)]
         bind: Option<String>,
     },
+    /// Run agent runs from the queue without serving HTTP (pair with
+    /// `agent.embedded_worker = false` on the serving instances, or run both).
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage accounts.
@@ -85,6 +88,7 @@ pub async fn run() -> anyhow::Result<()> {
     telemetry::init_logging(&settings);
     match cli.command {
         None | Some(Command::Serve { .. }) => serve(settings).await,
+        Some(Command::Worker) => worker(settings).await,
         Some(Command::CheckConfig) => {
             println!("{settings:#?}");
             println!("configuration is valid");
@@ -182,6 +186,30 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "ironhand is serving"
     );
     app::serve(state, listener, admin, shutdown).await
+}
+
+/// A dedicated worker: the same state as `serve`, no listener. On SIGTERM its runs go back
+/// to the queue for another worker.
+async fn worker(settings: Settings) -> anyhow::Result<()> {
+    let state = AppState::build(settings).await?;
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; handing running runs back to the queue");
+        signal.cancel();
+    });
+    let config = crate::agent_setup::worker_config(&state.settings);
+    tokio::spawn(crate::jobs::session_upkeep(
+        state.clone(),
+        config.worker_id.clone(),
+        shutdown.clone(),
+    ));
+    tracing::info!(worker = %config.worker_id, "ironhand worker is running");
+    ironhand_agent::RunWorker::new(state.agent.clone(), state.store.clone(), config)
+        .run(shutdown)
+        .await;
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -40,7 +40,7 @@ async fn health() -> Response {
     })
 }
 
-/// Readiness: the database and Redis (when configured) answer.
+/// Readiness: the database, Redis (when configured) and the sandbox provider answer.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = Envelope<ReadyResponse>), (status = 503, body = ErrorEnvelope)))]
 async fn ready(State(state): State<AppState>) -> Response {
@@ -74,6 +74,19 @@ async fn ready(State(state): State<AppState>) -> Response {
                     checks.insert("redis".into(), "timed out".into())
                 }
             }
+        }
+    };
+    let sandbox = state.sessions.sandboxes();
+    match tokio::time::timeout(std::time::Duration::from_secs(5), sandbox.check()).await {
+        Ok(Ok(())) => checks.insert("sandbox".into(), format!("ok ({})", sandbox.kind())),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: sandbox provider failed");
+            failed.push("sandbox");
+            checks.insert("sandbox".into(), e.to_string())
+        }
+        Err(_) => {
+            failed.push("sandbox");
+            checks.insert("sandbox".into(), "timed out".into())
         }
     };
     if failed.is_empty() {

@@ -6,7 +6,7 @@ mod sse;
 mod support;
 
 mod admin;
-mod agent;
+pub mod agent;
 mod auth_flow;
 mod auth_providers;
 mod cli;

@@ -84,3 +84,98 @@ async fn rate_limits_are_shared_through_redis() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A runs the worker, B only serves HTTP: a chat started and watched on B is worked on by
+/// A, streamed live through Redis, and a stop sent to B reaches the run on A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_worked_on_one_instance_streams_and_stops_through_another() {
+    use crate::agent::{agent_settings, call, one_step, trace};
+    use ironhand_fakes::llm::{FakeLlm, FakeLlmScenarios, Scenario};
+    let llm = FakeLlm::start(FakeLlmScenarios::new())
+        .await
+        .expect("fake llm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = settings_for(Backend::PostgresRedis, dir.path()).await;
+    settings.auth.jwt_secret = Some(secrecy::SecretString::from(format!(
+        "shared-secret-{}",
+        uuid::Uuid::new_v4()
+    )));
+    agent_settings(&mut settings, &llm);
+    let worker = TestApp::from_settings(settings.clone()).await;
+    settings.agent.embedded_worker = false;
+    let web = TestApp::from_settings(settings).await;
+    let user = web.signed_up("two@example.com", "correct horse").await;
+    let session = web.new_session(&user.access).await;
+
+    let mut slow = call(
+        "shell_exec",
+        json!({"id": "main", "exec_dir": "/home/ubuntu", "command": "hostname"}),
+    );
+    slow["delay_ms"] = json!(300);
+    let scenario = one_step(
+        vec![slow, crate::agent::complete("ran hostname")],
+        "It ran in the sandbox.",
+    );
+    llm.add_scenario("across", Scenario::from_value(scenario).expect("scenario"));
+    let events = web
+        .chat(
+            &user.access,
+            &session,
+            json!({"message": "[scenario:across] run hostname"}),
+        )
+        .await
+        .unwrap_or_else(|r| panic!("{}", r.body))
+        .collect()
+        .await;
+    assert_eq!(
+        trace(&events),
+        [
+            "message:user",
+            "title",
+            "plan",
+            "step:1:running",
+            "tool:shell_exec:calling",
+            "tool:shell_exec:called",
+            "step:1:completed",
+            "plan",
+            "message:assistant",
+            "done"
+        ]
+    );
+
+    // Stop through B while A works: A's run ends and both see `done`.
+    let long = json!({"responses": [
+        {"tool_calls": [{"name": "create_plan", "arguments": {"title": "Long", "goal": "g", "language": "en", "steps": [{"id": "1", "description": "wait"}]}}]},
+        {"fault": "delay", "ms": 60000},
+        {"content": "never"}
+    ]});
+    llm.add_scenario("long", Scenario::from_value(long).expect("scenario"));
+    let mut stream = web
+        .chat(
+            &user.access,
+            &session,
+            json!({"message": "[scenario:long] wait forever"}),
+        )
+        .await
+        .expect("stream");
+    stream.until("step").await;
+    let started = std::time::Instant::now();
+    web.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/sessions/{session}/stop"),
+        Some(&user.access),
+        None,
+    )
+    .await
+    .assert_ok();
+    let rest = stream.collect().await;
+    assert_eq!(crate::sse::names(&rest), ["done"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the stop travelled through Redis, not the lease"
+    );
+    let detail = worker
+        .get(&format!("/api/v1/sessions/{session}"), Some(&user.access))
+        .await;
+    assert_eq!(detail.data()["status"], "completed");
+}

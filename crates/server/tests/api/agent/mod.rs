@@ -4,6 +4,7 @@
 mod failures;
 mod lifecycle;
 mod runs;
+mod tools;
 
 use crate::sse::SseEvent;
 use crate::support::{Backend, TestApp, Tokens};
