@@ -657,7 +657,7 @@ impl Turn<'_> {
             tool_call_id: call.id.clone(),
             name: group_of(&call.name).to_string(),
             function: call.name.clone(),
-            args: args.clone(),
+            args: shown_args(args),
             status,
             content,
         })
@@ -726,6 +726,21 @@ impl Turn<'_> {
     }
 }
 
+/// Longest string argument a `tool` event repeats (a file write's content can be huge; the
+/// event is for showing, the tool got the whole value).
+const EVENT_ARG_CHARS: usize = 20_000;
+
+fn shown_args(args: &Value) -> Value {
+    match args {
+        Value::String(s) if s.chars().count() > EVENT_ARG_CHARS => {
+            Value::String(truncate_chars(s, EVENT_ARG_CHARS))
+        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), shown_args(v))).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(shown_args).collect()),
+        other => other.clone(),
+    }
+}
+
 fn parse_json(raw: &str) -> Result<Value, String> {
     let raw = raw.trim();
     let raw = if raw.is_empty() { "{}" } else { raw };
@@ -788,5 +803,42 @@ async fn forward_deltas(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_arguments_parse_leniently_but_only_as_objects() {
+        assert_eq!(parse_json("").expect("empty is {}"), json!({}));
+        assert_eq!(parse_json(" {\"a\": 1} ").expect("object"), json!({"a": 1}));
+        assert!(parse_json("[1]").is_err());
+        assert!(parse_json("{not json").is_err());
+    }
+
+    #[test]
+    fn huge_string_arguments_are_cut_for_events_only() {
+        let args = json!({"file": "a.txt", "content": "x".repeat(EVENT_ARG_CHARS + 10), "nested": ["y".repeat(EVENT_ARG_CHARS + 1)]});
+        let shown = shown_args(&args);
+        assert_eq!(shown["file"], "a.txt");
+        assert_eq!(shown["content"].as_str().map(|s| s.chars().count()), Some(EVENT_ARG_CHARS + 1));
+        assert!(shown["nested"][0].as_str().is_some_and(|s| s.ends_with('…')));
+    }
+
+    #[test]
+    fn a_call_without_its_result_is_dropped_on_resume() {
+        let call = ToolCall { id: "c1".into(), name: "shell_exec".into(), arguments: "{}".into() };
+        let mut messages = vec![ChatMessage::system("s"), ChatMessage::user("t")];
+        let mut assistant = ChatMessage::assistant("");
+        assistant.tool_calls = vec![call];
+        messages.push(assistant.clone());
+        drop_unanswered_calls(&mut messages);
+        assert_eq!(messages.len(), 2, "the unanswered call goes");
+        messages.push(assistant);
+        messages.push(ChatMessage::tool_result("c1", "done"));
+        drop_unanswered_calls(&mut messages);
+        assert_eq!(messages.len(), 4, "an answered call stays");
     }
 }

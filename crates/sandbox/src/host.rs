@@ -248,6 +248,9 @@ impl Host {
                 "--gid",
                 &gid,
                 "--unshare-pid",
+                // bash is PID 1: no bubblewrap process runs inside the sandbox without the
+                // limits (a sandbox process could otherwise ptrace it and fork from it).
+                "--as-pid-1",
                 "--unshare-ipc",
                 "--unshare-uts",
                 "--unshare-cgroup-try",

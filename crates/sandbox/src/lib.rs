@@ -27,6 +27,8 @@
 //!   process limit is per sandbox, see below);
 //! * killing a shell's bubblewrap tears down its PID namespace, so `shell_kill` and the
 //!   limits stop *everything* the shell started, daemons included, and nothing else;
+//! * bash is PID 1 of its namespace (`--as-pid-1`) and sets the limits before it reads any
+//!   command, so no process in the sandbox escapes them (not even by ptrace);
 //! * a shell does not see the other shells' processes, and with `network = false` each
 //!   shell has its own loopback (a server started in one shell is not reachable from
 //!   another). With `network = true` the sandbox shares the host's network namespace,

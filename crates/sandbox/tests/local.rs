@@ -653,6 +653,23 @@ async fn fork_bomb_is_contained() {
         c.command_timeout = Duration::from_secs(20);
     });
     let sb = env.sandbox(SessionId::new()).await;
+    // Every process of the sandbox has the limit (no helper process without it that a
+    // sandbox process could take over with ptrace).
+    let out = run(
+        &sb,
+        "probe",
+        "sleep 5 & for p in /proc/[0-9]*; do grep -h 'Max processes' $p/limits; done | sort -u; \
+         ps -o comm= -p 1; kill %1",
+    )
+    .await;
+    let limits: Vec<&str> = out.output.lines().collect();
+    assert_eq!(limits.len(), 2, "{}", out.output);
+    assert!(
+        limits[0].split_whitespace().filter(|w| *w == "48").count() == 2,
+        "{}",
+        out.output
+    );
+    assert_eq!(limits[1], "bash");
     // Bounded probe first: at most 200 processes are ever attempted.
     let probe = "python3 - <<'EOF'\nimport subprocess\nps = []\nfor i in range(200):\n    try:\n        ps.append(subprocess.Popen(['sleep', '30']))\n    except OSError as e:\n        print('refused', e.errno)\n        break\nprint('started', len(ps))\nfor p in ps:\n    p.kill()\nEOF";
     let out = run(&sb, "probe", probe).await;
@@ -847,10 +864,10 @@ async fn destroy_and_reap() {
     let owner = std::fs::metadata(env.base.join("root"))
         .expect("root")
         .uid();
-    assert_eq!(owner, rustix_uid());
+    assert_eq!(owner, own_uid());
 }
 
-fn rustix_uid() -> u32 {
+fn own_uid() -> u32 {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid())
         .unwrap_or(0)
