@@ -620,7 +620,11 @@ impl Turn<'_> {
                             .await?;
                         let outcome = tokio::select! {
                             outcome = self.tools.call(&call.name, &args) => outcome,
-                            _ = self.control.cancelled() => return Err(Abort::Stopped),
+                            _ = self.control.cancelled() => {
+                                // Stopping the run stops the command it was waiting on.
+                                self.tools.interrupt(&call.name, &args).await;
+                                return Err(Abort::Stopped);
+                            }
                         };
                         metrics::counter!("ironhand_tool_calls_total", "group" => group_of(&call.name), "success" => outcome.success.to_string()).increment(1);
                         self.tool_event(call, &args, ToolStatus::Called, outcome.content.clone())
@@ -735,7 +739,11 @@ fn shown_args(args: &Value) -> Value {
         Value::String(s) if s.chars().count() > EVENT_ARG_CHARS => {
             Value::String(truncate_chars(s, EVENT_ARG_CHARS))
         }
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), shown_args(v))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), shown_args(v)))
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.iter().map(shown_args).collect()),
         other => other.clone(),
     }
@@ -780,6 +788,7 @@ async fn forward_deltas(
 ) {
     const FLUSH_EVERY: Duration = Duration::from_millis(150);
     let mut buffer = String::new();
+    let mut reset = false;
     let mut open = true;
     while open {
         let flush_at = Instant::now() + FLUSH_EVERY;
@@ -787,7 +796,10 @@ async fn forward_deltas(
             tokio::select! {
                 event = receiver.recv() => match event {
                     Some(StreamEvent::TextDelta(text)) => buffer.push_str(&text),
-                    Some(StreamEvent::Restart) => buffer.clear(),
+                    Some(StreamEvent::Restart) => {
+                        buffer.clear();
+                        reset = true;
+                    }
                     None => { open = false; break; }
                 },
                 _ = tokio::time::sleep_until(flush_at) => break,
@@ -795,8 +807,12 @@ async fn forward_deltas(
         }
         if !buffer.is_empty() {
             let delta = std::mem::take(&mut buffer);
+            let event = AgentEvent::MessageDelta {
+                delta,
+                reset: std::mem::take(&mut reset),
+            };
             if publisher
-                .publish(session_id, user_id, &AgentEvent::MessageDelta { delta })
+                .publish(session_id, user_id, &event)
                 .await
                 .is_err()
             {
@@ -823,13 +839,24 @@ mod tests {
         let args = json!({"file": "a.txt", "content": "x".repeat(EVENT_ARG_CHARS + 10), "nested": ["y".repeat(EVENT_ARG_CHARS + 1)]});
         let shown = shown_args(&args);
         assert_eq!(shown["file"], "a.txt");
-        assert_eq!(shown["content"].as_str().map(|s| s.chars().count()), Some(EVENT_ARG_CHARS + 1));
-        assert!(shown["nested"][0].as_str().is_some_and(|s| s.ends_with('…')));
+        assert_eq!(
+            shown["content"].as_str().map(|s| s.chars().count()),
+            Some(EVENT_ARG_CHARS + 1)
+        );
+        assert!(
+            shown["nested"][0]
+                .as_str()
+                .is_some_and(|s| s.ends_with('…'))
+        );
     }
 
     #[test]
     fn a_call_without_its_result_is_dropped_on_resume() {
-        let call = ToolCall { id: "c1".into(), name: "shell_exec".into(), arguments: "{}".into() };
+        let call = ToolCall {
+            id: "c1".into(),
+            name: "shell_exec".into(),
+            arguments: "{}".into(),
+        };
         let mut messages = vec![ChatMessage::system("s"), ChatMessage::user("t")];
         let mut assistant = ChatMessage::assistant("");
         assistant.tool_calls = vec![call];

@@ -147,6 +147,8 @@ impl RunWorker {
         tracing::info!(run_id = %run.id, session_id = %run.session_id, attempt = run.attempts, "run claimed");
         if run.attempts > self.config.max_attempts {
             let sentence = "This task was interrupted several times (the server restarted while it ran) and was given up. Send a message to try again.";
+            metrics::counter!("ironhand_runs_total", "outcome" => RunStatus::Interrupted.as_str())
+                .increment(1);
             self.record(
                 &run,
                 RunStatus::Interrupted,

@@ -17,10 +17,16 @@ pub struct LocalSandboxConfig {
     /// The bubblewrap binary; `None` looks for `bwrap` in `/usr/bin`, `/usr/local/bin`,
     /// `/bin` and then the server's `PATH`.
     pub bwrap_path: Option<PathBuf>,
-    /// `true` (default): the sandbox shares the host's network (the agent can install
-    /// packages and fetch pages; note that this includes services listening on the host's
-    /// loopback). `false`: every shell gets its own empty network namespace (loopback only).
+    /// `true` (default): the sandbox reaches the outside world (the agent can install
+    /// packages and fetch pages) through its own network namespace, one per session, shared
+    /// by its shells and connected by slirp4netns: the host's loopback (services listening
+    /// on `127.0.0.1`/`::1`) and its abstract unix sockets are not reachable. Needs
+    /// slirp4netns; without it no sandbox starts (see the crate docs). `false`: every
+    /// shell gets its own empty network namespace (loopback only).
     pub network: bool,
+    /// The slirp4netns binary (`network = true`); `None` looks for `slirp4netns` in
+    /// `/usr/bin`, `/usr/local/bin`, `/bin`, `/usr/sbin`, `/sbin` and then the server's `PATH`.
+    pub slirp4netns_path: Option<PathBuf>,
     /// How long `shell_exec` waits for the command before returning `running: true`
     /// (default 10 s).
     pub foreground_wait: Duration,
@@ -74,6 +80,7 @@ impl Default for LocalSandboxConfig {
             root_dir: PathBuf::from("/var/lib/ironhand/sandboxes"),
             bwrap_path: None,
             network: true,
+            slirp4netns_path: None,
             foreground_wait: Duration::from_secs(10),
             max_wait: Duration::from_secs(60),
             command_timeout: Duration::from_secs(600),

@@ -1,6 +1,6 @@
-//! What the provider learns about the host once: where bubblewrap is, which user the
-//! sandboxes run as, which parts of `/etc` must be hidden, and the bubblewrap arguments that
-//! build a sandbox's filesystem.
+//! What the provider learns about the host once: where bubblewrap (and, with the network
+//! on, slirp4netns, `unshare` and `nsenter`) are, which user the sandboxes run as, which
+//! parts of `/etc` must be hidden, and the command lines that build a sandbox.
 
 use crate::config::LocalSandboxConfig;
 use ironhand_core::ports::sandbox::{SANDBOX_HOME, SandboxError};
@@ -18,6 +18,17 @@ pub(crate) const CONTROL_DIR: &str = "/run/ironhand";
 
 pub(crate) const INSTALL_HINT: &str =
     "install bubblewrap (apt-get install -y bubblewrap) or run scripts/install-sandbox-deps.sh";
+pub(crate) const NET_INSTALL_HINT: &str = "the sandbox network (network = true) needs slirp4netns \
+     (apt-get install -y slirp4netns) and util-linux's unshare and nsenter, or run \
+     scripts/install-sandbox-deps.sh; or set network = false";
+/// The sandbox's DNS server: slirp4netns forwards it to the host's resolvers.
+pub(crate) const SLIRP_DNS: &str = "10.0.2.3";
+/// The sandbox's network interface (slirp4netns's tap device).
+pub(crate) const SLIRP_TAP: &str = "tap0";
+/// In a shell's `nsenter`: the descriptors of the network namespace's owning user
+/// namespace and of the network namespace (the session's user namespace is fd 3).
+pub(crate) const NET_OWNER_FD: i32 = 4;
+pub(crate) const NETNS_FD: i32 = 5;
 
 const TOP_LEVEL: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// Walking `/etc` stops after this many entries (it has about a thousand normally).
@@ -29,9 +40,38 @@ enum TopLevel {
     Bind(PathBuf),
 }
 
+/// The programs the shared network of a session needs.
+#[derive(Debug)]
+pub(crate) struct NetTools {
+    pub(crate) slirp4netns: PathBuf,
+    pub(crate) unshare: PathBuf,
+    pub(crate) nsenter: PathBuf,
+}
+
+/// How sandboxes reach the network.
+#[derive(Debug)]
+pub(crate) enum Network {
+    /// `network = false`: every shell gets its own empty network namespace.
+    Off,
+    /// `network = true`: one network namespace per session, connected to the outside by
+    /// slirp4netns (see the crate docs).
+    Slirp(NetTools),
+    /// `network = true` but something it needs is missing: no sandbox starts (never a
+    /// fallback to the host's network).
+    Missing(String),
+}
+
+/// A program and its arguments.
+#[derive(Debug)]
+pub(crate) struct Launch {
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<OsString>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Host {
     pub(crate) bwrap: PathBuf,
+    pub(crate) network: Network,
     /// `Some((uid, gid))` when the server is root: bubblewrap is started as this user.
     pub(crate) run_as: Option<(u32, u32)>,
     /// bubblewrap ≥ 0.8 can forbid new user namespaces inside the sandbox.
@@ -116,12 +156,26 @@ impl Host {
                 etc_binds.push((name.to_string(), target));
             }
         }
-        let resolv_bind = match fs::read("/etc/resolv.conf") {
-            Ok(content) => {
-                write_world_readable(&etc_dir.join("resolv.conf"), &content)?;
-                etc_target("resolv.conf")
+        // Only slirp4netns's DNS forwarder is reachable from a sandbox.
+        let resolv_bind = if config.network {
+            write_world_readable(
+                &etc_dir.join("resolv.conf"),
+                format!("nameserver {SLIRP_DNS}\n").as_bytes(),
+            )?;
+            etc_target("resolv.conf")
+        } else {
+            None
+        };
+        let network = if config.network {
+            match find_net_tools(config.slirp4netns_path.as_deref()) {
+                Ok(tools) => Network::Slirp(tools),
+                Err(missing) => {
+                    tracing::warn!(%missing, "the sandbox network is unavailable");
+                    Network::Missing(missing)
+                }
             }
-            Err(_) => None,
+        } else {
+            Network::Off
         };
 
         let mut top_level = Vec::new();
@@ -165,6 +219,7 @@ impl Host {
 
         Ok(Self {
             bwrap,
+            network,
             run_as,
             disable_userns,
             etc_dir,
@@ -195,11 +250,45 @@ impl Host {
         }
     }
 
-    /// The process that creates a session's user namespace. bubblewrap writes its child's
-    /// pid as JSON to fd 3; the child prints `ready` once it runs in the final namespace
+    /// Refuses to start anything when the network is on but cannot be isolated.
+    pub(crate) fn require_network(&self) -> Result<(), SandboxError> {
+        match &self.network {
+            Network::Missing(msg) => Err(unavailable(msg.clone())),
+            Network::Off | Network::Slirp(_) => Ok(()),
+        }
+    }
+
+    /// The process that creates a session's namespaces. bubblewrap writes its child's pid
+    /// as JSON to fd 3; the child prints `ready` once it runs in the final user namespace
     /// (bubblewrap sets up in an outer one, then enters a nested one with uid 1000 and
     /// further namespaces disabled) and then waits for its stdin to close.
-    pub(crate) fn anchor_args(&self) -> Vec<OsString> {
+    ///
+    /// With the network on, `unshare` first creates a user namespace in which the sandbox's
+    /// host user is root, with a new network namespace: bubblewrap (our child, as that root)
+    /// builds the session's user namespace under it, and slirp4netns and the shells' `nsenter`
+    /// enter the network namespace through it. bubblewrap keeps no capabilities for the
+    /// sandbox (`--cap-drop ALL`).
+    pub(crate) fn anchor_launch(&self) -> Result<Launch, SandboxError> {
+        match &self.network {
+            Network::Off => Ok(Launch {
+                program: self.bwrap.clone(),
+                args: self.anchor_args(false),
+            }),
+            Network::Slirp(tools) => {
+                let mut args: Vec<OsString> = Vec::new();
+                push(&mut args, ["--user", "--map-root-user", "--net", "--"]);
+                args.push(self.bwrap.clone().into());
+                args.extend(self.anchor_args(true));
+                Ok(Launch {
+                    program: tools.unshare.clone(),
+                    args,
+                })
+            }
+            Network::Missing(msg) => Err(unavailable(msg.clone())),
+        }
+    }
+
+    fn anchor_args(&self, as_root: bool) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         push(
             &mut args,
@@ -213,6 +302,9 @@ impl Host {
         );
         if self.disable_userns {
             args.push("--disable-userns".into());
+        }
+        if as_root {
+            push(&mut args, ["--cap-drop", "ALL"]);
         }
         push(
             &mut args,
@@ -233,8 +325,42 @@ impl Host {
     }
 
     /// A shell's sandbox: joins the session's user namespace (fd 3) and gets fresh mount,
-    /// PID, IPC, UTS (and with `network == false` network) namespaces.
-    pub(crate) fn shell_args(&self, dirs: &SessionDirs, network: bool) -> Vec<OsString> {
+    /// PID, IPC and UTS namespaces. With `shared_net` (network on) it runs in the session's
+    /// network namespace: `nsenter` enters it through its owning user namespace (fds 4 and
+    /// 5) and executes bubblewrap there, which then joins the session's user namespace
+    /// below it. Otherwise the shell gets its own empty network namespace.
+    pub(crate) fn shell_launch(
+        &self,
+        dirs: &SessionDirs,
+        shared_net: bool,
+    ) -> Result<Launch, SandboxError> {
+        match (&self.network, shared_net) {
+            (Network::Off, false) => Ok(Launch {
+                program: self.bwrap.clone(),
+                args: self.shell_args(dirs, false),
+            }),
+            (Network::Slirp(tools), true) => {
+                let mut args: Vec<OsString> = vec![
+                    "--preserve-credentials".into(),
+                    format!("--user=/proc/self/fd/{NET_OWNER_FD}").into(),
+                    format!("--net=/proc/self/fd/{NETNS_FD}").into(),
+                    "--".into(),
+                    self.bwrap.clone().into(),
+                ];
+                args.extend(self.shell_args(dirs, true));
+                Ok(Launch {
+                    program: tools.nsenter.clone(),
+                    args,
+                })
+            }
+            (Network::Missing(msg), _) => Err(unavailable(msg.clone())),
+            _ => Err(unavailable(
+                "internal error: the session's namespaces do not match the network setting",
+            )),
+        }
+    }
+
+    fn shell_args(&self, dirs: &SessionDirs, shared_net: bool) -> Vec<OsString> {
         let uid = SANDBOX_UID.to_string();
         let gid = SANDBOX_GID.to_string();
         let mut args: Vec<OsString> = Vec::new();
@@ -261,7 +387,11 @@ impl Host {
                 "--clearenv",
             ],
         );
-        if !network {
+        if shared_net {
+            // bubblewrap runs as root of the network's user namespace: nothing of that
+            // reaches the sandbox.
+            push(&mut args, ["--cap-drop", "ALL"]);
+        } else {
             args.push("--unshare-net".into());
         }
         for (k, v) in sandbox_env() {
@@ -287,7 +417,7 @@ impl Host {
             args.push(self.etc_dir.join(name).into());
             args.push(target.into());
         }
-        if network && let Some(target) = &self.resolv_bind {
+        if shared_net && let Some(target) = &self.resolv_bind {
             args.push("--ro-bind".into());
             args.push(self.etc_dir.join("resolv.conf").into());
             args.push(target.into());
@@ -411,6 +541,55 @@ pub(crate) fn sandbox_env() -> Vec<(&'static str, &'static str)> {
 
 fn push<'a>(args: &mut Vec<OsString>, items: impl IntoIterator<Item = &'a str>) {
     args.extend(items.into_iter().map(OsString::from));
+}
+
+/// `name` in the usual system directories, then in the server's `PATH`.
+fn find_program(name: &str) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin", "/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join(name)));
+    }
+    candidates.into_iter().find(|p| is_executable(p))
+}
+
+/// The programs of the sandbox network, or what is missing (with the install hint).
+fn find_net_tools(slirp_configured: Option<&Path>) -> Result<NetTools, String> {
+    let slirp4netns = match slirp_configured {
+        Some(p) if is_executable(p) => Some(p.to_path_buf()),
+        Some(p) => {
+            return Err(format!(
+                "slirp4netns not found at {}: {NET_INSTALL_HINT}",
+                p.display()
+            ));
+        }
+        None => find_program("slirp4netns"),
+    };
+    let (unshare, nsenter) = (find_program("unshare"), find_program("nsenter"));
+    match (slirp4netns, unshare, nsenter) {
+        (Some(slirp4netns), Some(unshare), Some(nsenter)) => Ok(NetTools {
+            slirp4netns,
+            unshare,
+            nsenter,
+        }),
+        (slirp, unshare, nsenter) => {
+            let missing: Vec<&str> = [
+                ("slirp4netns", slirp.is_none()),
+                ("unshare", unshare.is_none()),
+                ("nsenter", nsenter.is_none()),
+            ]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(n, _)| *n)
+            .collect();
+            Err(format!(
+                "{} not installed: {NET_INSTALL_HINT}",
+                missing.join(", ")
+            ))
+        }
+    }
 }
 
 fn find_bwrap(configured: Option<&Path>) -> Result<PathBuf, SandboxError> {

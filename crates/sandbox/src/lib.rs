@@ -4,21 +4,23 @@
 //! # What a sandbox sees
 //!
 //! The session's workspace `<root_dir>/<session>/home` is `/home/ubuntu` (home and working
-//! directory), `<root_dir>/<session>/tmp` is `/tmp` (emptied when the sandbox stops). The host's `/usr`, `/bin`, `/sbin`,
+//! directory), `<root_dir>/<session>/tmp` is `/tmp` (emptied when the sandbox stops). The
+//! host's `/usr`, `/bin`, `/sbin`,
 //! `/lib*` and `/etc` are mounted read-only, with every file or directory under `/etc` that
 //! is not world-readable (shadow files, private keys, service configs with passwords), SSH
 //! host keys and [`LocalSandboxConfig::hidden_paths`] covered up; `passwd`, `group`,
 //! `hosts` and `hostname` are generated (user `ubuntu`, uid/gid 1000, host `sandbox`). It
 //! gets a fresh `/proc`, a minimal `/dev`, empty `/run` and `/var`, new PID, IPC, UTS (and
-//! cgroup) namespaces, and a new network namespace when `network` is off. Nothing else of
-//! the host is visible: not the server's data, not other sessions, not `/root`. The
+//! cgroup) namespaces, and always a network namespace of its own (see *Network*). Nothing
+//! else of the host is visible: not the server's data, not other sessions, not `/root`. The
 //! environment is built from scratch (`PATH`, `HOME`, `USER=ubuntu`, `LANG=C.UTF-8`,
 //! `TERM=dumb`, …): the server's variables never reach the sandbox.
 //!
 //! # Process model
 //!
-//! A session's sandbox owns one **user namespace**, created on first use by a short-lived
-//! bubblewrap and then held only as a file descriptor. Every shell session (by the id the
+//! A session's sandbox owns one **user namespace** (and with `network = true` one network
+//! namespace, see *Network*), created on first use by a short-lived bubblewrap and then
+//! held only as a file descriptor. Every shell session (by the id the
 //! agent chooses) is one `bash --noprofile --norc` in its **own bubblewrap** that joins
 //! that user namespace and gets its own mount and PID namespaces over the same
 //! directories. So:
@@ -29,10 +31,9 @@
 //!   limits stop *everything* the shell started, daemons included, and nothing else;
 //! * bash is PID 1 of its namespace (`--as-pid-1`) and sets the limits before it reads any
 //!   command, so no process in the sandbox escapes them (not even by ptrace);
-//! * a shell does not see the other shells' processes, and with `network = false` each
-//!   shell has its own loopback (a server started in one shell is not reachable from
-//!   another). With `network = true` the sandbox shares the host's network namespace,
-//!   loopback included: services the host binds to 127.0.0.1 are reachable from it.
+//! * a shell does not see the other shells' processes. With `network = true` all shells of
+//!   a session share one network namespace (a server started in one shell is reachable from
+//!   another on `127.0.0.1`); with `network = false` each shell has its own loopback.
 //!
 //! Processes are spawned from the calling task's thread and started with
 //! `--die-with-parent`, so they die with the server; call the provider from a runtime whose
@@ -42,6 +43,46 @@
 //! The shell protocol (markers, stdin FIFO, state kept across a restart) is described in
 //! the `shell` module. File tools run on the host (see the `files` module) and never follow
 //! a symbolic link out of `/home/ubuntu` or `/tmp`.
+//!
+//! # Network
+//!
+//! A sandbox never shares the host's network namespace, so it never reaches the host's
+//! loopback (`127.0.0.0/8`, `::1`: databases, caches, the server's own API and metrics
+//! listeners) nor its abstract unix sockets (they belong to a network namespace).
+//!
+//! * `network = false`: each shell gets an empty network namespace (its own loopback only).
+//! * `network = true` (default): each session gets **one network namespace**, shared by its
+//!   shells, connected to the outside by [slirp4netns](https://github.com/rootless-containers/slirp4netns)
+//!   (user-mode TCP/IP: the sandbox's connections are re-made by slirp4netns from the host,
+//!   as the sandbox's host user). The sandbox sees `lo` and `tap0` (`10.0.2.100/24`, gateway
+//!   `10.0.2.2`, MTU 65520), and `/etc/resolv.conf` names slirp4netns's DNS forwarder
+//!   `10.0.2.3` (which asks the host's resolvers). slirp4netns runs with
+//!   `--disable-host-loopback` (the gateway does not lead to the host's `127.0.0.1`), in
+//!   its own mount namespace with its capabilities dropped and a seccomp filter
+//!   (`--enable-sandbox --enable-seccomp`). No IPv6. No inbound connections.
+//!
+//!   What the sandbox *can* reach is what any machine on the host's network can: the
+//!   internet, and the host's and its neighbours' services on their non-loopback
+//!   addresses (services bound to `0.0.0.0`, private networks, cloud metadata endpoints).
+//!   Keep private services on loopback or firewall them; as root the server runs slirp4netns
+//!   as [`LocalSandboxConfig::run_as_uid`], so an owner-match rule (`iptables -m owner
+//!   --uid-owner 60000`) can restrict the sandboxes' egress further.
+//!
+//!   How it is built: the session's anchor is `unshare --user --map-root-user --net`
+//!   followed by bubblewrap, so the network namespace belongs to a user namespace in which
+//!   the sandbox's host user is root, one level above the session's user namespace. The
+//!   provider keeps descriptors of both; slirp4netns attaches to them once per session; each
+//!   shell is started by `nsenter` in that user and network namespace, running bubblewrap,
+//!   which joins the session's user namespace below it and drops every capability. Sandbox
+//!   processes have none, so they cannot reconfigure their network. slirp4netns is stopped
+//!   with the sandbox (destroy, idle reap) and exits by itself when the server dies (its
+//!   `--exit-fd` pipe closes). Should it die unexpectedly, running shells lose the
+//!   network; once none runs, the next command gets a new network and slirp4netns.
+//!
+//!   **Fail closed:** without slirp4netns (or `unshare`/`nsenter`), or when slirp4netns
+//!   cannot attach (typically `/dev/net/tun` not usable by the sandbox's host user), no
+//!   sandbox starts and [`SandboxProvider::check`](ironhand_core::ports::sandbox::SandboxProvider::check)
+//!   says why; there is no fallback to the host's network.
 //!
 //! # Limits
 //!
@@ -75,12 +116,16 @@
 //! total is at most `max_processes` × active sandboxes, which must stay well below
 //! `kernel.pid_max`.
 //!
-//! Requirements: bubblewrap (`scripts/install-sandbox-deps.sh`), user namespaces allowed
-//! for the sandbox user, and — as root — `root_dir` reachable by `run_as_uid`.
+//! Requirements (`scripts/install-sandbox-deps.sh` installs and checks them): bubblewrap,
+//! user namespaces allowed for the sandbox user, and — as root — `root_dir` reachable by
+//! `run_as_uid`; with `network = true` also slirp4netns, util-linux's `unshare` and
+//! `nsenter`, and `/dev/net/tun` readable and writable by the sandbox's host user (mode
+//! 0666, as udev creates it).
 
 mod config;
 mod files;
 mod host;
+mod net;
 mod output;
 mod provider;
 mod sandbox;

@@ -1,7 +1,7 @@
 //! The `local` provider: one bubblewrap sandbox per session.
 
 use crate::config::LocalSandboxConfig;
-use crate::host::{Host, INSTALL_HINT, SessionDirs};
+use crate::host::{Host, INSTALL_HINT, Network, SLIRP_TAP, SessionDirs};
 use crate::sandbox::LocalSandbox;
 use async_trait::async_trait;
 use ironhand_core::ids::SessionId;
@@ -56,6 +56,7 @@ impl LocalSandboxProvider {
 #[async_trait]
 impl SandboxProvider for LocalSandboxProvider {
     async fn sandbox(&self, session: SessionId) -> SandboxResult<Arc<dyn Sandbox>> {
+        self.host.require_network()?;
         let mut map = self.map();
         if let Some(s) = map.get(&session) {
             return Ok(s.clone());
@@ -115,13 +116,25 @@ impl SandboxProvider for LocalSandboxProvider {
                 self.host.bwrap.display()
             )));
         }
+        self.host.require_network()?;
         let label = format!(".check-{}", uuid::Uuid::new_v4().simple());
         let sandbox = LocalSandbox::new(&label, self.host.clone(), self.config.clone())?;
+        // With the network on, the sandbox must have slirp4netns's interface.
+        let (command, expected) = match self.host.network {
+            Network::Slirp(_) => (
+                format!(
+                    "echo \"$(id -un)@$(hostname)\"; grep -q '^ *{SLIRP_TAP}:' /proc/net/dev && echo network"
+                ),
+                "ubuntu@sandbox\nnetwork",
+            ),
+            _ => (
+                "echo \"$(id -un)@$(hostname)\"".to_string(),
+                "ubuntu@sandbox",
+            ),
+        };
         let run = async {
-            let out = sandbox
-                .shell_exec("check", "", "echo \"$(id -un)@$(hostname)\"")
-                .await?;
-            if out.running || out.exit_code != Some(0) || out.output.trim() != "ubuntu@sandbox" {
+            let out = sandbox.shell_exec("check", "", &command).await?;
+            if out.running || out.exit_code != Some(0) || out.output.trim() != expected {
                 return Err(SandboxError::Unavailable(format!(
                     "the sandbox test command did not work (exit code {:?}): {}",
                     out.exit_code,

@@ -2,7 +2,8 @@
 
 use crate::config::LocalSandboxConfig;
 use crate::files::SessionFiles;
-use crate::host::{Host, INSTALL_HINT, SANDBOX_UID, SessionDirs};
+use crate::host::{Host, INSTALL_HINT, Network, SANDBOX_UID, SessionDirs};
+use crate::net::SessionNet;
 use crate::shell::{Shell, ShellEnv};
 use async_trait::async_trait;
 use command_fds::{CommandFdExt, FdMapping};
@@ -22,6 +23,24 @@ use tokio::time::Instant;
 /// How long creating a session's user namespace may take.
 const ANCHOR_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The namespaces every shell of a session joins, held only as descriptors (plus the
+/// network's slirp4netns).
+#[derive(Debug)]
+pub(crate) struct SessionNs {
+    /// The session's user namespace: every shell joins it, so they share one process count.
+    pub(crate) userns: OwnedFd,
+    /// `network = true`: the session's network namespace (else each shell has its own).
+    pub(crate) net: Option<SessionNet>,
+}
+
+impl SessionNs {
+    async fn stop(&self) {
+        if let Some(net) = &self.net {
+            net.stop().await;
+        }
+    }
+}
+
 fn unavailable(msg: impl Into<String>) -> SandboxError {
     SandboxError::Unavailable(msg.into())
 }
@@ -32,9 +51,9 @@ pub struct LocalSandbox {
     env: Arc<ShellEnv>,
     shells: Mutex<HashMap<String, Arc<Shell>>>,
     next_key: AtomicU32,
-    /// The session's user namespace: every shell joins it, so they share one process
-    /// count. Held as a descriptor; no process needs to stay alive for it.
-    userns: tokio::sync::Mutex<Option<Arc<OwnedFd>>>,
+    /// The session's namespaces (user namespace; with the network on, the network
+    /// namespace and its slirp4netns), created on first use.
+    ns: tokio::sync::Mutex<Option<Arc<SessionNs>>>,
     last_used: Mutex<Instant>,
     /// Operations hold it shared; stopping holds it exclusively.
     lifecycle: RwLock<()>,
@@ -65,7 +84,7 @@ impl LocalSandbox {
             env: Arc::new(ShellEnv { host, config, dirs }),
             shells: Mutex::new(HashMap::new()),
             next_key: AtomicU32::new(1),
-            userns: tokio::sync::Mutex::new(None),
+            ns: tokio::sync::Mutex::new(None),
             last_used: Mutex::new(Instant::now()),
             lifecycle: RwLock::new(()),
             destroyed: AtomicBool::new(false),
@@ -144,14 +163,29 @@ impl LocalSandbox {
         Ok(shell)
     }
 
-    async fn userns(&self) -> SandboxResult<Arc<OwnedFd>> {
-        let mut slot = self.userns.lock().await;
-        if let Some(fd) = slot.as_ref() {
-            return Ok(fd.clone());
+    async fn namespaces(&self) -> SandboxResult<Arc<SessionNs>> {
+        let mut slot = self.ns.lock().await;
+        if let Some(ns) = slot.as_ref() {
+            let net_ok = ns.net.as_ref().is_none_or(SessionNet::helper_alive);
+            if net_ok || self.has_processes() {
+                if !net_ok {
+                    tracing::warn!(
+                        session = %self.label,
+                        "slirp4netns of this sandbox ended: its shells have no network until \
+                         the sandbox stops"
+                    );
+                }
+                return Ok(ns.clone());
+            }
+            // Nothing runs in the broken network: start afresh.
+            tracing::warn!(session = %self.label, "slirp4netns of this sandbox ended; restarting its network");
+            if let Some(old) = slot.take() {
+                old.stop().await;
+            }
         }
-        let fd = Arc::new(create_userns(&self.env.host).await?);
-        *slot = Some(fd.clone());
-        Ok(fd)
+        let ns = Arc::new(create_namespaces(&self.env.host).await?);
+        *slot = Some(ns.clone());
+        Ok(ns)
     }
 
     /// Stops every process (the workspace stays; `/tmp` and the control files are
@@ -170,7 +204,10 @@ impl LocalSandbox {
         for s in &shells {
             s.stop().await;
         }
-        *self.userns.lock().await = None;
+        let ns = self.ns.lock().await.take();
+        if let Some(ns) = ns {
+            ns.stop().await;
+        }
         self.dirs_ready.store(false, Ordering::SeqCst);
         let dirs = self.env.dirs.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -197,7 +234,7 @@ impl LocalSandbox {
     pub(crate) fn is_idle_and_stopped(&self, idle: Duration) -> bool {
         self.idle_for() >= idle
             && !self.has_processes()
-            && self.userns.try_lock().is_ok_and(|g| g.is_none())
+            && self.ns.try_lock().is_ok_and(|g| g.is_none())
     }
 
     /// Stops the sandbox if it was unused for `idle` and nothing is in progress.
@@ -211,7 +248,7 @@ impl LocalSandbox {
         if self.idle_for() < idle {
             return false;
         }
-        let had = self.has_processes() || self.userns.lock().await.is_some();
+        let had = self.has_processes() || self.ns.lock().await.is_some();
         if had {
             self.stop_locked().await;
         }
@@ -265,14 +302,16 @@ impl LocalSandbox {
 }
 
 /// Creates a session's user namespace (sandbox uid/gid 1000 mapped to the host user
-/// bubblewrap runs as, nested user namespaces disabled) and returns a descriptor for it.
-/// A short-lived bubblewrap reports its child's pid on fd 3; the namespace file is opened
-/// while that child waits on stdin, then the child is released.
-pub(crate) async fn create_userns(host: &Host) -> SandboxResult<OwnedFd> {
+/// bubblewrap runs as, nested user namespaces disabled) and, with the network on, its
+/// network namespace with slirp4netns attached. A short-lived bubblewrap reports its
+/// child's pid on fd 3; the namespace files are opened (and slirp4netns started) while that
+/// child waits on stdin, then the child is released.
+pub(crate) async fn create_namespaces(host: &Host) -> SandboxResult<SessionNs> {
+    let launch = host.anchor_launch()?;
     let (info_r, info_w) =
         std::io::pipe().map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
-    let mut cmd = tokio::process::Command::new(&host.bwrap);
-    cmd.args(host.anchor_args())
+    let mut cmd = tokio::process::Command::new(&launch.program);
+    cmd.args(&launch.args)
         .env_clear()
         .current_dir("/")
         .stdin(Stdio::piped())
@@ -291,8 +330,13 @@ pub(crate) async fn create_userns(host: &Host) -> SandboxResult<OwnedFd> {
     drop(cmd);
     let mut child = spawned.map_err(|e| {
         unavailable(format!(
-            "cannot start bubblewrap ({}): {e}; {INSTALL_HINT}",
-            host.bwrap.display()
+            "cannot start {} ({}): {e}; {INSTALL_HINT}",
+            if launch.program == host.bwrap {
+                "bubblewrap"
+            } else {
+                "unshare"
+            },
+            launch.program.display()
         ))
     })?;
     let mut info = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(info_r))
@@ -333,7 +377,26 @@ pub(crate) async fn create_userns(host: &Host) -> SandboxResult<OwnedFd> {
         .ok()
         .flatten();
     let result = match pid {
-        Some(pid) => open_userns(pid),
+        Some(pid) => match open_userns(pid) {
+            Ok(userns) => match &host.network {
+                // bubblewrap itself (our child, exec'd by `unshare`) runs in the network's
+                // user namespace and the new network namespace.
+                Network::Slirp(tools) => match child.id() {
+                    Some(anchor) => {
+                        SessionNet::start(host, tools, anchor)
+                            .await
+                            .map(|net| SessionNs {
+                                userns,
+                                net: Some(net),
+                            })
+                    }
+                    None => Err(unavailable("the sandbox's anchor process ended early")),
+                },
+                Network::Off => Ok(SessionNs { userns, net: None }),
+                Network::Missing(msg) => Err(unavailable(msg.clone())),
+            },
+            Err(e) => Err(e),
+        },
         None => {
             let _ = child.start_kill();
             let mut err = String::new();
@@ -398,8 +461,8 @@ impl Sandbox for LocalSandbox {
             // Answer without starting anything (the check is repeated under the shell's lock).
             return shell.exec_refused();
         }
-        let userns = self.userns().await?;
-        let out = shell.exec(&userns, exec_dir, command).await;
+        let ns = self.namespaces().await?;
+        let out = shell.exec(&ns, exec_dir, command).await;
         self.touch();
         out
     }

@@ -18,8 +18,9 @@
 
 use crate::config::LocalSandboxConfig;
 use crate::files::prompt_dir;
-use crate::host::{CONTROL_DIR, Host, SessionDirs};
+use crate::host::{CONTROL_DIR, Host, NET_OWNER_FD, NETNS_FD, SessionDirs};
 use crate::output::{MARK, OutputBuf, Scanner, human_bytes};
+use crate::sandbox::SessionNs;
 use command_fds::{CommandFdExt, FdMapping};
 use ironhand_core::ports::sandbox::{
     ConsoleRecord, SANDBOX_HOME, SandboxError, SandboxResult, ShellOutcome,
@@ -455,7 +456,7 @@ impl Shell {
 
     pub(crate) async fn exec(
         &self,
-        userns: &OwnedFd,
+        ns: &SessionNs,
         exec_dir: &str,
         command: &str,
     ) -> SandboxResult<ShellOutcome> {
@@ -473,7 +474,7 @@ impl Shell {
             if self.is_running() {
                 return Err(self.busy_error());
             }
-            let io = self.ensure_process(&mut ctl, userns).await?;
+            let io = self.ensure_process(&mut ctl, ns).await?;
             drain(&io.input_drain);
 
             let token = new_token();
@@ -660,7 +661,7 @@ impl Shell {
     async fn ensure_process<'a>(
         &self,
         ctl: &'a mut Option<ProcIo>,
-        userns: &OwnedFd,
+        ns: &SessionNs,
     ) -> SandboxResult<&'a mut ProcIo> {
         if self.shared.lock().kill_requested {
             // A kill is on its way (a limit was hit after the last command): let it finish
@@ -674,28 +675,41 @@ impl Shell {
         };
         if !current {
             *ctl = None;
-            let io = self.spawn(userns).await?;
+            let io = self.spawn(ns).await?;
             *ctl = Some(io);
         }
         ctl.as_mut()
             .ok_or_else(|| unavailable("the shell process is gone"))
     }
 
-    async fn spawn(&self, userns: &OwnedFd) -> SandboxResult<ProcIo> {
+    async fn spawn(&self, ns: &SessionNs) -> SandboxResult<ProcIo> {
         let env = &self.env;
         let cfg = self.config();
-        let userns_ino = rustix::fs::fstat(userns).map(|st| st.st_ino).unwrap_or(0);
+        let launch = env.host.shell_launch(&env.dirs, ns.net.is_some())?;
+        let userns_ino = rustix::fs::fstat(&ns.userns)
+            .map(|st| st.st_ino)
+            .unwrap_or(0);
         let (input, input_drain) = self.make_fifo()?;
         let (out_r, out_w) =
             std::io::pipe().map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
-        let userns = userns
-            .try_clone()
-            .map_err(|e| unavailable(format!("cannot pass the user namespace: {e}")))?;
+        let pass = |fd: &OwnedFd, child_fd: i32| {
+            fd.try_clone()
+                .map(|parent_fd| FdMapping {
+                    parent_fd,
+                    child_fd,
+                })
+                .map_err(|e| unavailable(format!("cannot pass a namespace: {e}")))
+        };
+        let mut fds = vec![pass(&ns.userns, 3)?];
+        if let Some(net) = &ns.net {
+            fds.push(pass(&net.owner, NET_OWNER_FD)?);
+            fds.push(pass(&net.netns, NETNS_FD)?);
+        }
         let out_w2 = out_w
             .try_clone()
             .map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
-        let mut cmd = tokio::process::Command::new(&env.host.bwrap);
-        cmd.args(env.host.shell_args(&env.dirs, cfg.network))
+        let mut cmd = tokio::process::Command::new(&launch.program);
+        cmd.args(&launch.args)
             .env_clear()
             .current_dir("/")
             .stdin(Stdio::piped())
@@ -705,17 +719,14 @@ impl Shell {
         if let Some((uid, gid)) = env.host.run_as {
             cmd.uid(uid).gid(gid);
         }
-        cmd.fd_mappings(vec![FdMapping {
-            parent_fd: userns,
-            child_fd: 3,
-        }])
-        .map_err(|e| unavailable(format!("cannot pass file descriptors: {e}")))?;
+        cmd.fd_mappings(fds)
+            .map_err(|e| unavailable(format!("cannot pass file descriptors: {e}")))?;
         let spawned = cmd.spawn();
         drop(cmd); // closes the host's copies of the pipe's write end
         let mut child = spawned.map_err(|e| {
             unavailable(format!(
-                "cannot start bubblewrap ({}): {e}; {}",
-                env.host.bwrap.display(),
+                "cannot start the sandbox shell ({}): {e}; {}",
+                launch.program.display(),
                 crate::host::INSTALL_HINT
             ))
         })?;
@@ -752,8 +763,11 @@ impl Shell {
             userns_ino,
         ));
 
+        // The namespace descriptors bubblewrap was given stay open in bash: close them
+        // before anything else runs.
         let mut prelude = format!(
-            "ulimit -S -t {cpu} && ulimit -H -t {cpu_hard} && ulimit -HS -v {mem_kib} && \
+            "exec 3<&- {NET_OWNER_FD}<&- {NETNS_FD}<&-\n\
+             ulimit -S -t {cpu} && ulimit -H -t {cpu_hard} && ulimit -HS -v {mem_kib} && \
              ulimit -HS -n {files} && ulimit -HS -u {procs} && ulimit -HS -c 0 || exit 111\n\
              exec 62>&1\numask 022\nPS1='\\u@\\h:\\w \\$ '\nbuiltin cd -- {SANDBOX_HOME}\n",
             cpu = cfg.cpu_seconds.max(1),

@@ -802,22 +802,425 @@ async fn output_is_capped_and_utf8_intact() {
     );
 }
 
+/// A Python probe run in the sandbox: `tcp HOST PORT`, `unix NAME` (abstract socket) or
+/// `dns SERVER` (a raw query for a `.invalid` name: any answer shows the server works).
+const PROBE: &str = r#"import socket, sys
+kind = sys.argv[1]
+try:
+    if kind == 'tcp':
+        host, port = sys.argv[2], int(sys.argv[3])
+        family = socket.AF_INET6 if ':' in host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(3)
+        s.connect((host, port))
+    elif kind == 'unix':
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(3)
+        s.connect(b'\0' + sys.argv[2].encode())
+    elif kind == 'dns':
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(5)
+        s.sendto(bytes.fromhex(sys.argv[3]), (sys.argv[2], 53))
+        if s.recv(4096)[:2] != bytes.fromhex(sys.argv[3])[:2]:
+            raise OSError('unexpected answer')
+    print('connected')
+except OSError as e:
+    print('failed', e)
+"#;
+
+async fn probe(sb: &Arc<dyn Sandbox>, args: &str) -> String {
+    sb.file_write("/tmp/probe.py", PROBE, &WriteOptions::default())
+        .await
+        .expect("write probe");
+    run(sb, "probe", &format!("python3 /tmp/probe.py {args}"))
+        .await
+        .output
+}
+
+/// The host's IPv4 address on a non-loopback interface (where services bound to all
+/// interfaces listen, as an outside machine would reach them), if it has one.
+fn host_outside_ipv4() -> Option<std::net::Ipv4Addr> {
+    // `connect` on a UDP socket sends nothing: it only picks the source address of the
+    // route to the target.
+    let routed = std::net::UdpSocket::bind("0.0.0.0:0").ok().and_then(|s| {
+        s.connect("192.0.2.254:9")
+            .or_else(|_| s.connect("10.255.255.254:9"))
+            .ok()?;
+        match s.local_addr().ok()?.ip() {
+            std::net::IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
+            _ => None,
+        }
+    });
+    // Otherwise any local address of the host's routing table.
+    routed.or_else(|| {
+        let trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
+        let mut last = None;
+        for line in trie.lines() {
+            if let Some(addr) = line.trim().strip_prefix("|-- ") {
+                last = addr.parse::<std::net::Ipv4Addr>().ok();
+            } else if line.contains("/32 host LOCAL")
+                && let Some(ip) = last
+                && !ip.is_loopback()
+            {
+                return Some(ip);
+            }
+        }
+        None
+    })
+}
+
+/// A DNS query (id 0x4948) for `ironhand-probe.invalid`, type A, as hex.
+const DNS_QUERY: &str =
+    "4948010000010000000000000e69726f6e68616e642d70726f626507696e76616c69640000010001";
+
+/// Whether the host's own resolver answers [`DNS_QUERY`].
+fn host_dns_answers() -> bool {
+    let Ok(conf) = std::fs::read_to_string("/etc/resolv.conf") else {
+        return false;
+    };
+    let Some(server) = conf.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next() == Some("nameserver"))
+            .then(|| w.next())
+            .flatten()
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+    }) else {
+        return false;
+    };
+    let query: Vec<u8> = (0..DNS_QUERY.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&DNS_QUERY[i..i + 2], 16).ok())
+        .collect();
+    let bind = if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let Ok(sock) = std::net::UdpSocket::bind(bind) else {
+        return false;
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 4096];
+    sock.send_to(&query, (server, 53)).is_ok()
+        && sock
+            .recv(&mut buf)
+            .is_ok_and(|n| n >= 2 && buf[..2] == query[..2])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn network_switch() {
+async fn network_off_reaches_nothing() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
-    let probe = format!(
-        "python3 -c \"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n    print('connected')\nexcept OSError as e:\n    print('failed', e)\""
-    );
     let off = setup(|c| c.network = false);
     let sb = off.sandbox(SessionId::new()).await;
-    let out = run(&sb, "n", &probe).await;
-    assert!(out.output.starts_with("failed"), "{}", out.output);
-    let on = setup(|c| c.network = true);
-    let sb = on.sandbox(SessionId::new()).await;
-    let out = run(&sb, "n", &probe).await;
-    assert_eq!(out.output, "connected\n");
+    let out = probe(&sb, &format!("tcp 127.0.0.1 {port}")).await;
+    assert!(out.starts_with("failed"), "{out}");
+    if let Some(ip) = host_outside_ipv4() {
+        let outside = std::net::TcpListener::bind((ip, 0)).expect("listen");
+        let port = outside.local_addr().expect("addr").port();
+        let out = probe(&sb, &format!("tcp {ip} {port}")).await;
+        assert!(out.starts_with("failed"), "{out}");
+    }
+    let out = run(
+        &sb,
+        "n",
+        "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '",
+    )
+    .await;
+    assert_eq!(out.output, "lo\n");
     drop(listener);
+}
+
+/// The hole this closes: with the network on, a sandbox must not reach what the host
+/// serves on its loopback (databases, the server's own API) nor its abstract unix sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_on_reaches_out_but_not_the_host_loopback() {
+    let env = setup(|c| c.network = true);
+    let sb = env.sandbox(SessionId::new()).await;
+
+    let lo = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let lo_port = lo.local_addr().expect("addr").port();
+    std::net::TcpStream::connect(("127.0.0.1", lo_port)).expect("the host reaches it");
+    for target in [
+        format!("127.0.0.1 {lo_port}"),
+        // slirp4netns's gateway would be the host's 127.0.0.1 without --disable-host-loopback.
+        format!("10.0.2.2 {lo_port}"),
+        format!("0.0.0.0 {lo_port}"),
+    ] {
+        let out = probe(&sb, &format!("tcp {target}")).await;
+        assert!(out.starts_with("failed"), "{target}: {out}");
+    }
+    if let Ok(lo6) = std::net::TcpListener::bind("[::1]:0") {
+        let port = lo6.local_addr().expect("addr").port();
+        let out = probe(&sb, &format!("tcp ::1 {port}")).await;
+        assert!(out.starts_with("failed"), "::1: {out}");
+    }
+
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("ironhand-test-{}", uuid::Uuid::new_v4().simple());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("name");
+    let abstract_listener = std::os::unix::net::UnixListener::bind_addr(&addr).expect("bind");
+    std::os::unix::net::UnixStream::connect_addr(&addr).expect("the host reaches it");
+    let out = probe(&sb, &format!("unix {name}")).await;
+    assert!(out.starts_with("failed"), "abstract socket: {out}");
+    drop(abstract_listener);
+
+    // What an outside machine could reach, the sandbox reaches: outbound connectivity.
+    match host_outside_ipv4() {
+        Some(ip) => {
+            let outside = std::net::TcpListener::bind((ip, 0)).expect("listen");
+            let port = outside.local_addr().expect("addr").port();
+            let out = probe(&sb, &format!("tcp {ip} {port}")).await;
+            assert_eq!(out, "connected\n", "outside address {ip}:{port}");
+            // The same port on the host's loopback only is still out of reach.
+            let out = probe(&sb, &format!("tcp {ip} {lo_port}")).await;
+            assert!(out.starts_with("failed"), "{out}");
+        }
+        None => eprintln!(
+            "SKIPPED the outbound part: this host has no non-loopback IPv4 address to listen on"
+        ),
+    }
+
+    // No capabilities and no namespace descriptors inside.
+    let out = run(
+        &sb,
+        "x",
+        "grep -E '^Cap(Eff|Prm|Bnd|Amb)' /proc/self/status | awk '{print $2}' | sort -u; \
+         ls -l /proc/1/fd/ /proc/self/fd/ | grep -c -E 'user:|net:'",
+    )
+    .await;
+    assert_eq!(out.output, "0000000000000000\n0\n");
+    drop(lo);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_on_is_one_network_per_session() {
+    let env = setup(|c| c.network = true);
+    let sb = env.sandbox(SessionId::new()).await;
+    // A port the host uses on its loopback is free in the sandbox's own.
+    let host_lo = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = host_lo.local_addr().expect("addr").port();
+    let out = sb
+        .shell_exec(
+            "server",
+            "",
+            &format!("exec python3 -m http.server {port} --bind 127.0.0.1"),
+        )
+        .await
+        .expect("exec");
+    assert!(out.running, "{out:?}");
+    let out = probe(&sb, "tcp 127.0.0.1 1").await;
+    assert!(out.starts_with("failed"), "{out}");
+    let wait = format!(
+        "for i in $(seq 50); do python3 /tmp/probe.py tcp 127.0.0.1 {port} | grep -q connected && break; sleep 0.1; done"
+    );
+    run(&sb, "client", &wait).await;
+    // Another shell of the same session reaches it on the shared loopback …
+    let out = probe(&sb, &format!("tcp 127.0.0.1 {port}")).await;
+    assert_eq!(out, "connected\n");
+    // … another session does not.
+    let other = env.sandbox(SessionId::new()).await;
+    let out = probe(&other, &format!("tcp 127.0.0.1 {port}")).await;
+    assert!(out.starts_with("failed"), "{out}");
+    let out = sb.shell_kill("server").await.expect("kill");
+    assert!(!out.running);
+    drop(host_lo);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_on_resolves_names() {
+    let env = setup(|c| c.network = true);
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(&sb, "d", "cat /etc/resolv.conf; getent hosts localhost").await;
+    let mut lines = out.output.lines();
+    assert_eq!(lines.next(), Some("nameserver 10.0.2.3"), "{}", out.output);
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.split_whitespace().nth(1) == Some("localhost")),
+        "{}",
+        out.output
+    );
+    // slirp4netns forwards 10.0.2.3 to the host's resolver: whenever that answers the host,
+    // it answers the sandbox (a `.invalid` name: no internet needed).
+    if host_dns_answers() {
+        let out = probe(&sb, &format!("dns 10.0.2.3 {DNS_QUERY}")).await;
+        assert_eq!(out, "connected\n", "DNS through slirp4netns");
+    } else {
+        eprintln!("SKIPPED the DNS query: the host's own resolver does not answer");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_on_without_slirp4netns_fails_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = setup(|c| c.slirp4netns_path = Some(dir.path().join("no-slirp4netns")));
+    let err = missing.provider.check().await.expect_err("check must fail");
+    let msg = err.to_string();
+    assert!(matches!(err, SandboxError::Unavailable(_)), "{msg}");
+    assert!(msg.contains("slirp4netns"), "{msg}");
+    assert!(msg.contains("install-sandbox-deps.sh"), "{msg}");
+    let err = missing.provider.sandbox(SessionId::new()).await.err();
+    assert!(matches!(err, Some(SandboxError::Unavailable(_))), "{err:?}");
+    // Not needed with the network off.
+    let off = setup(|c| {
+        c.network = false;
+        c.slirp4netns_path = Some(dir.path().join("no-slirp4netns"));
+    });
+    off.provider.check().await.expect("check");
+
+    // A slirp4netns that cannot attach: nothing runs (no fallback to the host's network).
+    let fake = missing.base.join("fake-slirp4netns");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'open(\"/dev/net/tun\"): Permission denied' >&2\nexit 1\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let broken = setup(|c| c.slirp4netns_path = Some(fake));
+    let err = broken.provider.check().await.expect_err("check must fail");
+    let msg = err.to_string();
+    assert!(matches!(err, SandboxError::Unavailable(_)), "{msg}");
+    assert!(msg.contains("/dev/net/tun"), "{msg}");
+    assert!(msg.contains("chmod 0666 /dev/net/tun"), "{msg}");
+    let sb = broken.sandbox(SessionId::new()).await;
+    let err = sb.shell_exec("x", "", "echo ran").await;
+    assert!(matches!(err, Err(SandboxError::Unavailable(_))), "{err:?}");
+}
+
+/// slirp4netns processes that are children of this process (zombies included).
+fn own_slirp_helpers() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid …
+            let Some((comm, rest)) = stat.split_once(") ") else {
+                return false;
+            };
+            comm.ends_with("(slirp4netns") && rest.split_whitespace().nth(1) == Some(me.as_str())
+        })
+        .collect()
+}
+
+fn process_exists(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.contains("(slirp4netns)") && !s.contains(") Z "))
+}
+
+/// slirp4netns lives exactly as long as its sandbox: stopped by destroy and by reaping,
+/// and gone when the server dies without stopping it. Runs in child processes so that
+/// other tests' helpers are not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_helper_ends_with_the_sandbox() {
+    let exe = std::env::current_exe().expect("exe");
+    let out = tokio::process::Command::new(&exe)
+        .args([
+            "--exact",
+            "helper_probe_child",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env("IRONHAND_HELPER_PROBE", "lifecycle")
+        .output()
+        .await
+        .expect("child test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The server dies (SIGKILL): slirp4netns notices and exits, the shells die too.
+    let mut child = tokio::process::Command::new(&exe)
+        .args([
+            "--exact",
+            "helper_probe_child",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env("IRONHAND_HELPER_PROBE", "crash")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("child test");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let pid = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(pid) = line.strip_prefix("SLIRP ") {
+                return pid.trim().parse::<u32>().ok();
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("the child reports its slirp4netns");
+    assert!(process_exists(pid));
+    assert_eq!(host_processes_with("987659"), 1);
+    child.kill().await.expect("kill");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (process_exists(pid) || host_processes_with("987659") > 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !process_exists(pid),
+        "slirp4netns {pid} outlived the server"
+    );
+    assert_eq!(
+        host_processes_with("987659"),
+        0,
+        "a sandbox process outlived the server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by network_helper_ends_with_the_sandbox in a child process"]
+async fn helper_probe_child() {
+    let mode = std::env::var("IRONHAND_HELPER_PROBE").unwrap_or_default();
+    let env = setup(|c| {
+        c.network = true;
+        c.idle_timeout = Duration::from_millis(300);
+    });
+    env.provider.check().await.expect("check");
+    assert_eq!(own_slirp_helpers(), Vec::<u32>::new(), "after check");
+    let session = SessionId::new();
+    let sb = env.sandbox(session).await;
+    if mode == "crash" {
+        let out = sb.shell_exec("bg", "", "sleep 987659").await.expect("exec");
+        assert!(out.running);
+        let helpers = own_slirp_helpers();
+        assert_eq!(helpers.len(), 1);
+        println!("SLIRP {}", helpers[0]);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return;
+    }
+    assert_eq!(run(&sb, "a", "echo one").await.output, "one\n");
+    assert_eq!(run(&sb, "b", "echo two").await.output, "two\n");
+    assert_eq!(own_slirp_helpers().len(), 1, "one helper per session");
+    env.provider.destroy(session, false).await.expect("destroy");
+    assert_eq!(own_slirp_helpers(), Vec::<u32>::new(), "after destroy");
+
+    let sb = env.sandbox(session).await;
+    assert_eq!(run(&sb, "a", "echo again").await.output, "again\n");
+    assert_eq!(own_slirp_helpers().len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.provider.reap_idle().await, 1);
+    assert_eq!(own_slirp_helpers(), Vec::<u32>::new(), "after reaping");
+    // Used again after reaping: a new network.
+    let out = run(&sb, "a", "grep -c tap0 /proc/net/dev").await;
+    assert_eq!(out.output, "1\n");
+    assert_eq!(own_slirp_helpers().len(), 1);
+    env.provider.destroy(session, true).await.expect("destroy");
+    assert_eq!(own_slirp_helpers(), Vec::<u32>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

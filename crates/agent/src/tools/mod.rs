@@ -132,6 +132,23 @@ impl Toolbox {
             .await
     }
 
+    /// Kills the command a cancelled shell tool call was waiting on (bounded in time).
+    pub async fn interrupt(&self, function: &str, args: &Value) {
+        if group_of(function) != "shell" || function == "shell_kill_process" {
+            return;
+        }
+        let (Some(sandbox), Some(id)) =
+            (self.sandbox.get(), args.get("id").and_then(Value::as_str))
+        else {
+            return;
+        };
+        let kill = sandbox.shell_kill(id);
+        if let Ok(Err(error)) = tokio::time::timeout(std::time::Duration::from_secs(5), kill).await
+        {
+            tracing::debug!(%error, "could not kill the interrupted command");
+        }
+    }
+
     /// Runs a sandbox or search tool. `message_*` and `complete_step` are the flow's own.
     pub async fn call(&self, function: &str, args: &Value) -> ToolOutcome {
         match group_of(function) {

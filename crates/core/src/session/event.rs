@@ -41,6 +41,8 @@ pub enum AgentEvent {
     },
     MessageDelta {
         delta: String,
+        /// The model's answer restarted (a retried request): text streamed so far is void.
+        reset: bool,
     },
     Tool {
         tool_call_id: String,
@@ -119,7 +121,13 @@ impl AgentEvent {
                 }
                 data
             }
-            Self::MessageDelta { delta } => json!({"role": "assistant", "delta": delta}),
+            Self::MessageDelta { delta, reset } => {
+                let mut data = json!({"role": "assistant", "delta": delta});
+                if *reset {
+                    data["reset"] = Value::Bool(true);
+                }
+                data
+            }
             Self::Tool {
                 tool_call_id,
                 name,

@@ -175,7 +175,15 @@ impl Settings {
             problems.push("llm.*_timeout_secs: must be at least 1".into());
         }
         let s = &self.search;
-        match s.provider.as_deref() {
+        if s.timeout_secs == 0 || s.max_results == 0 {
+            problems.push("search.timeout_secs and search.max_results: must be at least 1".into());
+        }
+        match s
+            .provider
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("") => {}
             Some("searxng") if s.url.is_none() => {
                 problems.push("search.url (SEARCH_URL): required for the searxng provider".into())
@@ -200,6 +208,9 @@ impl Settings {
             ));
         }
         let b = &self.sandbox;
+        if b.output_cap_kib < 4 || b.foreground_wait_secs == 0 {
+            problems.push("sandbox.output_cap_kib must be at least 4 and sandbox.foreground_wait_secs at least 1".into());
+        }
         if b.command_timeout_secs == 0
             || b.cpu_seconds == 0
             || b.memory_mb < 64

@@ -17,6 +17,7 @@ on_both_backends!(
     retention_deletes_idle_sessions_once_across_instances,
     a_restart_hands_the_run_back_and_the_next_process_finishes_it,
     deleting_a_running_session_stops_its_run,
+    stopping_a_run_kills_the_command_it_was_waiting_on,
 );
 
 /// A one-step task whose executor answers slowly (each answer `delay_ms` late).
@@ -471,4 +472,75 @@ async fn deleting_a_running_session_stops_its_run(backend: Backend) {
             .map(String::as_str),
         Some("done")
     );
+}
+
+/// Whether any host process runs exactly this command line.
+fn host_runs(needle: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries.flatten().any(|entry| {
+                std::fs::read(entry.path().join("cmdline"))
+                    .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " ").trim() == needle)
+                    .unwrap_or(false)
+            })
+        })
+        .unwrap_or(false)
+}
+
+async fn stopping_a_run_kills_the_command_it_was_waiting_on(backend: Backend) {
+    let a = AgentApp::start_with(backend, |s| s.sandbox.foreground_wait_secs = 30).await;
+    let marker = format!("sleep 300.{}", rand_suffix());
+    let task = a.script(
+        one_step(
+            vec![
+                call(
+                    "shell_exec",
+                    json!({"id": "main", "exec_dir": "/home/ubuntu", "command": marker.clone()}),
+                ),
+                complete("slept"),
+            ],
+            "never",
+        ),
+        "sleep a long time",
+    );
+    let session = a.session().await;
+    let mut stream = a
+        .app
+        .chat(&a.user.access, &session, json!({"message": task}))
+        .await
+        .expect("stream");
+    stream.until("tool").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !host_runs(&marker) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.app
+        .call(
+            Method::POST,
+            &format!("/api/v1/sessions/{session}/stop"),
+            Some(&a.user.access),
+            None,
+        )
+        .await
+        .assert_ok();
+    let rest = tokio::time::timeout(Duration::from_secs(10), stream.collect())
+        .await
+        .expect("the stream ends");
+    assert_eq!(names(&rest).last().map(String::as_str), Some("done"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while host_runs(&marker) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command outlived the stop"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn rand_suffix() -> u32 {
+    uuid::Uuid::new_v4().as_u128() as u32 % 1_000_000
 }

@@ -12,7 +12,7 @@ on_both_backends!(
     web_search_is_offered_when_configured_and_results_reach_the_user_sanitised,
     a_command_cannot_reach_other_sessions_or_the_servers_files,
     an_endless_loop_is_stopped_at_the_time_limit_and_reported,
-    with_the_network_off_a_command_cannot_connect_anywhere,
+    the_network_reaches_out_but_never_the_hosts_loopback_and_off_means_off,
 );
 
 fn called<'a>(events: &'a [SseEvent], function: &str) -> Vec<&'a SseEvent> {
@@ -203,8 +203,15 @@ async fn an_endless_loop_is_stopped_at_the_time_limit_and_reported(backend: Back
     );
 }
 
-async fn with_the_network_off_a_command_cannot_connect_anywhere(backend: Backend) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+/// The host's address on its default route (not loopback), if it has one.
+fn outside_ipv4() -> Option<std::net::IpAddr> {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    probe.connect("192.0.2.254:9").ok()?; // nothing is sent
+    Some(probe.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+async fn listener_on(ip: std::net::IpAddr) -> u16 {
+    let listener = tokio::net::TcpListener::bind((ip, 0))
         .await
         .expect("listener");
     let port = listener.local_addr().expect("addr").port();
@@ -213,34 +220,61 @@ async fn with_the_network_off_a_command_cannot_connect_anywhere(backend: Backend
             drop(socket);
         }
     });
-    let probe = format!(
-        "python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3); print('CONNECTED')\" || echo BLOCKED"
-    );
+    port
+}
+
+fn probe(ip: std::net::IpAddr, port: u16) -> String {
+    format!(
+        "python3 -c \"import socket; socket.create_connection(('{ip}', {port}), timeout=3); print('CONNECTED')\" || echo BLOCKED"
+    )
+}
+
+/// With the network on, commands reach the outside world but never the host's loopback
+/// (where the database, Redis and the API itself listen); with it off, nothing at all.
+async fn the_network_reaches_out_but_never_the_hosts_loopback_and_off_means_off(backend: Backend) {
+    let loopback: std::net::IpAddr = [127, 0, 0, 1].into();
+    let local_port = listener_on(loopback).await;
+    let outside = outside_ipv4();
+    let outside_port = match outside {
+        Some(ip) => Some(listener_on(ip).await),
+        None => None,
+    };
     for network in [false, true] {
         let a = AgentApp::start_with(backend, |s| s.sandbox.network = network).await;
-        let task = a.script(
-            one_step(
-                vec![
-                    call(
-                        "shell_exec",
-                        json!({"id": "main", "exec_dir": "/home/ubuntu", "command": probe}),
-                    ),
-                    complete("probed"),
-                ],
-                "ok",
-            ),
-            "probe the network",
-        );
+        let mut commands = vec![call(
+            "shell_exec",
+            json!({"id": "main", "exec_dir": "/home/ubuntu", "command": probe(loopback, local_port)}),
+        )];
+        if let (Some(ip), Some(port)) = (outside, outside_port) {
+            commands.push(call(
+                "shell_exec",
+                json!({"id": "main", "exec_dir": "/home/ubuntu", "command": probe(ip, port)}),
+            ));
+        }
+        commands.push(complete("probed"));
+        let task = a.script(one_step(commands, "ok"), "probe the network");
         let session = a.session().await;
         let events = a.run(&session, &task).await;
-        let output = shell_output(called(&events, "shell_exec")[0]);
-        if network {
-            assert!(output.contains("CONNECTED"), "network on: {output}");
-        } else {
-            assert!(
-                output.contains("BLOCKED") && !output.contains("CONNECTED"),
-                "network off: {output}"
-            );
+        let outputs: Vec<String> = called(&events, "shell_exec")
+            .into_iter()
+            .map(shell_output)
+            .collect();
+        assert!(
+            outputs[0].contains("BLOCKED") && !outputs[0].contains("CONNECTED"),
+            "host loopback, network {network}: {}",
+            outputs[0]
+        );
+        match outputs.get(1) {
+            Some(out) if network => {
+                assert!(out.contains("CONNECTED"), "outside, network on: {out}")
+            }
+            Some(out) => assert!(
+                out.contains("BLOCKED") && !out.contains("CONNECTED"),
+                "outside, network off: {out}"
+            ),
+            None => {
+                eprintln!("no non-loopback address on this host: outside connectivity not checked")
+            }
         }
     }
 }
