@@ -23,10 +23,11 @@ test: sandbox-deps clean-test-databases
 		cargo test --workspace --locked --no-fail-fast; \
 	fi
 
-## Load and latency on SQLite and on PostgreSQL + Redis; writes docs/benchmarks.md.
-bench:
-	cargo build --release --locked -p ironhand-server -p ironhand-bench
-	target/release/ironhand-bench --server target/release/ironhand --out docs/benchmarks.md
+## Load and latency on SQLite and on PostgreSQL + Redis, agent runs against the fake model
+## included (their sandboxes need bubblewrap); writes docs/benchmarks.md.
+bench: sandbox-deps
+	cargo build --release --locked -p ironhand-server -p ironhand-bench -p ironhand-fakes
+	target/release/ironhand-bench --server target/release/ironhand --fake-llm target/release/fake-llm --scenarios bench/scenarios --out docs/benchmarks.md
 
 ## The agent's sandbox needs bubblewrap; install it when missing (Debian packages).
 sandbox-deps:

@@ -1,11 +1,18 @@
 //! `make bench`: starts a release `ironhand` process per backend, drives it with concurrent
 //! clients over loopback, and writes throughput, latency percentiles and the server's memory
-//! to docs/benchmarks.md with the machine and the date.
+//! to docs/benchmarks.md with the machine and the date. With `--fake-llm`, it also runs the
+//! agent against the fake model (`agent/`): whole runs, history replay and SSE fan-out.
+
+mod agent;
+mod procs;
+mod scenarios;
+mod sse;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -30,6 +37,21 @@ struct Args {
     postgres: Option<String>,
     #[arg(long, env = "TEST_REDIS_URL")]
     redis: Option<String>,
+    /// The `fake-llm` binary (crates/fakes); without it the agent scenarios are skipped.
+    #[arg(long)]
+    fake_llm: Option<PathBuf>,
+    /// Scenario files for the fake model (`bench_run.json`).
+    #[arg(long, default_value = "bench/scenarios")]
+    scenarios: PathBuf,
+    /// Concurrent clients of the agent-run scenario (each run starts sandboxed processes).
+    #[arg(long, default_value_t = 8)]
+    agent_clients: usize,
+    /// Seconds of the agent-run scenario.
+    #[arg(long, default_value_t = 10)]
+    agent_seconds: u64,
+    /// Streams attached to one running session in the fan-out scenario.
+    #[arg(long, default_value_t = 32)]
+    fanout_subscribers: usize,
 }
 
 struct Server {
@@ -47,9 +69,7 @@ impl Drop for Server {
 
 impl Server {
     fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        procs::rss_kib(self.child.id())
     }
 }
 
@@ -61,6 +81,8 @@ fn free_port() -> anyhow::Result<u16> {
 
 async fn start(args: &Args, env: &[(&str, String)]) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
+    // The sandbox's unprivileged user must be able to traverse the data dir.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
     let port = free_port()?;
     let mut cmd = Command::new(&args.server);
     cmd.env_clear()
@@ -155,7 +177,7 @@ where
     }
 }
 
-async fn post(
+pub(crate) async fn post(
     client: &reqwest::Client,
     url: &str,
     body: Value,
@@ -172,11 +194,19 @@ async fn post(
     Ok(v)
 }
 
+struct BackendResult {
+    outcomes: Vec<Outcome>,
+    agent: Option<agent::Report>,
+    idle_rss: u64,
+    peak_rss: u64,
+}
+
 async fn run_backend(
     args: &Args,
     label: &str,
     env: &[(&str, String)],
-) -> anyhow::Result<(Vec<Outcome>, u64, u64)> {
+    with_agent: bool,
+) -> anyhow::Result<BackendResult> {
     let server = start(args, env).await?;
     let base = server.base.clone();
     let idle_rss = server.rss_kib().unwrap_or(0);
@@ -304,9 +334,59 @@ async fn run_backend(
     if let Some(last) = outcomes.last_mut() {
         last.rss_after_kib = server.rss_kib().unwrap_or(0);
     }
+    let agent = if with_agent {
+        Some(agent_scenarios(args, &server, &client, label).await?)
+    } else {
+        None
+    };
     let peak_rss = server.rss_kib().unwrap_or(0);
     eprintln!("{label}: done");
-    Ok((outcomes, idle_rss, peak_rss))
+    Ok(BackendResult {
+        outcomes,
+        agent,
+        idle_rss,
+        peak_rss,
+    })
+}
+
+async fn agent_scenarios(
+    args: &Args,
+    server: &Server,
+    client: &reqwest::Client,
+    label: &str,
+) -> anyhow::Result<agent::Report> {
+    let ctx = agent::Ctx {
+        client: client.clone(),
+        base: server.base.clone(),
+        server_pid: server.child.id(),
+        label: label.to_string(),
+    };
+    let tokens = agent::register(&ctx, args.agent_clients.max(2)).await?;
+    let mut report = agent::Report::default();
+    // One client alone first: the floor that the loaded numbers compare with.
+    for clients in [1, args.agent_clients.max(1)] {
+        eprintln!("{label}: agent runs, {clients} client(s)");
+        let seconds = if clients == 1 {
+            args.seconds
+        } else {
+            args.agent_seconds
+        };
+        report
+            .runs
+            .push(agent::runs(&ctx, &tokens[..clients], seconds).await);
+    }
+    eprintln!("{label}: history replay");
+    if let Err(e) = agent::history(&ctx, &mut report, &tokens[0], args.clients, args.seconds).await
+    {
+        eprintln!("{label}: history replay failed: {e:#}");
+        report.failures.push(format!("history replay: {e:#}"));
+    }
+    eprintln!("{label}: SSE fan-out");
+    if let Err(e) = agent::fanout(&ctx, &mut report, &tokens[1], args.fanout_subscribers).await {
+        eprintln!("{label}: fan-out failed: {e:#}");
+        report.failures.push(format!("SSE fan-out: {e:#}"));
+    }
+    Ok(report)
 }
 
 fn machine() -> String {
@@ -334,9 +414,59 @@ fn machine() -> String {
     format!("{model}, {cores} cores, {mem} RAM")
 }
 
+fn agent_intro(args: &Args) -> String {
+    format!(
+        "The agent scenarios (`bench/src/agent/`) run the real worker, agent loop, event log, \
+bus and bubblewrap sandbox against `fake-llm`, an OpenAI-compatible stand-in on loopback that \
+streams scripted answers at once. Model time is therefore zero: what is measured is the \
+platform's own cost of a run, which a real model's seconds per answer would dwarf. The free \
+plan's monthly run quota is raised for the bench.
+
+- **Agent runs, end to end**: one client for {secs_all} s (the floor), then {clients} clients \
+for {secs} s, each looping `PUT /sessions`, \
+`POST /sessions/{{id}}/chat` with `[scenario:bench_run] …` and reading the SSE stream to `done` \
+(`bench/scenarios/bench_run.json`: a one-step plan, one sandboxed `echo hi`, `complete_step`, \
+`update_plan`, a summary: 5 model requests). *Run* is the whole loop; *first event* is from the \
+POST to the first SSE event (the user's message, stored before the stream opens); *first agent \
+event* is from the POST to the second event (the title: a worker claimed the run and the model's \
+first answer is in). Every run is a new session, so every run starts a new sandbox, and sandboxes \
+stay up until their idle timeout (30 min): *sandboxes alive* counts the server's `bwrap` \
+children after the row (so far in this server's life); *their processes* are all the processes \
+the server started (bubblewrap, the shells, slirp4netns for sandbox networks) with their memory.
+- **History replay**: one session holds a run of {tools} `shell_exec` calls ({steps} steps, \
+generated by `bench/src/scenarios.rs`); {clients_all} clients for {secs_all} s attach with \
+`POST /chat {{}}` (replays every event and ends, since nothing runs) or read \
+`GET /sessions/{{id}}`. Each `shell_exec` result event carries the shell's console: its last \
+commands with their output (up to 50), which is what makes the bytes per request large.
+- **SSE fan-out**: one run of {notes} paced `message_notify_user` calls, watched by its owner's \
+stream plus {subs} streams attached with `POST /chat {{}}` while it runs. *Lag* is how much later \
+than the first of them a stream received an event; *spread* is first-to-last per event. Client \
+and server share the 2 cores, so client scheduling is in these numbers too.
+",
+        clients = args.agent_clients,
+        secs = args.agent_seconds,
+        tools = scenarios::HISTORY_STEPS * scenarios::HISTORY_CALLS_PER_STEP,
+        steps = scenarios::HISTORY_STEPS,
+        clients_all = args.clients,
+        secs_all = args.seconds,
+        notes = scenarios::FANOUT_STEPS * scenarios::FANOUT_CALLS_PER_STEP,
+        subs = args.fanout_subscribers,
+    )
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Dropping `bench` on a signal drops the server and fake-model guards, which kill them.
+    tokio::select! {
+        result = bench(args) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        _ = terminate.recv() => bail!("terminated"),
+    }
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
     let mut report = String::new();
     let date = time::OffsetDateTime::now_utc().date();
     writeln!(report, "# Benchmarks\n")?;
@@ -350,6 +480,24 @@ async fn main() -> anyhow::Result<()> {
         report,
         "Reading the numbers: `/auth/me` is what every authenticated request pays (JWT check, denylist lookup, user read). Refresh is bound by the database's write path (SQLite has one writer; PostgreSQL commits each rotation). Login is bound by argon2id at the configured cost, one hash per core at a time, each in a reused work area, which is why memory stays flat under a login burst.\n"
     )?;
+
+    let llm = match &args.fake_llm {
+        Some(binary) => Some(scenarios::FakeLlm::start(binary, &args.scenarios).await?),
+        None => None,
+    };
+    let mut agent_env: Vec<(&str, String)> = Vec::new();
+    if let Some(llm) = &llm {
+        agent_env = vec![
+            ("LLM_BASE_URL", llm.url.clone()),
+            ("LLM_MODEL", "fake-model".into()),
+            ("IRONHAND__AUTH__FREE_MONTHLY_RUNS", "1000000000".into()),
+            (
+                "IRONHAND__AGENT__MAX_CONCURRENT_RUNS",
+                args.agent_clients.max(8).to_string(),
+            ),
+        ];
+        writeln!(report, "{}", agent_intro(&args))?;
+    }
 
     let mut backends: Vec<(&str, Vec<(&str, String)>)> =
         vec![("SQLite, in-process limiter and denylist", vec![])];
@@ -369,8 +517,14 @@ async fn main() -> anyhow::Result<()> {
             ],
         ));
     }
-    for (label, env) in &backends {
-        let (outcomes, idle, peak) = run_backend(&args, label, env).await?;
+    for (label, env) in &mut backends {
+        env.extend(agent_env.iter().cloned());
+        let BackendResult {
+            outcomes,
+            agent,
+            idle_rss: idle,
+            peak_rss: peak,
+        } = run_backend(&args, label, env, llm.is_some()).await?;
         writeln!(report, "## {label}\n")?;
         writeln!(
             report,
@@ -389,11 +543,27 @@ async fn main() -> anyhow::Result<()> {
                 o.rss_after_kib as f64 / 1024.0
             )?;
         }
+        writeln!(report)?;
+        if let Some(agent) = agent {
+            agent.write(&mut report)?;
+        }
         writeln!(
             report,
-            "\nServer memory (RSS): {:.1} MiB after start, {:.1} MiB after the run.\n",
+            "Server memory (RSS): {:.1} MiB after start, {:.1} MiB after the run{}.\n",
             idle as f64 / 1024.0,
-            peak as f64 / 1024.0
+            peak as f64 / 1024.0,
+            if llm.is_some() {
+                " (all of the above, sandboxes not included)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    if let Some(llm) = &llm {
+        writeln!(
+            report,
+            "The fake model process ended the bench at {:.1} MiB RSS (it keeps every request it was sent).\n",
+            llm.rss_kib() as f64 / 1024.0
         )?;
     }
     if let Some(parent) = args.out.parent() {

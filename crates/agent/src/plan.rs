@@ -34,7 +34,16 @@ fn text_field(args: &Value, key: &str) -> String {
 /// Parses a steps array; `None` when `steps` is missing or not a list. Steps without a
 /// description are dropped; missing ids are numbered after `first_id`.
 pub fn parse_steps(args: &Value, first_id: usize) -> Option<Vec<PlanStep>> {
-    let list = args.get("steps")?.as_array()?;
+    // Some models send the list as a JSON string.
+    let decoded;
+    let list = match args.get("steps")? {
+        Value::Array(list) => list,
+        Value::String(text) => {
+            decoded = serde_json::from_str::<Value>(text).ok()?;
+            decoded.as_array()?
+        }
+        _ => return None,
+    };
     let mut steps = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let (id, description) = match item {
@@ -98,6 +107,15 @@ mod tests {
         let ids: Vec<_> = plan.steps.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["1", "2", "3"]);
         assert_eq!(plan.steps[2].description, "three");
+    }
+
+    #[test]
+    fn steps_sent_as_a_json_string_parse_too() {
+        let plan = parse_create_plan(
+            &json!({"title": "t", "steps": "[{\"id\": \"1\", \"description\": \"one\"}]"}),
+        )
+        .expect("plan");
+        assert_eq!(plan.steps[0].description, "one");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::Html;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use ironhand_agent::{Agent, RunWorker};
 use ironhand_core::DomainError;
 use ironhand_core::auth::{AuthProvider, AuthService, AuthSettings, PasswordHasher, TokenSigner};
@@ -421,6 +422,11 @@ pub async fn serve(
         });
     }
     let app = router(state);
+    // Without TCP_NODELAY a small SSE frame on a kept-alive connection waits for the
+    // client's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

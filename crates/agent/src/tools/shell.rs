@@ -64,7 +64,10 @@ fn describe(outcome: ShellOutcome) -> ToolOutcome {
         "exit_code": outcome.exit_code,
         "output": outcome.output,
     });
-    let content = json!({ "console": outcome.console });
+    // The event shows this command; the whole shell history is one `/shell` view away
+    // (repeating it in every event made histories grow quadratically).
+    let latest: Vec<_> = outcome.console.last().cloned().into_iter().collect();
+    let content = json!({ "console": latest });
     ToolOutcome {
         success,
         message,
