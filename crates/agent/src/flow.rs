@@ -182,18 +182,19 @@ impl Turn<'_> {
     }
 
     async fn work(&mut self) -> Result<RunEnd, Abort> {
-        let resumed = self.run.attempts > 1;
-        if !resumed {
+        self.load_memory().await?;
+        if !self.memory.message_stored {
             self.emit(&AgentEvent::user_message(
                 &self.run.message,
                 self.run.client_message_id.as_deref(),
             ))
             .await?;
+            self.memory.message_stored = true;
+            self.save().await?;
         }
         let Some(model) = self.agent.model.clone() else {
             return Err(Abort::Failed(NO_MODEL.into()));
         };
-        self.load_memory(resumed).await?;
         loop {
             if self.control.token.is_cancelled() {
                 return Err(Abort::Stopped);
@@ -217,17 +218,17 @@ impl Turn<'_> {
                     return Ok(RunEnd::Completed);
                 }
                 // A reply found no question to answer, or the task was already done: start over.
-                Phase::Waiting { .. } | Phase::Finished => {
-                    self.memory =
-                        AgentMemory::new_task(&self.run.message, Some(self.memory.clone()));
-                }
+                // This run's own memory says it already got this far (a crash just before
+                // the outcome was recorded): record it now.
+                Phase::Waiting { .. } => return Ok(RunEnd::Waiting),
+                Phase::Finished => return Ok(RunEnd::Completed),
             }
         }
     }
 
     /// Picks up where the session's memory stands: a new task, the reply to a question, or
     /// (after a crash) the interrupted run.
-    async fn load_memory(&mut self, resumed: bool) -> Result<(), Abort> {
+    async fn load_memory(&mut self) -> Result<(), Abort> {
         let stored = self
             .agent
             .store
@@ -235,28 +236,39 @@ impl Turn<'_> {
             .await
             .map_err(|_| Abort::Lost)?
             .and_then(AgentMemory::from_json);
-        self.memory = match (self.run.kind.clone(), stored) {
-            (RunKind::Reply, Some(mut memory)) if !resumed => match memory.phase.clone() {
-                Phase::Waiting {
+        let run_id = self.run.id.to_string();
+        self.memory = match stored {
+            // This run was already under way (a crash or a hand-back): go on from there.
+            Some(mut memory) if memory.run_id == run_id => {
+                drop_unanswered_calls(&mut memory.messages);
+                memory
+            }
+            // The answer to the agent's question continues the paused work.
+            Some(mut memory)
+                if self.run.kind == RunKind::Reply
+                    && matches!(memory.phase, Phase::Waiting { .. }) =>
+            {
+                if let Phase::Waiting {
                     index,
                     tool_call_id,
-                } => {
+                } = memory.phase.clone()
+                {
                     let answer = json!({"success": true, "message": "The user replied.", "data": {"reply": self.run.message}});
                     memory
                         .messages
                         .push(ChatMessage::tool_result(&tool_call_id, answer.to_string()));
                     memory.phase = Phase::Executing { index };
-                    memory.run_tokens = 0;
-                    memory
                 }
-                _ => AgentMemory::new_task(&self.run.message, Some(memory)),
-            },
-            (_, Some(memory)) if resumed && memory.phase != Phase::Finished => {
-                let mut memory = memory;
-                drop_unanswered_calls(&mut memory.messages);
+                memory.run_tokens = 0;
+                memory.run_id = run_id;
+                memory.message_stored = false;
                 memory
             }
-            (_, previous) => AgentMemory::new_task(&self.run.message, previous),
+            previous => {
+                let mut memory = AgentMemory::new_task(&self.run.message, previous);
+                memory.run_id = run_id;
+                memory
+            }
         };
         self.save().await
     }
@@ -283,9 +295,19 @@ impl Turn<'_> {
         };
         let result = tokio::select! {
             result = model.complete(request, sender.as_ref()) => result,
-            _ = self.control.cancelled() => return Err(Abort::Stopped),
-            _ = tokio::time::sleep_until(self.deadline) => return Err(Abort::Failed(
-                "The task took longer than its time limit and was stopped.".into())),
+            _ = self.control.cancelled() => {
+                // No delta may land after the run's `done`.
+                if let Some(forwarder) = &forwarder {
+                    forwarder.abort();
+                }
+                return Err(Abort::Stopped);
+            }
+            _ = tokio::time::sleep_until(self.deadline) => {
+                if let Some(forwarder) = &forwarder {
+                    forwarder.abort();
+                }
+                return Err(Abort::Failed("The task took longer than its time limit and was stopped.".into()));
+            }
         };
         drop(sender);
         if let Some(forwarder) = forwarder {

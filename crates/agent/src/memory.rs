@@ -48,6 +48,12 @@ pub struct EarlierTask {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentMemory {
     pub version: u32,
+    /// The run this memory belongs to: a claimed run continues only its own memory.
+    #[serde(default)]
+    pub run_id: String,
+    /// Whether the run's user message is in the event log (stored once, even on resume).
+    #[serde(default)]
+    pub message_stored: bool,
     pub task: String,
     pub title: String,
     pub goal: String,
@@ -74,6 +80,8 @@ impl AgentMemory {
         }
         Self {
             version: MEMORY_VERSION,
+            run_id: String::new(),
+            message_stored: false,
             task: task.to_string(),
             title: String::new(),
             goal: String::new(),

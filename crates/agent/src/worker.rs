@@ -115,10 +115,17 @@ impl RunWorker {
 
     async fn claim_available(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
         while self.running().len() < self.config.max_concurrent_runs {
+            // A token per claim fences this execution: once the run is claimed again
+            // (lease expired), this one's renewals and outcome are refused.
+            let lease = format!(
+                "{}/{}",
+                self.config.worker_id,
+                uuid::Uuid::new_v4().simple()
+            );
             let claimed = self
                 .store
                 .claim_run(
-                    &self.config.worker_id,
+                    &lease,
                     OffsetDateTime::now_utc(),
                     time_after(self.config.lease),
                 )
@@ -126,11 +133,19 @@ impl RunWorker {
             match claimed {
                 Ok(Some(run)) => {
                     let control = Arc::new(RunControl::default());
-                    self.running().insert(run.id, control.clone());
+                    if let Some(stale) = self.running().insert(run.id, control.clone()) {
+                        // This process lost the lease on its own run (it stalled past the
+                        // lease): the old execution must stop.
+                        stale.stop(StopReason::LostLease);
+                    }
                     let worker = self.clone();
                     tasks.spawn(async move {
-                        worker.execute(run.clone(), control).await;
-                        worker.running().remove(&run.id);
+                        let id = run.id;
+                        worker.execute(run, lease, control.clone()).await;
+                        let mut running = worker.running();
+                        if running.get(&id).is_some_and(|c| Arc::ptr_eq(c, &control)) {
+                            running.remove(&id);
+                        }
                     });
                 }
                 Ok(None) => return,
@@ -142,15 +157,29 @@ impl RunWorker {
         }
     }
 
-    async fn execute(self: &Arc<Self>, run: Run, control: Arc<RunControl>) {
+    async fn execute(self: &Arc<Self>, run: Run, lease: String, control: Arc<RunControl>) {
         let started = std::time::Instant::now();
         tracing::info!(run_id = %run.id, session_id = %run.session_id, attempt = run.attempts, "run claimed");
+        if run.cancel_requested {
+            // Stopped while nobody was working on it (handed back, or its worker died).
+            self.record(
+                &run,
+                &lease,
+                RunStatus::Cancelled,
+                SessionStatus::Completed,
+                None,
+                Some(AgentEvent::Done),
+            )
+            .await;
+            return;
+        }
         if run.attempts > self.config.max_attempts {
             let sentence = "This task was interrupted several times (the server restarted while it ran) and was given up. Send a message to try again.";
             metrics::counter!("ironhand_runs_total", "outcome" => RunStatus::Interrupted.as_str())
                 .increment(1);
             self.record(
                 &run,
+                &lease,
                 RunStatus::Interrupted,
                 SessionStatus::Failed,
                 Some(AgentEvent::error(sentence)),
@@ -159,7 +188,12 @@ impl RunWorker {
             .await;
             return;
         }
-        let heartbeat = tokio::spawn(heartbeat(self.clone(), run.id, control.clone()));
+        let heartbeat = tokio::spawn(heartbeat(
+            self.clone(),
+            run.id,
+            lease.clone(),
+            control.clone(),
+        ));
         let end = self.agent.execute(&run, &control).await;
         heartbeat.abort();
         let (status, session_status, last) = match end {
@@ -190,7 +224,7 @@ impl RunWorker {
                         .store
                         .finish_run(
                             run.id,
-                            Some(&self.config.worker_id),
+                            Some(&lease),
                             RunStatus::Queued,
                             SessionStatus::Running,
                             OffsetDateTime::now_utc(),
@@ -203,7 +237,8 @@ impl RunWorker {
         };
         metrics::counter!("ironhand_runs_total", "outcome" => status.as_str()).increment(1);
         metrics::histogram!("ironhand_run_seconds").record(started.elapsed().as_secs_f64());
-        self.record(&run, status, session_status, None, last).await;
+        self.record(&run, &lease, status, session_status, None, last)
+            .await;
     }
 
     /// Records the outcome, then stores the closing events, so a client that sees `done`
@@ -211,6 +246,7 @@ impl RunWorker {
     async fn record(
         &self,
         run: &Run,
+        lease: &str,
         status: RunStatus,
         session_status: SessionStatus,
         first: Option<AgentEvent>,
@@ -224,7 +260,7 @@ impl RunWorker {
             .store
             .finish_run(
                 run.id,
-                Some(&self.config.worker_id),
+                Some(lease),
                 status,
                 session_status,
                 OffsetDateTime::now_utc(),
@@ -250,19 +286,18 @@ impl RunWorker {
     }
 }
 
-/// Renews the lease every third of its length; stops the run when the lease is lost or a
-/// stop was requested (a second path besides the bus message, for other instances).
-async fn heartbeat(worker: Arc<RunWorker>, run_id: RunId, control: Arc<RunControl>) {
+/// Renews the lease every third of its length; stops the run when the lease is lost, when
+/// no renewal succeeded for a whole lease (measured on the monotonic clock: another worker
+/// may have taken over), or when a stop was requested (a second path besides the bus
+/// message, for other instances).
+async fn heartbeat(worker: Arc<RunWorker>, run_id: RunId, lease: String, control: Arc<RunControl>) {
     let every = worker.config.lease / 3;
+    let mut renewed = std::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
         match worker
             .store
-            .renew_lease(
-                run_id,
-                &worker.config.worker_id,
-                time_after(worker.config.lease),
-            )
+            .renew_lease(run_id, &lease, time_after(worker.config.lease))
             .await
         {
             Ok(state) if !state.held => {
@@ -270,9 +305,20 @@ async fn heartbeat(worker: Arc<RunWorker>, run_id: RunId, control: Arc<RunContro
                 control.stop(StopReason::LostLease);
                 return;
             }
-            Ok(state) if state.cancel_requested => control.stop(StopReason::User),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, run_id = %run_id, "lease renewal failed"),
+            Ok(state) => {
+                renewed = std::time::Instant::now();
+                if state.cancel_requested {
+                    control.stop(StopReason::User);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, run_id = %run_id, "lease renewal failed");
+                if renewed.elapsed() >= worker.config.lease {
+                    tracing::warn!(run_id = %run_id, "no lease renewal for a whole lease; stopping here");
+                    control.stop(StopReason::LostLease);
+                    return;
+                }
+            }
         }
     }
 }

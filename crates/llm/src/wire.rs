@@ -6,7 +6,6 @@
 //! lists, tool calls without `index` or `id`, and extra fields of their own.
 
 use serde_json::{Map, Value, json};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::{LlmError, sanitize};
@@ -247,7 +246,6 @@ impl Assembly {
     /// The finished tool calls: unnamed ones dropped, missing ids generated, empty
     /// arguments made `{}`.
     pub fn tool_calls(&mut self) -> Vec<ToolCall> {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
         std::mem::take(&mut self.calls)
             .into_iter()
             .filter(|c| {
@@ -258,7 +256,8 @@ impl Assembly {
             })
             .map(|c| ToolCall {
                 id: if c.id.is_empty() {
-                    format!("call_gen_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+                    // Unique across processes: a resumed conversation keeps earlier ids.
+                    format!("call_gen_{}", uuid::Uuid::new_v4().simple())
                 } else {
                     c.id
                 },

@@ -53,6 +53,19 @@ pub struct LocalSandboxConfig {
     pub output_stop_bytes: u64,
     /// Most bytes `file_read` returns; the result says when it was truncated. Default 256 KiB.
     pub file_read_cap_bytes: usize,
+    /// Most bytes of a file the host reads for `file_read` (to count its lines) and
+    /// `file_find_in_content` (to search it): beyond this a read's `total_lines` counts only
+    /// the lines seen so far, a search looks no further, and `file_read` with negative line
+    /// numbers (counted from the end) is refused. Default 256 MiB.
+    pub max_scan_bytes: u64,
+    /// Largest file `file_str_replace` and `file_write` with `append` accept (both load the
+    /// whole file into the server's memory); larger files are refused with a message
+    /// pointing to the shell. Default 32 MiB.
+    pub max_edit_bytes: u64,
+    /// Largest file a sandbox process may write or extend (`RLIMIT_FSIZE`, `ulimit -f`; a
+    /// write beyond it fails and the process gets `SIGXFSZ`). Sparse files count at their
+    /// apparent size. Default 1 GiB.
+    pub max_file_bytes: u64,
     /// A sandbox unused for this long is stopped by `reap_idle` (its workspace stays).
     /// Default 30 min.
     pub idle_timeout: Duration,
@@ -91,6 +104,9 @@ impl Default for LocalSandboxConfig {
             output_cap_bytes: 64 * 1024,
             output_stop_bytes: 256 * 1024 * 1024,
             file_read_cap_bytes: 256 * 1024,
+            max_scan_bytes: 256 * 1024 * 1024,
+            max_edit_bytes: 32 * 1024 * 1024,
+            max_file_bytes: 1024 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30 * 60),
             history_len: 50,
             max_shells: 16,

@@ -8,7 +8,9 @@
 //! under `/home/ubuntu` or `/tmp`. Writes create a temporary file with `O_EXCL` in the
 //! resolved parent directory and rename it over the target.
 
+use crate::config::LocalSandboxConfig;
 use crate::host::{Host, SessionDirs};
+use crate::output::human_bytes;
 use ironhand_core::ports::sandbox::{
     ContentMatch, FileText, SANDBOX_HOME, SandboxError, SandboxResult, WriteOptions,
 };
@@ -16,7 +18,8 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::io::{Read, Seek, Write};
+use std::ops::ControlFlow;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
@@ -31,8 +34,12 @@ const MAX_MATCH_CHARS: usize = 500;
 const MAX_NAME_MATCHES: usize = 1000;
 /// …after looking at no more than this many entries…
 const MAX_WALK_ENTRIES: usize = 200_000;
-/// …no deeper than this.
+/// …no deeper than this (the walk holds one open directory per level).
 const MAX_WALK_DEPTH: usize = 64;
+/// `file_find_in_content` matches at most this many bytes of a line (its beginning).
+const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Files are read in chunks of this size (never a whole line or file at once).
+const CHUNK: usize = 64 * 1024;
 
 fn invalid(msg: impl Into<String>) -> SandboxError {
     SandboxError::Invalid(msg.into())
@@ -205,6 +212,7 @@ impl Resolved {
 /// File operations of one session.
 pub(crate) struct SessionFiles<'a> {
     pub(crate) host: &'a Host,
+    pub(crate) config: &'a LocalSandboxConfig,
     pub(crate) dirs: &'a SessionDirs,
 }
 
@@ -368,10 +376,20 @@ impl SessionFiles<'_> {
         cap: usize,
     ) -> SandboxResult<FileText> {
         let (mut file, _, shown) = self.open_regular(path)?;
+        let budget = self.config.max_scan_bytes;
         let negative = start_line.is_some_and(|s| s < 0) || end_line.is_some_and(|e| e < 0);
         let mut known_total = None;
         if negative {
-            known_total = Some(count_lines(&mut file).map_err(|e| io_msg(&shown, e))?);
+            let scan = scan_lines(&mut file, budget, |_, _| ControlFlow::Continue(()))
+                .map_err(|e| io_msg(&shown, e))?;
+            if !scan.eof {
+                return Err(invalid(format!(
+                    "{shown} is larger than {}, too large to count its lines from the end: \
+                     use non-negative line numbers, or `tail` in the shell",
+                    human_bytes(budget)
+                )));
+            }
+            known_total = Some(scan.lines);
             file.rewind().map_err(|e| io_msg(&shown, e))?;
         }
         let resolve_index = |v: Option<i64>, default: usize, total: Option<usize>| -> usize {
@@ -387,45 +405,56 @@ impl SessionFiles<'_> {
         let start = resolve_index(start_line, 0, known_total);
         let end = resolve_index(end_line, usize::MAX, known_total);
 
-        let mut reader = BufReader::new(file);
+        // The file is read in chunks; lines outside the range are only counted, and at most
+        // `cap` bytes are kept. Counting stops after `max_scan_bytes` (then `total_lines`
+        // is the number of lines seen so far).
         let mut content: Vec<u8> = Vec::new();
         let mut truncated = false;
-        let mut total = 0usize;
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| io_msg(&shown, e))?;
-            if n == 0 {
-                break;
-            }
-            if total >= start && total < end && !truncated {
-                if content.len() + line.len() > cap {
+        let scan = scan_lines(&mut file, budget, |line, piece| {
+            if line >= start && line < end && !truncated {
+                if content.len() + piece.len() > cap {
                     let room = cap - content.len();
-                    content.extend_from_slice(&line[..room]);
+                    content.extend_from_slice(&piece[..room]);
                     let cut = crate::output::incomplete_suffix_len(&content);
                     content.truncate(content.len() - cut);
                     truncated = true;
                 } else {
-                    content.extend_from_slice(&line);
+                    content.extend_from_slice(piece);
                 }
             }
-            total += 1;
-        }
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| io_msg(&shown, e))?;
         Ok(FileText {
             path: shown,
             content: String::from_utf8_lossy(&content).into_owned(),
             truncated,
-            total_lines: total,
+            total_lines: scan.lines,
         })
     }
 
-    /// Reads a whole regular file (for appends and replacements).
-    fn read_all(&self, path: &str) -> SandboxResult<Vec<u8>> {
-        let (mut file, size, shown) = self.open_regular(path)?;
-        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        file.read_to_end(&mut buf).map_err(|e| io_msg(&shown, e))?;
+    /// Reads a whole regular file (for appends and replacements), refusing files larger
+    /// than `max_edit_bytes`.
+    fn read_all(&self, path: &str, what: &str) -> SandboxResult<Vec<u8>> {
+        let (file, size, shown) = self.open_regular(path)?;
+        let max = self.config.max_edit_bytes;
+        let too_large = |size: &str| {
+            invalid(format!(
+                "{shown} is {size}, larger than the {} {what} can handle (the whole file is \
+                 loaded): edit it in the shell instead (sed, awk, python, `>>`)",
+                human_bytes(max)
+            ))
+        };
+        if size > max {
+            return Err(too_large(&human_bytes(size)));
+        }
+        let mut buf = Vec::new();
+        file.take(max.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(|e| io_msg(&shown, e))?;
+        if buf.len() as u64 > max {
+            return Err(too_large("growing"));
+        }
         Ok(buf)
     }
 
@@ -480,7 +509,7 @@ impl SessionFiles<'_> {
     ) -> SandboxResult<()> {
         let mut data: Vec<u8> = Vec::new();
         if options.append {
-            match self.read_all(path) {
+            match self.read_all(path, "file_write with append") {
                 Ok(existing) => data = existing,
                 Err(SandboxError::Invalid(msg)) if msg.ends_with("no such file or directory") => {}
                 Err(e) => return Err(e),
@@ -500,7 +529,7 @@ impl SessionFiles<'_> {
         if old.is_empty() {
             return Err(invalid("old_str is empty"));
         }
-        let data = self.read_all(path)?;
+        let data = self.read_all(path, "file_str_replace")?;
         let finder = memchr::memmem::Finder::new(old.as_bytes());
         let mut out = Vec::with_capacity(data.len());
         let mut last = 0usize;
@@ -528,24 +557,17 @@ impl SessionFiles<'_> {
             .size_limit(10 * 1024 * 1024)
             .build()
             .map_err(|e| invalid(format!("invalid regex: {e}")))?;
-        let (file, _, shown) = self.open_regular(path)?;
-        let mut reader = BufReader::new(file);
+        let (mut file, _, shown) = self.open_regular(path)?;
+        // Lines are collected in chunks, each cut to its first MAX_LINE_BYTES (the rest of a
+        // longer line is not searched); the search stops after `max_scan_bytes`.
         let mut line = Vec::new();
         let mut out = Vec::new();
-        let mut number = 0usize;
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| io_msg(&shown, e))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
+        let mut current = 0usize;
+        let check_line = |number: usize, line: &mut Vec<u8>, out: &mut Vec<ContentMatch>| {
             while matches!(line.last(), Some(b'\n') | Some(b'\r')) {
                 line.pop();
             }
-            let text = String::from_utf8_lossy(&line);
+            let text = String::from_utf8_lossy(line);
             if re.is_match(&text) {
                 let text: String = if text.chars().count() > MAX_MATCH_CHARS {
                     let mut t: String = text.chars().take(MAX_MATCH_CHARS).collect();
@@ -554,11 +576,36 @@ impl SessionFiles<'_> {
                 } else {
                     text.into_owned()
                 };
-                out.push(ContentMatch { line: number, text });
-                if out.len() >= MAX_CONTENT_MATCHES {
-                    break;
-                }
+                out.push(ContentMatch {
+                    line: number + 1,
+                    text,
+                });
             }
+            line.clear();
+            if out.len() >= MAX_CONTENT_MATCHES {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let budget = self.config.max_scan_bytes;
+        let mut stopped = false;
+        scan_lines(&mut file, budget, |number, piece| {
+            if number != current {
+                // A new line began: the previous one is complete.
+                if check_line(current, &mut line, &mut out).is_break() {
+                    stopped = true;
+                    return ControlFlow::Break(());
+                }
+                current = number;
+            }
+            let room = MAX_LINE_BYTES.saturating_sub(line.len());
+            line.extend_from_slice(&piece[..piece.len().min(room)]);
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| io_msg(&shown, e))?;
+        if !stopped && !line.is_empty() {
+            let _ = check_line(current, &mut line, &mut out);
         }
         Ok(out)
     }
@@ -580,49 +627,72 @@ impl SessionFiles<'_> {
         let base = r.logical;
         let mut results = Vec::new();
         let mut visited = 0usize;
-        // (directory, its path relative to `dir`, depth)
-        let mut stack: Vec<(OwnedFd, Vec<OsString>, usize)> = vec![(root_fd, Vec::new(), 0)];
-        'walk: while let Some((fd, rel, depth)) = stack.pop() {
-            let Ok(mut entries) = rustix::fs::Dir::read_from(&fd) else {
+        // Depth first, one open directory per level: a directory is opened (relative to
+        // its parent's descriptor) only when the walk enters it, so a tree of many
+        // subdirectories never holds more than MAX_WALK_DEPTH + 1 descriptors.
+        struct Frame {
+            dir: rustix::fs::Dir,
+            rel: Vec<OsString>,
+        }
+        let root = rustix::fs::Dir::new(root_fd).map_err(|e| errno_msg(&base.display(), e))?;
+        let mut stack: Vec<Frame> = vec![Frame {
+            dir: root,
+            rel: Vec::new(),
+        }];
+        'walk: loop {
+            let depth = stack.len();
+            let Some(frame) = stack.last_mut() else {
+                break;
+            };
+            let Some(entry) = frame.dir.read() else {
+                stack.pop();
                 continue;
             };
-            while let Some(entry) = entries.read() {
-                let Ok(entry) = entry else {
-                    break;
-                };
-                let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string();
-                if name.as_bytes() == b"." || name.as_bytes() == b".." {
-                    continue;
-                }
-                visited += 1;
-                if visited > MAX_WALK_ENTRIES || results.len() >= MAX_NAME_MATCHES {
-                    break 'walk;
-                }
-                let mut file_type = entry.file_type();
-                if file_type == FileType::Unknown {
-                    file_type =
-                        rustix::fs::statat(&fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
-                            .map(|st| FileType::from_raw_mode(st.st_mode))
-                            .unwrap_or(FileType::Unknown);
-                }
-                let mut rel_path = rel.clone();
-                rel_path.push(name.clone());
-                let candidate: std::path::PathBuf = if by_path {
-                    rel_path.iter().collect()
-                } else {
-                    std::path::PathBuf::from(&name)
-                };
-                if matcher.is_match(&candidate) {
-                    let mut l = base.clone();
-                    l.comps.extend(rel_path.iter().cloned());
-                    results.push(l.display());
-                }
-                if file_type == FileType::Directory
-                    && depth < MAX_WALK_DEPTH
-                    && let Ok(sub) = self.open_dir_at(&fd, &name)
-                {
-                    stack.push((sub, rel_path, depth + 1));
-                }
+            let Ok(entry) = entry else {
+                stack.pop();
+                continue;
+            };
+            let name = OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string();
+            if name.as_bytes() == b"." || name.as_bytes() == b".." {
+                continue;
+            }
+            visited += 1;
+            if visited > MAX_WALK_ENTRIES || results.len() >= MAX_NAME_MATCHES {
+                break 'walk;
+            }
+            let Ok(fd) = frame.dir.fd() else {
+                stack.pop();
+                continue;
+            };
+            let mut file_type = entry.file_type();
+            if file_type == FileType::Unknown {
+                file_type = rustix::fs::statat(fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| FileType::from_raw_mode(st.st_mode))
+                    .unwrap_or(FileType::Unknown);
+            }
+            let mut rel_path = frame.rel.clone();
+            rel_path.push(name.clone());
+            let candidate: std::path::PathBuf = if by_path {
+                rel_path.iter().collect()
+            } else {
+                std::path::PathBuf::from(&name)
+            };
+            if matcher.is_match(&candidate) {
+                let mut l = base.clone();
+                l.comps.extend(rel_path.iter().cloned());
+                results.push(l.display());
+            }
+            if file_type == FileType::Directory
+                && depth <= MAX_WALK_DEPTH
+                && let Ok(sub) = rustix::fs::openat(
+                    fd,
+                    name.as_os_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                && let Ok(dir) = rustix::fs::Dir::new(sub)
+            {
+                stack.push(Frame { dir, rel: rel_path });
             }
         }
         results.sort();
@@ -636,7 +706,8 @@ impl SessionFiles<'_> {
                 "{shown} is {size} bytes, more than the limit of {max_bytes} bytes"
             )));
         }
-        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        // No allocation from the file's size: it may change, and `max_bytes` may be large.
+        let mut buf = Vec::new();
         file.take(max_bytes.saturating_add(1))
             .read_to_end(&mut buf)
             .map_err(|e| io_msg(&shown, e))?;
@@ -653,24 +724,71 @@ impl SessionFiles<'_> {
     }
 }
 
-fn count_lines(file: &mut File) -> std::io::Result<usize> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut lines = 0usize;
-    let mut last = b'\n';
-    let mut any = false;
+/// What [`scan_lines`] saw.
+struct Scan {
+    /// Lines seen (a last line without a newline counts).
+    lines: usize,
+    /// Whether the end of the file was reached (not the byte budget or a `Break`).
+    eof: bool,
+}
+
+/// Reads `file` in chunks of [`CHUNK`] bytes, no more than `budget` bytes, calling
+/// `f(line, piece)` for every piece of a line (`line` 0-based; a line longer than a chunk
+/// comes in several pieces; the newline is part of the line's last piece). Memory use is one
+/// chunk, whatever the lines' lengths.
+fn scan_lines(
+    file: &mut File,
+    budget: u64,
+    mut f: impl FnMut(usize, &[u8]) -> ControlFlow<()>,
+) -> std::io::Result<Scan> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut line = 0usize;
+    let mut in_line = false;
+    let mut read = 0u64;
     loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
+        if read >= budget {
+            return Ok(Scan {
+                lines: line + usize::from(in_line),
+                eof: false,
+            });
         }
-        any = true;
-        lines += memchr::memchr_iter(b'\n', &buf[..n]).count();
-        last = buf[n - 1];
+        let want = usize::try_from((budget - read).min(CHUNK as u64)).unwrap_or(CHUNK);
+        let n = match file.read(&mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(Scan {
+                lines: line + usize::from(in_line),
+                eof: true,
+            });
+        }
+        read += n as u64;
+        let chunk = &buf[..n];
+        let mut from = 0usize;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            let stop = f(line, &chunk[from..=nl]).is_break();
+            line += 1;
+            in_line = false;
+            from = nl + 1;
+            if stop {
+                return Ok(Scan {
+                    lines: line,
+                    eof: false,
+                });
+            }
+        }
+        if from < n {
+            in_line = true;
+            if f(line, &chunk[from..]).is_break() {
+                return Ok(Scan {
+                    lines: line + 1,
+                    eof: false,
+                });
+            }
+        }
     }
-    if any && last != b'\n' {
-        lines += 1;
-    }
-    Ok(lines)
 }
 
 /// Maps a shell's working directory to a prompt path (`~`, `~/dir`, `/tmp`).

@@ -42,7 +42,12 @@
 //!
 //! The shell protocol (markers, stdin FIFO, state kept across a restart) is described in
 //! the `shell` module. File tools run on the host (see the `files` module) and never follow
-//! a symbolic link out of `/home/ubuntu` or `/tmp`.
+//! a symbolic link out of `/home/ubuntu` or `/tmp`. They are bounded whatever the sandbox
+//! puts in its files: files are read in fixed-size chunks, no further than
+//! [`LocalSandboxConfig::max_scan_bytes`], returning at most
+//! [`LocalSandboxConfig::file_read_cap_bytes`]; `file_str_replace` and appending `file_write`
+//! (which load the whole file) refuse files over [`LocalSandboxConfig::max_edit_bytes`];
+//! `file_find_by_name` walks depth first holding one descriptor per level (at most 64).
 //!
 //! # Network
 //!
@@ -89,7 +94,9 @@
 //! Applied with `ulimit` by each shell before it runs anything: CPU time (`RLIMIT_CPU`,
 //! per process; builtin loops count against the shell itself, which is then restarted),
 //! address space (`RLIMIT_AS`, per process — not a per-sandbox memory budget), open files
-//! (`RLIMIT_NOFILE`), processes (`RLIMIT_NPROC`), no core files. Wall time and total output
+//! (`RLIMIT_NOFILE`), processes (`RLIMIT_NPROC`), file size (`RLIMIT_FSIZE`,
+//! [`LocalSandboxConfig::max_file_bytes`]: a sparse file counts at its apparent size, so
+//! `truncate -s 1T` fails), no core files. Wall time and total output
 //! are enforced by the host, which kills the shell. `limit_hit` says which limit stopped a
 //! command (memory is inferred from the command's error output). Processes a command leaves
 //! in the background outlive it (like in a terminal) until `shell_kill`, the shell's end,

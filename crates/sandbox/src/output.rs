@@ -262,6 +262,10 @@ pub(crate) struct Scanner {
 
 pub(crate) const MARK: &str = "\x1eIH";
 
+/// Longest end marker after its token (exit status and working directory): a "marker" that
+/// goes on longer is output (so output that starts like one cannot be buffered unbounded).
+const MAX_MARKER: usize = 16 * 1024;
+
 impl Scanner {
     pub(crate) fn new(token: &str) -> Self {
         let mut needle = b"\n".to_vec();
@@ -277,36 +281,41 @@ impl Scanner {
 
     pub(crate) fn feed(&mut self, data: &[u8]) -> Scanned {
         let mut res = Scanned::default();
-        if let Some(marker) = self.marker.as_mut() {
-            marker.extend_from_slice(data);
-            self.finish_marker(&mut res);
+        let mut input = data.to_vec();
+        loop {
+            if let Some(marker) = self.marker.as_mut() {
+                marker.extend_from_slice(&input);
+                if let Some(end) = memchr::memmem::find(marker, b"\x1e\n") {
+                    let body = String::from_utf8_lossy(&marker[..end]).into_owned();
+                    res.after = marker[end + 2..].to_vec();
+                    let (rc, pwd) = body.split_once(' ').unwrap_or((body.as_str(), ""));
+                    res.end = Some((rc.trim().parse().unwrap_or(-1), pwd.to_string()));
+                    self.marker = None;
+                    return res;
+                }
+                if marker.len() <= MAX_MARKER {
+                    return res;
+                }
+                // Too long for a marker: it was output that merely looked like one. Its
+                // bytes are output again, and scanned for a real marker.
+                input = std::mem::take(marker);
+                self.marker = None;
+                res.output.extend_from_slice(&self.needle);
+                continue;
+            }
+            let mut buf = std::mem::take(&mut self.carry);
+            buf.extend_from_slice(&input);
+            if let Some(pos) = memchr::memmem::find(&buf, &self.needle) {
+                res.output.extend_from_slice(&buf[..pos]);
+                self.marker = Some(Vec::new());
+                input = buf.split_off(pos + self.needle.len());
+                continue;
+            }
+            let keep = partial_prefix_len(&buf, &self.needle);
+            self.carry = buf[buf.len() - keep..].to_vec();
+            buf.truncate(buf.len() - keep);
+            res.output.extend_from_slice(&buf);
             return res;
-        }
-        let mut buf = std::mem::take(&mut self.carry);
-        buf.extend_from_slice(data);
-        if let Some(pos) = memchr::memmem::find(&buf, &self.needle) {
-            res.output = buf[..pos].to_vec();
-            self.marker = Some(buf[pos + self.needle.len()..].to_vec());
-            self.finish_marker(&mut res);
-            return res;
-        }
-        let keep = partial_prefix_len(&buf, &self.needle);
-        self.carry = buf[buf.len() - keep..].to_vec();
-        buf.truncate(buf.len() - keep);
-        res.output = buf;
-        res
-    }
-
-    fn finish_marker(&mut self, res: &mut Scanned) {
-        let Some(marker) = self.marker.as_ref() else {
-            return;
-        };
-        if let Some(end) = memchr::memmem::find(marker, b"\x1e\n") {
-            let body = String::from_utf8_lossy(&marker[..end]).into_owned();
-            res.after = marker[end + 2..].to_vec();
-            let (rc, pwd) = body.split_once(' ').unwrap_or((body.as_str(), ""));
-            res.end = Some((rc.trim().parse().unwrap_or(-1), pwd.to_string()));
-            self.marker = None;
         }
     }
 
@@ -415,6 +424,27 @@ mod tests {
             assert_eq!(end, Some((7, "/home/ubuntu/a b".to_string())));
             assert_eq!(after, b"bg");
         }
+    }
+
+    #[test]
+    fn scanner_bounds_an_unfinished_marker() {
+        let mut sc = Scanner::new("tok");
+        let mut out = sc.feed(b"a\n\x1eIHtok ").output;
+        let zeros = vec![0u8; 4096];
+        for _ in 0..64 {
+            let r = sc.feed(&zeros);
+            assert!(r.end.is_none());
+            out.extend_from_slice(&r.output);
+            assert!(sc.marker.as_ref().map_or(0, Vec::len) <= MAX_MARKER + zeros.len());
+        }
+        // The bytes are output, and a real marker after them still ends the command.
+        let r = sc.feed(b"\n\x1eIHtok 3 /tmp\x1e\nz");
+        out.extend_from_slice(&r.output);
+        assert_eq!(r.end, Some((3, "/tmp".to_string())));
+        assert_eq!(r.after, b"z");
+        out.extend(sc.take_pending());
+        assert!(out.len() >= 60 * 4096, "{}", out.len());
+        assert!(out.starts_with(b"a\n\x1eIHtok \0"));
     }
 
     #[test]

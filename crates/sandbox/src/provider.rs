@@ -118,7 +118,14 @@ impl SandboxProvider for LocalSandboxProvider {
         }
         self.host.require_network()?;
         let label = format!(".check-{}", uuid::Uuid::new_v4().simple());
-        let sandbox = LocalSandbox::new(&label, self.host.clone(), self.config.clone())?;
+        let guard = CheckSandbox(Some(Arc::new(LocalSandbox::new(
+            &label,
+            self.host.clone(),
+            self.config.clone(),
+        )?)));
+        let Some(sandbox) = guard.0.clone() else {
+            return Err(SandboxError::Unavailable("no test sandbox".into()));
+        };
         // With the network on, the sandbox must have slirp4netns's interface.
         let (command, expected) = match self.host.network {
             Network::Slirp(_) => (
@@ -149,7 +156,8 @@ impl SandboxProvider for LocalSandboxProvider {
                 "starting a test sandbox took longer than 30 s".into(),
             )),
         };
-        let _ = sandbox.destroy(true).await;
+        drop(sandbox);
+        guard.destroy().await;
         result.map_err(|e| match e {
             SandboxError::Unavailable(m) | SandboxError::Invalid(m)
                 if !m.contains("install-sandbox-deps") =>
@@ -162,5 +170,39 @@ impl SandboxProvider for LocalSandboxProvider {
 
     fn kind(&self) -> &'static str {
         "local"
+    }
+}
+
+/// The throw-away sandbox of [`SandboxProvider::check`]: destroyed (processes and directory)
+/// even when the check's future is dropped half-way, e.g. by a caller's timeout.
+struct CheckSandbox(Option<Arc<LocalSandbox>>);
+
+impl CheckSandbox {
+    async fn destroy(mut self) {
+        // Taken only once done: dropped half-way, `Drop` destroys it again.
+        if let Some(sandbox) = self.0.as_ref() {
+            let _ = sandbox.destroy(true).await;
+        }
+        self.0 = None;
+    }
+}
+
+impl Drop for CheckSandbox {
+    fn drop(&mut self) {
+        let Some(sandbox) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let _ = sandbox.destroy(true).await;
+                });
+            }
+            Err(_) => {
+                // No runtime left to stop processes with (they die with the server):
+                // remove the directory at least.
+                let _ = std::fs::remove_dir_all(sandbox.base_dir());
+            }
+        }
     }
 }

@@ -92,6 +92,11 @@ impl LocalSandbox {
         })
     }
 
+    /// The sandbox's own directory (`<root_dir>/<label>`).
+    pub(crate) fn base_dir(&self) -> std::path::PathBuf {
+        self.env.dirs.base.clone()
+    }
+
     fn config(&self) -> &LocalSandboxConfig {
         &self.env.config
     }
@@ -293,6 +298,7 @@ impl LocalSandbox {
         tokio::task::spawn_blocking(move || {
             op(&SessionFiles {
                 host: &env.host,
+                config: &env.config,
                 dirs: &env.dirs,
             })
         })

@@ -47,6 +47,8 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 const STARTUP_KEEP: usize = 16 * 1024;
 /// Exit status of a process killed by `SIGXCPU` (the CPU-time limit).
 const SIGXCPU_STATUS: i32 = 128 + 24;
+/// Exit status of a process killed by `SIGXFSZ` (the file-size limit).
+const SIGXFSZ_STATUS: i32 = 128 + 25;
 const FORK_FAILURES: &[&[u8]] = &[
     b"fork: retry: Resource temporarily unavailable",
     b"fork: Resource temporarily unavailable",
@@ -301,6 +303,12 @@ fn limit_from_exit(cfg: &LocalSandboxConfig, code: i32, out: &OutputBuf) -> Opti
     if code == SIGXCPU_STATUS {
         return Some(format!("CPU time limit of {} s reached", cfg.cpu_seconds));
     }
+    if code == SIGXFSZ_STATUS {
+        return Some(format!(
+            "file size limit of {} reached",
+            human_bytes(cfg.max_file_bytes)
+        ));
+    }
     if code != 0 {
         let text = out.render(true).to_lowercase();
         if MEMORY_FAILURES.iter().any(|p| text.contains(p)) {
@@ -497,11 +505,19 @@ impl Shell {
             // fd 62 is the shell's own copy of the output pipe (see the prelude): commands
             // do not get it, the end marker always goes there, and a command that closed
             // stdout or stderr gets them back.
+            //
+            // The token is written literally into the marker's `printf`, which bash parses
+            // with the rest of the line before `eval` runs the command: it is in no variable,
+            // file or argument list the command can read. (A command that deliberately takes
+            // over the shell itself — a function named `builtin`, a DEBUG trap — can still
+            // see it; it then only ends its own record early: the shell runs on like a
+            // background job, under the same limits, until the next command's watchdog,
+            // `shell_kill` or the sandbox's stop.)
             let line = format!(
-                "__ih_t={token}; builtin printf -v __ih_c %b '{cmd}'; {cd}builtin eval \"$__ih_c\" 0<'{fifo}' 62>&-; \
+                "builtin printf -v __ih_c %b '{cmd}'; {cd}builtin eval \"$__ih_c\" 0<'{fifo}' 62>&-; \
                  __ih_r=$?; [[ -e /proc/$$/fd/1 ]] || exec 1>&62; [[ -e /proc/$$/fd/2 ]] || exec 2>&62; \
                  {{ builtin export -p >'{env_file}'; }} 2>/dev/null; \
-                 builtin printf '\\n{mark}%s %s %s\\x1e\\n' \"$__ih_t\" \"$__ih_r\" \"$PWD\" >&62\n",
+                 builtin printf '\\n{mark}{token} %s %s\\x1e\\n' \"$__ih_r\" \"$PWD\" >&62\n",
                 cmd = escape_for_printf(command),
                 mark = "\\x1eIH",
             );
@@ -768,13 +784,15 @@ impl Shell {
         let mut prelude = format!(
             "exec 3<&- {NET_OWNER_FD}<&- {NETNS_FD}<&-\n\
              ulimit -S -t {cpu} && ulimit -H -t {cpu_hard} && ulimit -HS -v {mem_kib} && \
-             ulimit -HS -n {files} && ulimit -HS -u {procs} && ulimit -HS -c 0 || exit 111\n\
+             ulimit -HS -n {files} && ulimit -HS -u {procs} && ulimit -HS -c 0 && \
+             ulimit -HS -f {fsize_kib} || exit 111\n\
              exec 62>&1\numask 022\nPS1='\\u@\\h:\\w \\$ '\nbuiltin cd -- {SANDBOX_HOME}\n",
             cpu = cfg.cpu_seconds.max(1),
             cpu_hard = cfg.cpu_seconds.max(1) + 1,
             mem_kib = (cfg.memory_bytes / 1024).max(1024),
             files = cfg.max_open_files.max(16),
             procs = cfg.max_processes.max(4),
+            fsize_kib = (cfg.max_file_bytes / 1024).max(1),
         );
         if let Some(cwd) = restore {
             prelude.push_str(&format!(

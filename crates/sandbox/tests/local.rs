@@ -1325,3 +1325,334 @@ async fn env_probe_child() {
     assert!(out.output.contains("HOME=/home/ubuntu"), "{}", out.output);
     assert!(out.output.contains("USER=ubuntu"), "{}", out.output);
 }
+
+/// The host path of `name` in a session's workspace, created by the test process (as a
+/// program in the sandbox could, without the sandbox's file-size limit) and given to the
+/// sandbox's user like the provider's own files.
+fn host_file(env: &Env, session: SessionId, name: &str) -> std::fs::File {
+    let path = env.provider.workspace_dir(session).join(name);
+    let file = std::fs::File::create(&path).expect("create");
+    if own_uid() == 0 {
+        let cfg = env.provider.config();
+        std::os::unix::fs::chown(&path, Some(cfg.run_as_uid), Some(cfg.run_as_gid)).expect("chown");
+    }
+    file
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_files_stay_bounded() {
+    let env = setup(|c| {
+        c.file_read_cap_bytes = 4096;
+        c.max_scan_bytes = 8 * 1024 * 1024;
+        c.max_edit_bytes = 1024 * 1024;
+        c.max_file_bytes = 4 * 1024 * 1024;
+    });
+    let session = SessionId::new();
+    let sb = env.sandbox(session).await;
+    // The sandbox cannot make big (or big sparse) files any more.
+    let out = run(
+        &sb,
+        "f",
+        "truncate -s 1T sparse; echo rc=$?; head -c 5M /dev/zero > five; echo rc=$?; \
+         stat -c %s sparse five",
+    )
+    .await;
+    assert!(
+        out.output.contains("File size limit exceeded"),
+        "{}",
+        out.output
+    );
+    assert_eq!(out.output.matches("rc=153\n").count(), 2, "{}", out.output);
+    assert!(out.output.ends_with("\n0\n4194304\n"), "{}", out.output);
+    let out = run(&sb, "f", "head -c 5M /dev/zero > five").await;
+    assert_eq!(out.exit_code, Some(153));
+    assert_eq!(
+        out.limit_hit.as_deref(),
+        Some("file size limit of 4.0 MiB (4194304 bytes) reached")
+    );
+    let out = run(&sb, "f", "ulimit -f").await;
+    assert_eq!(out.output, "4096\n");
+
+    // A sparse 1 TiB file (one line of NUL bytes) made on the host.
+    host_file(&env, session, "big")
+        .set_len(1 << 40)
+        .expect("set_len");
+    let started = Instant::now();
+    let t = sb.file_read("big", None, None).await.expect("read");
+    assert!(t.truncated);
+    assert!(t.content.len() <= 4096, "{}", t.content.len());
+    assert_eq!(t.total_lines, 1);
+    let t = sb.file_read("big", Some(0), Some(1)).await.expect("read");
+    assert!(t.truncated && t.content.len() <= 4096);
+    let msg = invalid_message(sb.file_read("big", Some(-5), None).await);
+    assert!(msg.contains("too large to count its lines"), "{msg}");
+    let msg = invalid_message(sb.file_str_replace("big", "a", "b").await);
+    assert!(
+        msg.contains("larger than the 1.0 MiB (1048576 bytes) file_str_replace can handle"),
+        "{msg}"
+    );
+    let append = WriteOptions {
+        append: true,
+        ..WriteOptions::default()
+    };
+    let msg = invalid_message(sb.file_write("big", "more", &append).await);
+    assert!(msg.contains("file_write with append"), "{msg}");
+    assert!(
+        sb.file_find_in_content("big", "x")
+            .await
+            .expect("find")
+            .is_empty()
+    );
+    invalid_message(sb.get_file("big", 1024 * 1024).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // One 100 MiB line between short ones: the read is cut, the search sees the line's
+    // beginning and the lines after it (within the scan budget).
+    let env = setup(|c| {
+        c.file_read_cap_bytes = 4096;
+        c.max_scan_bytes = 256 * 1024 * 1024;
+    });
+    let session = SessionId::new();
+    let sb = env.sandbox(session).await;
+    sb.file_write("keep.txt", "x", &WriteOptions::default())
+        .await
+        .expect("write");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(host_file(&env, session, "long.txt"));
+        f.write_all(b"first\nneedle").expect("write");
+        let block = vec![b'a'; 1024 * 1024];
+        for _ in 0..100 {
+            f.write_all(&block).expect("write");
+        }
+        f.write_all(b"\nlast needle\n").expect("write");
+        f.flush().expect("flush");
+    }
+    let t = sb.file_read("long.txt", None, None).await.expect("read");
+    assert!(t.truncated);
+    assert_eq!(t.content.len(), 4096);
+    assert_eq!(t.total_lines, 3);
+    let t = sb
+        .file_read("long.txt", Some(-1), None)
+        .await
+        .expect("read");
+    assert_eq!(t.content, "last needle\n");
+    let m = sb
+        .file_find_in_content("long.txt", "needle")
+        .await
+        .expect("find");
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert_eq!(m[0].line, 2);
+    assert!(m[0].text.starts_with("needleaaa") && m[0].text.chars().count() == 501);
+    assert_eq!(m[1].line, 3);
+    assert_eq!(m[1].text, "last needle");
+    // Text after the first 64 KiB of a line is not searched.
+    assert!(
+        sb.file_find_in_content("long.txt", "a{70000}")
+            .await
+            .expect("find")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_end_markers_do_not_end_commands() {
+    let env = setup(|c| {
+        c.output_stop_bytes = 4 * 1024 * 1024;
+        c.command_timeout = Duration::from_secs(15);
+    });
+    let sb = env.sandbox(SessionId::new()).await;
+    // No variable of the shell holds the token.
+    let out = run(
+        &sb,
+        "m",
+        "set | grep -cE '[0-9a-f]{32}'; echo ${__ih_t:-none}",
+    )
+    .await;
+    assert_eq!(out.output, "0\nnone\n");
+    // A marker with a guessed or empty token is output, not the end of the command.
+    let started = Instant::now();
+    let out = run(
+        &sb,
+        "m",
+        "printf '\\n\\x1eIH%s 0 /\\x1e\\n' \"$__ih_t\"; \
+         printf '\\n\\x1eIH%s 0 /\\x1e\\n' 0123456789abcdef0123456789abcdef; sleep 1; echo real; exit 3",
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(out.exit_code, Some(3), "{out:?}");
+    assert!(out.output.ends_with("real\n"), "{}", out.output);
+    // The start of a marker followed by endless output does not grow without bound: the
+    // output limit stops it, and the sandbox goes on.
+    let started = Instant::now();
+    let out = run(
+        &sb,
+        "m",
+        "printf '\\n\\x1eIH%s ' \"$__ih_t\"; cat /dev/zero",
+    )
+    .await;
+    assert!(
+        out.limit_hit
+            .as_deref()
+            .is_some_and(|l| l.contains("output limit")),
+        "{out:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Even with the real token (taken from the shell by a DEBUG trap: a command that takes
+    // over the shell can see it), an endless "marker" is bounded.
+    let started = Instant::now();
+    let out = run(
+        &sb,
+        "m",
+        "trap 'if [[ $BASH_COMMAND == *IH* ]]; then t=${BASH_COMMAND#*IH}; t=${t%% *}; \
+         printf \"\\n\\x1eIH%s \" \"$t\"; exec cat /dev/zero; fi' DEBUG; echo armed",
+    )
+    .await;
+    assert!(
+        out.limit_hit
+            .as_deref()
+            .is_some_and(|l| l.contains("output limit")),
+        "{out:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A token learnt from an earlier command does not end a later one.
+    let out = run(
+        &sb,
+        "m",
+        "trap 'if [[ $BASH_COMMAND == *IH* ]]; then t=${BASH_COMMAND#*IH}; echo ${t%% *} > /tmp/old; \
+         trap - DEBUG; fi' DEBUG; echo saved",
+    )
+    .await;
+    assert_eq!(out.output, "saved\n");
+    let out = run(
+        &sb,
+        "m",
+        "test -s /tmp/old && printf '\\n\\x1eIH%s 0 /\\x1e\\n' \"$(cat /tmp/old)\"; sleep 1; echo real",
+    )
+    .await;
+    assert_eq!(out.exit_code, Some(0));
+    assert!(out.output.ends_with("real\n"), "{}", out.output);
+    assert!(
+        out.output.contains("IH"),
+        "the old marker is output: {}",
+        out.output
+    );
+    let out = run(&sb, "m", "echo fine").await;
+    assert_eq!(out.output, "fine\n");
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// The name search holds O(depth) descriptors, however many directories it meets. Runs
+/// itself in a child process with a low descriptor limit, so that the count is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_by_name_holds_few_descriptors() {
+    let exe = std::env::current_exe().expect("exe");
+    let out = tokio::process::Command::new(exe)
+        .args([
+            "--exact",
+            "fd_probe_child",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .output()
+        .await
+        .expect("child test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by find_by_name_holds_few_descriptors in a child process"]
+async fn fd_probe_child() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = setup(|_| {});
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(
+        &sb,
+        "d",
+        "mkdir w w/d{1..3000} && touch w/d{1..3000}/x && echo made",
+    )
+    .await;
+    assert_eq!(out.output, "made\n");
+    // Far fewer descriptors than directories.
+    let limit = getrlimit(Resource::Nofile);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(512),
+            maximum: limit.maximum,
+        },
+    )
+    .expect("setrlimit");
+    let baseline = open_fds();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut max = 0;
+            while !stop.load(Ordering::SeqCst) {
+                max = max.max(open_fds());
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            max
+        })
+    };
+    let found = sb.file_find_by_name("w", "x").await;
+    stop.store(true, Ordering::SeqCst);
+    let max = sampler.join().expect("sampler");
+    let found = found.expect("find");
+    assert_eq!(
+        found.len(),
+        1000,
+        "every directory was searched (up to the cap)"
+    );
+    assert!(
+        max < baseline + 100,
+        "{max} descriptors open, {baseline} before"
+    );
+    let found = sb.file_find_by_name("w", "d2999").await.expect("find");
+    assert_eq!(found, vec!["/home/ubuntu/w/d2999".to_string()]);
+    // Still usable: nothing leaked.
+    assert!(open_fds() < baseline + 10);
+    let out = run(&sb, "d", "echo ok").await;
+    assert_eq!(out.output, "ok\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_check_leaves_nothing_behind() {
+    let env = setup(|_| {});
+    let root = env.base.join("root");
+    let leftovers = || {
+        std::fs::read_dir(&root)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(".check-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    for ms in [1, 10, 20, 30, 40, 60, 100, 200] {
+        let r = tokio::time::timeout(Duration::from_millis(ms), env.provider.check()).await;
+        if let Ok(r) = r {
+            r.expect("check");
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while leftovers() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(leftovers(), 0, "after a check dropped at {ms} ms");
+    }
+}

@@ -10,6 +10,9 @@ use ironhand_llm::{ChatModel, LlmClient, LlmConfig};
 use ironhand_sandbox::{LocalSandboxConfig, LocalSandboxProvider};
 use ironhand_search::{SearchConfig, SearchProvider, provider_from_config};
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,9 +60,38 @@ fn search(settings: &Settings) -> anyhow::Result<Option<Arc<dyn SearchProvider>>
     provider_from_config(&config).map_err(|e| anyhow::anyhow!("search: {e}"))
 }
 
+/// Where workspaces live: `sandbox.root_dir`, else `<data_dir>/sandboxes`. A server running
+/// as root runs sandboxes as an unprivileged user, who must be able to pass through every
+/// parent directory; when the data dir sits somewhere private (e.g. under `/root`), the
+/// workspaces move to `/var/lib/ironhand/sandboxes/<data dir hash>` instead of failing.
+fn sandbox_root(settings: &Settings) -> anyhow::Result<PathBuf> {
+    if let Some(root) = &settings.sandbox.root_dir {
+        return Ok(root.clone());
+    }
+    let data_dir = &settings.server.data_dir;
+    let preferred = data_dir.join("sandboxes");
+    let running_as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let canonical = std::fs::canonicalize(data_dir)
+        .with_context(|| format!("data directory {}", data_dir.display()))?;
+    let private_parent = canonical
+        .ancestors()
+        .any(|dir| std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o001 == 0));
+    if !running_as_root || !private_parent {
+        return Ok(preferred);
+    }
+    let hash = hex::encode(&Sha256::digest(canonical.display().to_string().as_bytes())[..8]);
+    let fallback = PathBuf::from("/var/lib/ironhand/sandboxes").join(hash);
+    tracing::warn!(
+        data_dir = %canonical.display(),
+        workspaces = %fallback.display(),
+        "the data directory is not reachable for the sandbox user (a parent lacks o+x): keeping workspaces elsewhere; set sandbox.root_dir to choose"
+    );
+    Ok(fallback)
+}
+
 pub fn sandbox_provider(settings: &Settings) -> anyhow::Result<Arc<dyn SandboxProvider>> {
     let b = &settings.sandbox;
-    let root = settings.server.data_dir.join("sandboxes");
+    let root = sandbox_root(settings)?;
     std::fs::create_dir_all(&root)
         .with_context(|| format!("could not create {}", root.display()))?;
     let config = LocalSandboxConfig {
@@ -73,6 +105,12 @@ pub fn sandbox_provider(settings: &Settings) -> anyhow::Result<Arc<dyn SandboxPr
         max_open_files: b.max_open_files,
         output_cap_bytes: b.output_cap_kib * 1024,
         idle_timeout: Duration::from_secs(b.idle_timeout_secs),
+        hidden_paths: b
+            .hidden_paths
+            .iter()
+            .cloned()
+            .chain(settings.config_file.clone())
+            .collect(),
         ..LocalSandboxConfig::default()
     };
     let provider =

@@ -52,7 +52,13 @@ pub struct AppState {
     /// Fires when the server begins to shut down: open streams end so clients reconnect
     /// elsewhere.
     pub stopping: CancellationToken,
+    /// The last sandbox self-check and when it ran (readiness probes share it).
+    sandbox_checked: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
 }
+
+/// How long one sandbox self-check answers readiness probes: starting a test sandbox on
+/// every probe would let anyone who can reach `/ready` spawn processes at will.
+const SANDBOX_CHECK_TTL: Duration = Duration::from_secs(30);
 
 /// A short, fixed-length stand-in for user input used in limiter keys.
 pub fn hashed_key(value: &str) -> String {
@@ -190,7 +196,41 @@ impl AppState {
             sessions: parts.sessions,
             agent: parts.agent,
             stopping: CancellationToken::new(),
+            sandbox_checked: Arc::default(),
         })
+    }
+
+    /// Whether the sandbox provider can start sandboxes, checked at most every 30 s; the
+    /// details of a failure go to the log only.
+    pub async fn sandbox_health(&self) -> Result<&'static str, ()> {
+        let provider = self.sessions.sandboxes();
+        let mut last = self.sandbox_checked.lock().await;
+        if let Some((at, healthy)) = *last
+            && at.elapsed() < SANDBOX_CHECK_TTL
+        {
+            return if healthy {
+                Ok(provider.kind())
+            } else {
+                Err(())
+            };
+        }
+        let healthy = match tokio::time::timeout(Duration::from_secs(10), provider.check()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "readiness: the sandbox provider cannot start sandboxes");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("readiness: the sandbox self-check took longer than 10 s");
+                false
+            }
+        };
+        *last = Some((std::time::Instant::now(), healthy));
+        if healthy {
+            Ok(provider.kind())
+        } else {
+            Err(())
+        }
     }
 
     /// Counts one request under `rule` for each subject (an IP, an email, a user);

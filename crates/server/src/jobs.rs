@@ -84,11 +84,18 @@ pub async fn cleanup_sessions_once(
                 .store
                 .idle_sessions(idle_before, CLEANUP_BATCH)
                 .await?;
+            let mut failed = 0;
             for (session_id, user_id) in &idle {
-                state.sessions.remove(*user_id, *session_id).await?;
-                report.sessions_deleted += 1;
+                match state.sessions.remove(*user_id, *session_id).await {
+                    Ok(()) => report.sessions_deleted += 1,
+                    Err(error) => {
+                        // One session that cannot go must not stop the others.
+                        tracing::warn!(%error, session_id = %session_id, "could not delete an idle session");
+                        failed += 1;
+                    }
+                }
             }
-            if (idle.len() as i64) < CLEANUP_BATCH {
+            if (idle.len() as i64) < CLEANUP_BATCH || failed == idle.len() {
                 return Ok::<_, ironhand_core::DomainError>(());
             }
         }

@@ -47,7 +47,7 @@ pub struct LocalTopics {
 }
 
 /// Messages a slow subscriber may fall behind before it is told it lagged.
-const CHANNEL_CAPACITY: usize = 1024;
+const CHANNEL_CAPACITY: usize = 256;
 
 impl LocalTopics {
     pub fn subscribe(&self, topic: &str) -> BusSubscription {
@@ -55,6 +55,9 @@ impl LocalTopics {
             .channels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Channels whose subscribers have all gone are dropped here, so the map only
+        // holds topics someone listens to.
+        channels.retain(|_, sender| sender.receiver_count() > 0);
         let sender = channels
             .entry(topic.to_string())
             .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0);
@@ -94,5 +97,24 @@ impl LocalTopics {
             .values()
             .map(broadcast::Sender::receiver_count)
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_without_subscribers_do_not_accumulate() {
+        let topics = LocalTopics::default();
+        for i in 0..100 {
+            drop(topics.subscribe(&format!("session:{i}")));
+        }
+        let kept = topics.subscribe("session:last");
+        let channels = topics.channels.lock().map(|c| c.len()).unwrap_or(0);
+        assert_eq!(channels, 1);
+        topics.deliver("session:last", Arc::from("hello"));
+        let mut receiver = kept.receiver;
+        assert_eq!(receiver.try_recv().ok().as_deref(), Some("hello"));
     }
 }

@@ -1,7 +1,7 @@
 //! The rules of sessions: who may see what, when a message starts a run, stopping,
 //! sharing and deleting. Routes call this; storage and fan-out are ports.
 
-use crate::error::DomainError;
+use crate::error::{DomainError, FieldError};
 use crate::ids::{RunId, SessionId, UserId};
 use crate::ports::{SandboxProvider, Store};
 use crate::session::{
@@ -162,6 +162,12 @@ impl SessionService {
         input: ChatInput,
     ) -> Result<ChatStart, DomainError> {
         let session = self.owned(user, id).await?;
+        if input.cursor.is_some_and(|cursor| cursor > session.last_seq) {
+            return Err(DomainError::Validation(vec![FieldError::new(
+                "event_id",
+                "event_id is not an event of this session",
+            )]));
+        }
         let message = input
             .message
             .as_deref()
@@ -233,16 +239,26 @@ impl SessionService {
         let Some(key) = run.client_message_id.as_deref() else {
             return Ok(session.last_seq);
         };
-        let events = self.history(session.id).await?;
-        Ok(events
-            .iter()
-            .rev()
-            .find(|e| {
-                e.event == "message"
-                    && e.data.get("client_message_id").and_then(Value::as_str) == Some(key)
-            })
-            .map(|e| e.seq - 1)
-            .unwrap_or(session.last_seq))
+        // Page through the log rather than holding it all: the newest match wins.
+        let mut found = None;
+        let mut cursor = 0;
+        loop {
+            let page = self
+                .store
+                .events_after(session.id, cursor, HISTORY_PAGE)
+                .await?;
+            for event in &page {
+                if event.event == "message"
+                    && event.data.get("client_message_id").and_then(Value::as_str) == Some(key)
+                {
+                    found = Some(event.seq - 1);
+                }
+            }
+            match page.last() {
+                Some(last) if (page.len() as i64) == HISTORY_PAGE => cursor = last.seq,
+                _ => return Ok(found.unwrap_or(session.last_seq)),
+            }
+        }
     }
 
     /// Stops the session's run. A queued run ends at once; a running one is cancelled by
@@ -263,7 +279,7 @@ impl SessionService {
                     )
                     .await?
                 {
-                    self.publisher.publish(id, user, &AgentEvent::Done).await?;
+                    self.close_stream(id, user).await;
                 } else {
                     // Claimed meanwhile: the worker sees the flag.
                     self.publisher
@@ -280,11 +296,19 @@ impl SessionService {
                 self.store
                     .set_session_status(id, SessionStatus::Completed, now)
                     .await?;
-                self.publisher.publish(id, user, &AgentEvent::Done).await?;
+                self.close_stream(id, user).await;
             }
             None => {}
         }
         Ok(())
+    }
+
+    /// Stores `done` for a run that ended without a worker; a session deleted meanwhile
+    /// has no stream to close.
+    async fn close_stream(&self, id: SessionId, user: UserId) {
+        if let Err(error) = self.publisher.publish(id, user, &AgentEvent::Done).await {
+            tracing::info!(%error, session_id = %id, "could not store done (session deleted?)");
+        }
     }
 
     /// Stops any run, then deletes the session, its events and its sandbox.

@@ -75,6 +75,12 @@ impl Default for SearchSettings {
 pub struct SandboxSettings {
     /// `local` (bubblewrap).
     pub provider: String,
+    /// Where session workspaces live; unset = `<data_dir>/sandboxes` (or, for a root server
+    /// whose data dir is under a private directory, `/var/lib/ironhand/sandboxes/<hash>`).
+    pub root_dir: Option<std::path::PathBuf>,
+    /// Host paths to hide inside sandboxes besides the built-in list (files under `/etc`
+    /// that only root may read, SSH host keys) and the config file the server loaded.
+    pub hidden_paths: Vec<std::path::PathBuf>,
     /// Whether commands may reach the network.
     pub network: bool,
     /// How long a command runs in the foreground before the agent gets `running`.
@@ -95,6 +101,8 @@ impl Default for SandboxSettings {
     fn default() -> Self {
         Self {
             provider: "local".into(),
+            root_dir: None,
+            hidden_paths: Vec::new(),
             network: true,
             foreground_wait_secs: 10,
             command_timeout_secs: 600,

@@ -36,6 +36,9 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     pub agent: AgentSettings,
     pub sessions: SessionSettings,
+    /// The file these settings were read from, if any (hidden from sandboxes).
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -229,6 +232,8 @@ pub struct RateLimitSettings {
     /// Chat requests per user, and per session.
     pub chat_user: String,
     pub chat_session: String,
+    /// Per IP: reads of shared sessions and their files (no login needed).
+    pub shared_view: String,
 }
 
 impl Default for RateLimitSettings {
@@ -245,6 +250,7 @@ impl Default for RateLimitSettings {
             change_password: "5/minute".into(),
             chat_user: "20/minute".into(),
             chat_session: "6/minute".into(),
+            shared_view: "60/minute".into(),
         }
     }
 }
@@ -262,6 +268,7 @@ pub struct Quotas {
     pub change_password: Quota,
     pub chat_user: Quota,
     pub chat_session: Quota,
+    pub shared_view: Quota,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -345,10 +352,11 @@ impl Settings {
                 .set_override("server.data_dir", dir.display().to_string())
                 .map_err(|e| e.to_string())?;
         }
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| format!("invalid configuration: {e}"))?;
+        settings.config_file = file.and_then(|f| std::fs::canonicalize(f).ok());
         settings.validate()?;
         Ok(settings)
     }
@@ -550,6 +558,7 @@ impl RateLimitSettings {
             change_password: q("change_password", &self.change_password)?,
             chat_user: q("chat_user", &self.chat_user)?,
             chat_session: q("chat_session", &self.chat_session)?,
+            shared_view: q("shared_view", &self.shared_view)?,
         })
     }
 }

@@ -263,6 +263,7 @@ async fn malformed_session_ids_and_bodies_are_refused_cleanly(backend: Backend) 
             "client_message_id",
         ),
         (json!({"event_id": "yesterday"}), "event_id"),
+        (json!({"event_id": "5"}), "event_id"),
         (json!({"message": 5}), "message"),
     ] {
         match chat(body).await {

@@ -41,6 +41,7 @@ pub fn relaxed_limits() -> RateLimitSettings {
         change_password: "1000/minute".into(),
         chat_user: "1000/minute".into(),
         chat_session: "1000/minute".into(),
+        shared_view: "1000/minute".into(),
     }
 }
 

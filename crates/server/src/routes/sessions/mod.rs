@@ -7,7 +7,9 @@ mod stream;
 use crate::app::{AppState, hashed_key};
 use crate::http::envelope::{Envelope, ok};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, MaybeAuthUser, OptionalJson};
+use crate::http::extract::{
+    ApiJson, ApiPath, ApiQuery, AuthUser, ClientIp, MaybeAuthUser, OptionalJson,
+};
 use crate::routes::{ErrorEnvelope, NullEnvelope};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -319,6 +321,7 @@ async fn view_file(
     responses((status = 200, body = Envelope<Vec<FileInfo>>), (status = 404, body = ErrorEnvelope)))]
 async fn session_files(
     State(state): State<AppState>,
+    ip: ClientIp,
     MaybeAuthUser(who): MaybeAuthUser,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
@@ -328,6 +331,11 @@ async fn session_files(
         Some(who) => state.sessions.owned(who.user.id, id).await.ok(),
         None => None,
     };
+    if owned.is_none() {
+        state
+            .limit("shared_view", state.quotas.shared_view, &[&ip.limit_key()])
+            .await?;
+    }
     let session = match owned {
         Some(session) => session,
         None => state.sessions.shared(id).await?,
@@ -384,7 +392,14 @@ async fn unshare(
 #[utoipa::path(get, path = "/sessions/shared/{id}", tag = "sessions",
     params(("id" = String, Path, description = "session id")),
     responses((status = 200, body = Envelope<SessionDetail>), (status = 404, body = ErrorEnvelope)))]
-async fn shared_session(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult {
+async fn shared_session(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    state
+        .limit("shared_view", state.quotas.shared_view, &[&ip.limit_key()])
+        .await?;
     let session = state.sessions.shared(session_id(&id)?).await?;
     Ok(ok(detail(&state, &session).await?))
 }
@@ -392,7 +407,14 @@ async fn shared_session(State(state): State<AppState>, ApiPath(id): ApiPath<Stri
 #[utoipa::path(get, path = "/sessions/{id}/share/files", tag = "sessions",
     params(("id" = String, Path, description = "session id")),
     responses((status = 200, body = Envelope<Vec<FileInfo>>, description = "with signed file_url"), (status = 404, body = ErrorEnvelope)))]
-async fn shared_files(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult {
+async fn shared_files(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    state
+        .limit("shared_view", state.quotas.shared_view, &[&ip.limit_key()])
+        .await?;
     let session = state.sessions.shared(session_id(&id)?).await?;
     Ok(ok(files_of(&state, &session).await?))
 }

@@ -15,6 +15,7 @@ use ironhand_core::session::StoredEvent;
 use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
+use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
@@ -25,6 +26,8 @@ const SAFETY_POLL: Duration = Duration::from_secs(5);
 /// The session list is re-sent at least this often.
 const LIST_REFRESH: Duration = Duration::from_secs(30);
 const REPLAY_PAGE: i64 = 500;
+/// Longest wait for the closing event of a run that has just ended.
+const CLOSING_EVENT_WAIT: Duration = Duration::from_secs(3);
 
 type SseItem = Result<Event, Infallible>;
 
@@ -100,6 +103,44 @@ async fn run_active(state: &AppState, session_id: SessionId) -> Result<bool, &'s
         .map_err(|_| "storage error")
 }
 
+/// Sends what is left once no run is active. A run records its outcome before storing its
+/// closing `done`/`wait`, so right after a run ends the stream waits briefly for that event.
+async fn drain_to_end(
+    state: &AppState,
+    session_id: SessionId,
+    last: &mut i64,
+    sender: &mpsc::Sender<SseItem>,
+) -> Result<(), &'static str> {
+    catch_up(state, session_id, last, sender).await?;
+    let just_finished = state
+        .store
+        .latest_run(session_id)
+        .await
+        .map_err(|_| "storage error")?
+        .and_then(|run| run.finished_at)
+        .is_some_and(|at| OffsetDateTime::now_utc() - at < time::Duration::seconds(10));
+    if !just_finished {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + CLOSING_EVENT_WAIT;
+    loop {
+        let newest = state
+            .store
+            .events_after(session_id, (*last - 1).max(0), 1)
+            .await
+            .map_err(|_| "storage error")?;
+        if newest
+            .first()
+            .is_some_and(|e| e.seq == *last && e.ends_stream())
+            || tokio::time::Instant::now() >= deadline
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        catch_up(state, session_id, last, sender).await?;
+    }
+}
+
 async fn pump_session(
     state: &AppState,
     session_id: SessionId,
@@ -116,9 +157,7 @@ async fn pump_session(
     let mut last = cursor;
     catch_up(state, session_id, &mut last, sender).await?;
     if !run_active(state, session_id).await? {
-        // Anything stored between the replay and the check belongs to the run that ended.
-        catch_up(state, session_id, &mut last, sender).await?;
-        return Ok(());
+        return drain_to_end(state, session_id, &mut last, sender).await;
     }
     let mut poll = tokio::time::interval(SAFETY_POLL);
     poll.tick().await;
@@ -144,8 +183,7 @@ async fn pump_session(
             },
         };
         if ended && !run_active(state, session_id).await? {
-            catch_up(state, session_id, &mut last, sender).await?;
-            return Ok(());
+            return drain_to_end(state, session_id, &mut last, sender).await;
         }
     }
 }
