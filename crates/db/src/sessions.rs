@@ -63,7 +63,8 @@ macro_rules! impl_session_store {
             use ironhand_core::error::{StoreError, StoreResult};
             use ironhand_core::ids::{RunId, SessionId, UserId};
             use ironhand_core::ports::sessions::{
-                AgentMemoryStore, EventLog, JobLock, LeaseState, NewEvent, RunQueue, SessionStore,
+                AgentMemoryStore, EventLog, JobLock, LeaseState, ListCursor, NewEvent, RunQueue,
+                SessionStore,
             };
             use ironhand_core::session::{
                 Run, RunKind, RunStatus, Session, SessionStatus, StartRun, StoredEvent,
@@ -216,7 +217,7 @@ macro_rules! impl_session_store {
                     &self,
                     user_id: UserId,
                     limit: i64,
-                    before: Option<OffsetDateTime>,
+                    before: Option<ListCursor>,
                 ) -> StoreResult<Vec<Session>> {
                     let rows = match before {
                         None => sqlx::query(concat!(
@@ -227,13 +228,24 @@ macro_rules! impl_session_store {
                         .bind(limit)
                         .fetch_all(self.reader())
                         .await,
-                        Some(before) => sqlx::query(concat!(
+                        Some(ListCursor { updated_at, session_id: None }) => sqlx::query(concat!(
                             "SELECT ", session_columns!(), " FROM sessions WHERE user_id = $1 AND updated_at < $3
                              ORDER BY updated_at DESC, id DESC LIMIT $2"
                         ))
                         .bind(user_id.0)
                         .bind(limit)
-                        .bind(to_ms(before))
+                        .bind(to_ms(updated_at))
+                        .fetch_all(self.reader())
+                        .await,
+                        Some(ListCursor { updated_at, session_id: Some(after) }) => sqlx::query(concat!(
+                            "SELECT ", session_columns!(), " FROM sessions WHERE user_id = $1
+                               AND (updated_at < $3 OR (updated_at = $3 AND id < $4))
+                             ORDER BY updated_at DESC, id DESC LIMIT $2"
+                        ))
+                        .bind(user_id.0)
+                        .bind(limit)
+                        .bind(to_ms(updated_at))
+                        .bind(after.0)
                         .fetch_all(self.reader())
                         .await,
                     }

@@ -12,17 +12,26 @@ use async_trait::async_trait;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+/// Where the next page of a session list starts: strictly after the session with this
+/// last activity and id (the list is ordered by both, newest first, so ties never skip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub updated_at: OffsetDateTime,
+    /// Without it, only sessions strictly older than `updated_at` follow.
+    pub session_id: Option<SessionId>,
+}
+
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     async fn session_by_id(&self, id: SessionId) -> StoreResult<Option<Session>>;
-    /// The user's sessions, most recent activity (`updated_at`) first; with `before`, only
-    /// those whose activity is strictly older (the next page). At most `limit`.
+    /// The user's sessions, most recent activity (`updated_at`, then id) first; with
+    /// `before`, only those after that cursor (the next page). At most `limit`.
     async fn list_sessions(
         &self,
         user_id: UserId,
         limit: i64,
-        before: Option<OffsetDateTime>,
+        before: Option<ListCursor>,
     ) -> StoreResult<Vec<Session>>;
     async fn set_session_title(
         &self,

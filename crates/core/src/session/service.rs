@@ -3,6 +3,7 @@
 
 use crate::error::{DomainError, FieldError};
 use crate::ids::{RunId, SessionId, UserId};
+use crate::ports::sessions::ListCursor;
 use crate::ports::{SandboxProvider, Store};
 use crate::session::{
     AgentEvent, EventPublisher, Run, RunKind, RunStatus, Session, SessionStatus, StartRun,
@@ -112,7 +113,7 @@ impl SessionService {
         &self,
         user: UserId,
         limit: i64,
-        before: Option<OffsetDateTime>,
+        before: Option<ListCursor>,
     ) -> Result<Vec<Session>, DomainError> {
         Ok(self.store.list_sessions(user, limit, before).await?)
     }

@@ -6,7 +6,7 @@ pub use runs::*;
 
 use super::{Db, new_user};
 use ironhand_core::ids::{RunId, SessionId, UserId};
-use ironhand_core::ports::sessions::NewEvent;
+use ironhand_core::ports::sessions::{ListCursor, NewEvent};
 use ironhand_core::session::{Run, RunKind, RunStatus, Session, SessionStatus, StartRun};
 use ironhand_core::user::Role;
 use sqlx::types::JsonValue;
@@ -114,15 +114,45 @@ pub async fn sessions_are_listed_paged_and_updated(db: Db) {
         ids_of(&first),
         vec![tie_a.max(tie_b), tie_a.min(tie_b), ids[4]]
     );
+    // With the id in the cursor, a page boundary between two sessions of the same
+    // millisecond skips neither.
+    let top = db.store.list_sessions(alice, 1, None).await.expect("top");
+    let after_tie = db
+        .store
+        .list_sessions(
+            alice,
+            1,
+            Some(ListCursor {
+                updated_at: top[0].updated_at,
+                session_id: Some(top[0].id),
+            }),
+        )
+        .await
+        .expect("after tie");
+    assert_eq!(ids_of(&after_tie), vec![tie_a.min(tie_b)]);
     let next = db
         .store
-        .list_sessions(alice, 3, Some(first[2].updated_at))
+        .list_sessions(
+            alice,
+            3,
+            Some(ListCursor {
+                updated_at: first[2].updated_at,
+                session_id: None,
+            }),
+        )
         .await
         .expect("page 2");
     assert_eq!(ids_of(&next), vec![ids[3], ids[2], ids[1]]);
     let last = db
         .store
-        .list_sessions(alice, 3, Some(next[2].updated_at))
+        .list_sessions(
+            alice,
+            3,
+            Some(ListCursor {
+                updated_at: next[2].updated_at,
+                session_id: None,
+            }),
+        )
         .await
         .expect("page 3");
     assert_eq!(ids_of(&last), vec![ids[0]]);

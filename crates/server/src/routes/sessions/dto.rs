@@ -151,6 +151,9 @@ pub struct ListQuery {
     /// Epoch seconds (fractions allowed): only sessions whose last activity is older — pass
     /// the last item's `updated_at` for the next page.
     pub before: Option<f64>,
+    /// With `before`: the last item's `session_id`, so sessions active in the same
+    /// millisecond are not skipped.
+    pub before_id: Option<String>,
 }
 
 /// A stored file, as api.md's `FileInfo`.

@@ -18,6 +18,7 @@ use dto::*;
 use ironhand_core::DomainError;
 use ironhand_core::ids::SessionId;
 use ironhand_core::ports::sandbox::SandboxError;
+use ironhand_core::ports::sessions::ListCursor;
 use ironhand_core::session::service::{ChatInput, MAX_CLIENT_MESSAGE_ID, MAX_MESSAGE_CHARS};
 use ironhand_core::session::{Session, parse_cursor};
 use serde_json::Value;
@@ -96,6 +97,22 @@ async fn list_sessions(
             ));
         }
         None => None,
+    };
+    let after_id = match q.before_id.as_deref() {
+        Some(raw) => Some(SessionId::parse(raw).ok_or_else(|| {
+            ApiError::validation("before_id", "before_id must be a session_id from the list")
+        })?),
+        None => None,
+    };
+    let before = match (before, after_id) {
+        (Some(updated_at), session_id) => Some(ListCursor {
+            updated_at,
+            session_id,
+        }),
+        (None, Some(_)) => {
+            return Err(ApiError::validation("before_id", "before_id needs before"));
+        }
+        (None, None) => None,
     };
     let sessions = state.sessions.list(who.user.id, limit, before).await?;
     Ok(ok(SessionList {
