@@ -246,7 +246,8 @@ async fn chat_bursts_are_limited_before_any_stream_opens(backend: Backend) {
             refused += 1;
         }
     }
-    assert_eq!(refused, 2);
+    // 20 a minute refill one every 3 s: a slow machine may earn one more in between.
+    assert!((1..=2).contains(&refused), "{refused}");
     // Another user is not affected.
     let bob = a.app.signed_up("bob@example.com", "correct horse").await;
     let bobs = a.app.new_session(&bob.access).await;
