@@ -52,6 +52,8 @@ pub struct AppState {
     /// Fires when the server begins to shut down: open streams end so clients reconnect
     /// elsewhere.
     pub stopping: CancellationToken,
+    /// Event streams open per user on this instance.
+    pub streams: Arc<crate::routes::sessions::stream::StreamSlots>,
     /// The last sandbox self-check and when it ran (readiness probes share it).
     sandbox_checked: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
 }
@@ -197,6 +199,7 @@ impl AppState {
             agent: parts.agent,
             stopping: CancellationToken::new(),
             sandbox_checked: Arc::default(),
+            streams: Arc::default(),
         })
     }
 

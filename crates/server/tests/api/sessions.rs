@@ -303,3 +303,54 @@ async fn malformed_session_ids_and_bodies_are_refused_cleanly(backend: Backend) 
     assert_eq!(detail.data()["events"], json!([]));
     assert_eq!(detail.data()["status"], "pending");
 }
+
+/// One user cannot hold an unbounded number of event streams open on an instance; closing
+/// one frees its slot, and other users are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_per_user_are_capped() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let alice = app.signed_up("streams@example.com", "correct horse").await;
+    let open_list = || {
+        app.request(Method::POST, "/api/v1/sessions", Some(&alice.access), None)
+            .send()
+    };
+    let mut streams = Vec::new();
+    for _ in 0..16 {
+        let res = open_list().await.expect("stream");
+        assert_eq!(res.status(), 200);
+        streams.push(res);
+    }
+    let refused = open_list().await.expect("answer");
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let id = app.new_session(&alice.access).await;
+    let chat = app.chat(&alice.access, &id, json!({})).await;
+    assert!(
+        matches!(chat, Err(ref r) if r.status == 429),
+        "chat streams count too"
+    );
+    // Another user has their own slots.
+    let bob = app
+        .signed_up("bob-streams@example.com", "correct horse")
+        .await;
+    let res = app
+        .request(Method::POST, "/api/v1/sessions", Some(&bob.access), None)
+        .send()
+        .await
+        .expect("bob");
+    assert_eq!(res.status(), 200);
+    // Closing one frees a slot (the server notices the closed connection).
+    drop(streams.pop());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let res = open_list().await.expect("answer");
+        if res.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

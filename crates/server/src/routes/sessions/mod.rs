@@ -2,7 +2,7 @@
 //! into their sandbox. Every route checks ownership: not yours is the same 404 as missing.
 
 mod dto;
-mod stream;
+pub mod stream;
 
 use crate::app::{AppState, hashed_key};
 use crate::http::envelope::{Envelope, ok};
@@ -122,8 +122,12 @@ async fn list_sessions(
 
 #[utoipa::path(post, path = "/sessions", tag = "sessions", security(("bearer" = [])),
     responses((status = 200, description = "SSE: `sessions` events with `{sessions: [ListSessionItem]}`", content_type = "text/event-stream", body = String)))]
-async fn stream_sessions(State(state): State<AppState>, AuthUser(who): AuthUser) -> Response {
-    stream::session_list_stream(state, who.user.id)
+async fn stream_sessions(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+) -> Result<Response, ApiError> {
+    let slot = state.streams.acquire(who.user.id)?;
+    Ok(stream::session_list_stream(state, who.user.id, slot))
 }
 
 #[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", security(("bearer" = [])),
@@ -247,8 +251,15 @@ async fn chat(
             )
             .await?;
     }
+    // A slot before anything starts: a refused stream must not leave a run behind.
+    let slot = state.streams.acquire(who.user.id)?;
     let start = state.sessions.start_chat(who.user.id, id, input).await?;
-    Ok(stream::chat_stream(state, start.session.id, start.cursor))
+    Ok(stream::chat_stream(
+        state,
+        start.session.id,
+        start.cursor,
+        slot,
+    ))
 }
 
 fn sandbox_error(error: SandboxError) -> ApiError {

@@ -51,11 +51,74 @@ fn to_sse(event: &StoredEvent) -> SseItem {
         .data(event.wire_data().to_string()))
 }
 
+/// How many event streams one user may hold open on one instance at a time: each costs a
+/// task, a subscription and database reads.
+pub const MAX_STREAMS_PER_USER: usize = 16;
+
+/// Open streams per user on this instance.
+#[derive(Default)]
+pub struct StreamSlots {
+    open: std::sync::Mutex<std::collections::HashMap<UserId, usize>>,
+}
+
+/// One open stream; gives its slot back when the stream ends.
+pub struct StreamSlot {
+    slots: std::sync::Arc<StreamSlots>,
+    user_id: UserId,
+}
+
+impl StreamSlots {
+    /// A slot for another stream of `user_id`, or a 429 when they hold too many.
+    pub fn acquire(
+        self: &std::sync::Arc<Self>,
+        user_id: UserId,
+    ) -> Result<StreamSlot, ironhand_core::DomainError> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(user_id).or_insert(0);
+        if *count >= MAX_STREAMS_PER_USER {
+            metrics::counter!("rate_limit_rejections_total", "rule" => "open_streams").increment(1);
+            return Err(ironhand_core::DomainError::RateLimited {
+                retry_after: Duration::from_secs(5),
+            });
+        }
+        *count += 1;
+        Ok(StreamSlot {
+            slots: self.clone(),
+            user_id,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.user_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.user_id);
+            }
+        }
+    }
+}
+
 /// Streams the session's events after `cursor`; with `follow`, goes on with live events
 /// until no run of the session is active any more.
-pub fn chat_stream(state: AppState, session_id: SessionId, cursor: i64) -> Response {
+pub fn chat_stream(
+    state: AppState,
+    session_id: SessionId,
+    cursor: i64,
+    slot: StreamSlot,
+) -> Response {
     let (sender, receiver) = mpsc::channel::<SseItem>(64);
     tokio::spawn(async move {
+        let _slot = slot;
         metrics::gauge!("ironhand_sse_subscribers").increment(1.0);
         if let Err(reason) = pump_session(&state, session_id, cursor, &sender).await {
             tracing::debug!(session_id = %session_id, reason, "chat stream ended");
@@ -189,9 +252,10 @@ async fn pump_session(
 }
 
 /// The user's session list: at once, after every change, and at least every 30 s.
-pub fn session_list_stream(state: AppState, user_id: UserId) -> Response {
+pub fn session_list_stream(state: AppState, user_id: UserId, slot: StreamSlot) -> Response {
     let (sender, receiver) = mpsc::channel::<SseItem>(8);
     tokio::spawn(async move {
+        let _slot = slot;
         metrics::gauge!("ironhand_sse_subscribers").increment(1.0);
         let _ = pump_list(&state, user_id, &sender).await;
         metrics::gauge!("ironhand_sse_subscribers").decrement(1.0);
