@@ -90,6 +90,7 @@ async fn start(args: &Args, env: &[(&str, String)]) -> anyhow::Result<Server> {
         .env("IRONHAND_DATA_DIR", dir.path())
         .env("IRONHAND_ADMIN_BIND", "")
         .env("IRONHAND__RATE_LIMITS__ENABLED", "false")
+        .env("IRONHAND__SERVER__MAX_STREAMS_PER_USER", "10000")
         .env("RUST_LOG", "error")
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())

@@ -186,6 +186,9 @@ impl AppState {
             search = parts.search_provider.unwrap_or("off"),
             "storage and adapters ready"
         );
+        let streams = Arc::new(crate::routes::sessions::stream::StreamSlots::new(
+            settings.server.max_streams_per_user,
+        ));
         Ok(Self {
             settings: Arc::new(settings),
             auth: Arc::new(auth),
@@ -199,7 +202,7 @@ impl AppState {
             agent: parts.agent,
             stopping: CancellationToken::new(),
             sandbox_checked: Arc::default(),
-            streams: Arc::default(),
+            streams,
         })
     }
 

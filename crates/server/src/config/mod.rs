@@ -66,6 +66,8 @@ pub struct ServerSettings {
     /// Longest time a request may take to produce its response headers (streams then run
     /// on without this limit).
     pub request_timeout_secs: u64,
+    /// Event streams (chat and session list) one user may hold open on this instance.
+    pub max_streams_per_user: usize,
 }
 
 impl Default for ServerSettings {
@@ -80,6 +82,7 @@ impl Default for ServerSettings {
             max_body_bytes: 1024 * 1024,
             shutdown_grace_secs: 20,
             request_timeout_secs: 60,
+            max_streams_per_user: 16,
         }
     }
 }
@@ -396,6 +399,9 @@ impl Settings {
         }
         if s.request_timeout_secs == 0 {
             problems.push("server.request_timeout_secs: must be at least 1".into());
+        }
+        if s.max_streams_per_user == 0 {
+            problems.push("server.max_streams_per_user: must be at least 1".into());
         }
         if s.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes: must be at least 1024".into());

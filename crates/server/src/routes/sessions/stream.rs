@@ -51,13 +51,10 @@ fn to_sse(event: &StoredEvent) -> SseItem {
         .data(event.wire_data().to_string()))
 }
 
-/// How many event streams one user may hold open on one instance at a time: each costs a
-/// task, a subscription and database reads.
-pub const MAX_STREAMS_PER_USER: usize = 16;
-
-/// Open streams per user on this instance.
-#[derive(Default)]
+/// Open streams per user on this instance, at most `limit` each (`server.max_streams_per_user`):
+/// every stream costs a task, a subscription and database reads.
 pub struct StreamSlots {
+    limit: usize,
     open: std::sync::Mutex<std::collections::HashMap<UserId, usize>>,
 }
 
@@ -68,6 +65,13 @@ pub struct StreamSlot {
 }
 
 impl StreamSlots {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            open: std::sync::Mutex::default(),
+        }
+    }
+
     /// A slot for another stream of `user_id`, or a 429 when they hold too many.
     pub fn acquire(
         self: &std::sync::Arc<Self>,
@@ -78,7 +82,7 @@ impl StreamSlots {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = open.entry(user_id).or_insert(0);
-        if *count >= MAX_STREAMS_PER_USER {
+        if *count >= self.limit {
             metrics::counter!("rate_limit_rejections_total", "rule" => "open_streams").increment(1);
             return Err(ironhand_core::DomainError::RateLimited {
                 retry_after: Duration::from_secs(5),
