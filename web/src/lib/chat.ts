@@ -1,0 +1,118 @@
+/**
+ * The chat page's stream controller: history, then live events; reconnects with the cursor
+ * (bounded backoff) and never re-sends a message: every send carries a `client_message_id`,
+ * and once the server accepted the POST, reconnects only attach (no message).
+ */
+import { reactive, ref } from 'vue'
+import { call } from '@/api/client'
+import { backoffMs, isRetryable, MAX_RECONNECT_ATTEMPTS, openSse } from '@/api/sse'
+import type { ChatRequest } from '@/api/types'
+import { applyEvent, createTimeline, type SseEvent, type Timeline } from './timeline'
+import { uuid } from './uuid'
+
+export type Connection = 'idle' | 'open' | 'reconnecting' | 'failed'
+
+export function useChat(sessionId: string, onError: (e: unknown) => void) {
+  const timeline = reactive(createTimeline()) as Timeline
+  const connection = ref<Connection>('idle')
+  const retryInSec = ref(0)
+  const sessionStatus = ref<string>('pending')
+  let ctrl: AbortController | null = null
+
+  function apply(ev: SseEvent): void {
+    applyEvent(timeline, ev)
+  }
+
+  async function loadHistory(): Promise<void> {
+    const s = await call('get', '/api/v1/sessions/{id}', { path: { id: sessionId } })
+    sessionStatus.value = s.status
+    if (s.title) timeline.title = s.title
+    for (const h of s.events) apply({ event: h.event, data: h.data as Record<string, unknown> })
+  }
+
+  function sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      retryInSec.value = Math.ceil(ms / 1000)
+      const tick = setInterval(() => (retryInSec.value = Math.max(0, retryInSec.value - 1)), 1000)
+      const t = setTimeout(done, ms)
+      signal.addEventListener('abort', done, { once: true })
+      function done() {
+        clearTimeout(t)
+        clearInterval(tick)
+        resolve()
+      }
+    })
+  }
+
+  /**
+   * Runs one logical stream: the first POST may carry a message; after the server accepted
+   * it (stream opened), reconnects only carry the cursor.
+   */
+  async function run(first: ChatRequest): Promise<void> {
+    ctrl?.abort()
+    const c = new AbortController()
+    ctrl = c
+    let body: ChatRequest = { ...first, event_id: timeline.lastEventId }
+    let attempt = 0
+    while (!c.signal.aborted) {
+      let gotEvents = false
+      let ended = false
+      try {
+        await openSse({
+          path: `/sessions/${encodeURIComponent(sessionId)}/chat`,
+          body,
+          signal: c.signal,
+          onOpen: () => {
+            connection.value = 'open'
+            // accepted: from now on only attach, never send the message again
+            body = {}
+          },
+          onEvent: (ev) => {
+            gotEvents = true
+            attempt = 0
+            apply({ event: ev.event, data: ev.data })
+            if (ev.event === 'done' || ev.event === 'wait') ended = true
+          },
+        })
+        // the server closed the stream
+        if (ended || !gotEvents || c.signal.aborted) break
+      } catch (e) {
+        if (c.signal.aborted) break
+        if (!isRetryable(e) || attempt >= MAX_RECONNECT_ATTEMPTS) {
+          connection.value = 'failed'
+          onError(e)
+          return
+        }
+      }
+      connection.value = 'reconnecting'
+      await sleep(backoffMs(attempt++), c.signal)
+      // keep the message (and its client_message_id) only if it was never accepted
+      body = { ...body, event_id: timeline.lastEventId }
+    }
+    if (ctrl === c) {
+      ctrl = null
+      if (connection.value !== 'failed') connection.value = 'idle'
+    }
+  }
+
+  /** Attach to the session's stream (replay after the cursor, then live). */
+  function attach(): Promise<void> {
+    return run({})
+  }
+
+  function send(message: string): Promise<void> {
+    return run({ message, timestamp: Math.floor(Date.now() / 1000), client_message_id: uuid() })
+  }
+
+  async function stop(): Promise<void> {
+    await call('post', '/api/v1/sessions/{id}/stop', { path: { id: sessionId } })
+  }
+
+  function close(): void {
+    ctrl?.abort()
+    ctrl = null
+    connection.value = 'idle'
+  }
+
+  return { timeline, connection, retryInSec, sessionStatus, loadHistory, attach, send, stop, close }
+}

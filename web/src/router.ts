@@ -1,0 +1,34 @@
+import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
+import { useAuth } from '@/stores/auth'
+import { useToasts } from '@/stores/toast'
+
+const routes: RouteRecordRaw[] = [
+  { path: '/login', name: 'login', component: () => import('@/pages/LoginPage.vue'), meta: { public: true } },
+  { path: '/register', name: 'register', component: () => import('@/pages/RegisterPage.vue'), meta: { public: true } },
+  { path: '/reset', name: 'reset', component: () => import('@/pages/ResetPage.vue'), meta: { public: true } },
+  {
+    path: '/',
+    component: () => import('@/components/AppLayout.vue'),
+    children: [
+      { path: '', name: 'home', component: () => import('@/pages/HomePage.vue') },
+      { path: 'chat/:id', name: 'chat', component: () => import('@/pages/ChatPage.vue'), props: true },
+    ],
+  },
+  { path: '/:pathMatch(.*)*', name: 'not-found', component: () => import('@/pages/NotFoundPage.vue'), meta: { public: true } },
+]
+
+export const router = createRouter({ history: createWebHistory(), routes })
+
+router.beforeEach(async (to) => {
+  const auth = useAuth()
+  if (!auth.ready) {
+    try {
+      await auth.init()
+    } catch (e) {
+      useToasts().error(e)
+    }
+  }
+  if (!to.meta.public && !auth.loggedIn) return { name: 'login', query: { next: to.fullPath } }
+  if ((to.name === 'login' || to.name === 'register') && auth.loggedIn) return { name: 'home' }
+  return true
+})

@@ -1,0 +1,140 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { ApiError, call, clearTokens, getAccessToken, requestRaw, setFetch, setTokens } from '@/api/client'
+
+type Handler = (url: string, init: RequestInit) => Response | Promise<Response>
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', ...headers } })
+}
+
+function mockFetch(handler: Handler) {
+  const f = vi.fn((input: RequestInfo | URL, init?: RequestInit) => Promise.resolve(handler(String(input), init ?? {})))
+  setFetch(f as unknown as typeof fetch)
+  return f
+}
+
+const authOf = (init: RequestInit) => (init.headers as Record<string, string>)['Authorization']
+
+beforeEach(() => clearTokens())
+afterEach(() => clearTokens())
+
+describe('api client', () => {
+  it('unwraps the envelope', async () => {
+    mockFetch(() => json(200, { code: 0, msg: 'success', data: { session_id: 's1' } }))
+    setTokens('A')
+    await expect(call('put', '/api/v1/sessions')).resolves.toEqual({ session_id: 's1' })
+  })
+
+  it('sends the bearer token and fills path parameters', async () => {
+    const f = mockFetch(() => json(200, { code: 0, msg: 'success', data: null }))
+    setTokens('tok')
+    await call('post', '/api/v1/sessions/{id}/stop', { path: { id: 'a b' } })
+    const [url, init] = f.mock.calls[0]!
+    expect(url).toBe('/api/v1/sessions/a%20b/stop')
+    expect(authOf(init!)).toBe('Bearer tok')
+  })
+
+  it('throws a typed ApiError with status, code, msg and data', async () => {
+    mockFetch(() => json(422, { code: 422, msg: 'Validation failed', data: [{ field: 'email', message: 'bad' }] }))
+    const e = await requestRaw('post', '/auth/register', { body: {}, auth: false }).catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(ApiError)
+    expect(e).toMatchObject({ status: 422, code: 422, msg: 'Validation failed', data: [{ field: 'email', message: 'bad' }] })
+  })
+
+  it('on 401 refreshes once (cookie mode: credentials include) and retries', async () => {
+    setTokens('old', null)
+    const seen: string[] = []
+    const f = mockFetch((url, init) => {
+      seen.push(`${init.method} ${url} ${authOf(init) ?? ''}`)
+      if (url.endsWith('/auth/refresh')) {
+        expect(init.credentials).toBe('include')
+        return json(200, { code: 0, msg: 'success', data: { access_token: 'new', refresh_token: 'r2', token_type: 'bearer', expires_in: 900 } })
+      }
+      if (authOf(init) === 'Bearer new') return json(200, { code: 0, msg: 'success', data: { ok: 1 } })
+      return json(401, { code: 401, msg: 'Token expired', data: null })
+    })
+    await expect(requestRaw('get', '/auth/me')).resolves.toEqual({ ok: 1 })
+    expect(f).toHaveBeenCalledTimes(3)
+    expect(seen).toEqual(['GET /api/v1/auth/me Bearer old', 'POST /api/v1/auth/refresh ', 'GET /api/v1/auth/me Bearer new'])
+    expect(getAccessToken()).toBe('new')
+  })
+
+  it('does not loop when the retried request is 401 again', async () => {
+    setTokens('old')
+    const f = mockFetch((url) =>
+      url.endsWith('/auth/refresh')
+        ? json(200, { code: 0, msg: 'success', data: { access_token: 'new', refresh_token: 'r', token_type: 'bearer', expires_in: 900 } })
+        : json(401, { code: 401, msg: 'Token revoked', data: null }),
+    )
+    await expect(requestRaw('get', '/auth/me')).rejects.toMatchObject({ status: 401 })
+    expect(f).toHaveBeenCalledTimes(3)
+  })
+
+  it('a failed refresh clears the tokens and surfaces the 401', async () => {
+    setTokens('old', 'r1')
+    const f = mockFetch((url) =>
+      url.endsWith('/auth/refresh') ? json(401, { code: 401, msg: 'Invalid refresh token', data: null }) : json(401, { code: 401, msg: 'Expired', data: null }),
+    )
+    await expect(requestRaw('get', '/auth/me')).rejects.toMatchObject({ status: 401, msg: 'Expired' })
+    expect(f).toHaveBeenCalledTimes(2)
+    expect(getAccessToken()).toBeNull()
+  })
+
+  it('concurrent 401s share one refresh', async () => {
+    setTokens('old')
+    let refreshes = 0
+    mockFetch(async (url, init) => {
+      if (url.endsWith('/auth/refresh')) {
+        refreshes++
+        await new Promise((r) => setTimeout(r, 5))
+        return json(200, { code: 0, msg: 'success', data: { access_token: 'new', refresh_token: 'r', token_type: 'bearer', expires_in: 900 } })
+      }
+      return authOf(init) === 'Bearer new' ? json(200, { code: 0, msg: 'success', data: 1 }) : json(401, { code: 401, msg: 'x', data: null })
+    })
+    await Promise.all([requestRaw('get', '/a'), requestRaw('get', '/b'), requestRaw('get', '/c')])
+    expect(refreshes).toBe(1)
+  })
+
+  it.each([400, 402, 403, 404, 409])('no refresh on business error %i', async (status) => {
+    setTokens('tok')
+    const f = mockFetch(() => json(status, { code: status, msg: 'Nope', data: null }))
+    await expect(requestRaw('post', '/sessions/x/chat', { body: {} })).rejects.toMatchObject({ status, msg: 'Nope' })
+    expect(f).toHaveBeenCalledTimes(1)
+  })
+
+  it('does not refresh on a 401 from an unauthenticated call (wrong login)', async () => {
+    const f = mockFetch(() => json(401, { code: 401, msg: 'Invalid email or password', data: null }))
+    await expect(call('post', '/api/v1/auth/login', { body: { email: 'a@b.c', password: 'x' }, auth: false })).rejects.toMatchObject({
+      status: 401,
+      msg: 'Invalid email or password',
+    })
+    expect(f).toHaveBeenCalledTimes(1)
+  })
+
+  it('429 exposes retry_after from data, else from the Retry-After header', async () => {
+    mockFetch(() => json(429, { code: 429, msg: 'Too many requests', data: { retry_after: 17 } }, { 'Retry-After': '20' }))
+    await expect(requestRaw('get', '/x')).rejects.toMatchObject({ status: 429, retryAfter: 17 })
+    mockFetch(() => json(429, { code: 429, msg: 'Too many requests', data: null }, { 'Retry-After': '9' }))
+    await expect(requestRaw('get', '/x')).rejects.toMatchObject({ status: 429, retryAfter: 9 })
+  })
+
+  it('a network failure becomes ApiError status 0', async () => {
+    setFetch((() => Promise.reject(new TypeError('Failed to fetch'))) as unknown as typeof fetch)
+    const e = await requestRaw('get', '/x').catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(ApiError)
+    expect((e as ApiError).isNetwork).toBe(true)
+  })
+
+  it('a non-zero envelope code in a 200 is an error', async () => {
+    mockFetch(() => json(200, { code: 400, msg: 'Refused', data: null }))
+    await expect(requestRaw('get', '/x')).rejects.toMatchObject({ code: 400, msg: 'Refused' })
+  })
+
+  it('never writes tokens to localStorage', async () => {
+    mockFetch(() => json(200, { code: 0, msg: 'success', data: { access_token: 'A', refresh_token: 'R', token_type: 'bearer', expires_in: 900, user: {} } }))
+    setTokens('A', 'R')
+    await requestRaw('post', '/auth/login', { body: {}, auth: false })
+    const all = Object.keys(localStorage).map((k) => localStorage.getItem(k) ?? '').join(' ')
+    expect(all).not.toContain('A')
+  })
+})
