@@ -89,12 +89,11 @@ fn sandbox_root(settings: &Settings) -> anyhow::Result<PathBuf> {
     Ok(fallback)
 }
 
-pub fn sandbox_provider(settings: &Settings) -> anyhow::Result<Arc<dyn SandboxProvider>> {
+/// The local provider's settings: the `[sandbox]` section, with the config file the server
+/// loaded added to the paths a sandbox must not see.
+fn sandbox_config(settings: &Settings, root: PathBuf) -> LocalSandboxConfig {
     let b = &settings.sandbox;
-    let root = sandbox_root(settings)?;
-    std::fs::create_dir_all(&root)
-        .with_context(|| format!("could not create {}", root.display()))?;
-    let config = LocalSandboxConfig {
+    LocalSandboxConfig {
         root_dir: root,
         network: b.network,
         foreground_wait: Duration::from_secs(b.foreground_wait_secs),
@@ -112,9 +111,15 @@ pub fn sandbox_provider(settings: &Settings) -> anyhow::Result<Arc<dyn SandboxPr
             .chain(settings.config_file.clone())
             .collect(),
         ..LocalSandboxConfig::default()
-    };
-    let provider =
-        LocalSandboxProvider::new(config).map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
+    }
+}
+
+pub fn sandbox_provider(settings: &Settings) -> anyhow::Result<Arc<dyn SandboxProvider>> {
+    let root = sandbox_root(settings)?;
+    std::fs::create_dir_all(&root)
+        .with_context(|| format!("could not create {}", root.display()))?;
+    let provider = LocalSandboxProvider::new(sandbox_config(settings, root))
+        .map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
     Ok(Arc::new(provider))
 }
 
@@ -158,5 +163,78 @@ pub fn worker_config(settings: &Settings) -> WorkerConfig {
         max_concurrent_runs: settings.agent.max_concurrent_runs,
         lease: Duration::from_secs(settings.agent.run_lease_secs),
         ..WorkerConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn settings_in(data_dir: &std::path::Path) -> Settings {
+        let mut s = Settings::default();
+        s.server.data_dir = data_dir.to_path_buf();
+        s
+    }
+
+    #[test]
+    fn workspaces_sit_in_the_data_dir_when_the_sandbox_user_can_reach_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let root = sandbox_root(&settings_in(dir.path())).expect("root");
+        assert_eq!(root, dir.path().join("sandboxes"));
+    }
+
+    #[test]
+    fn a_private_data_dir_moves_workspaces_out_only_for_a_root_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let root = sandbox_root(&settings_in(&data)).expect("root");
+        let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        if as_root {
+            assert!(
+                root.starts_with("/var/lib/ironhand/sandboxes"),
+                "{}",
+                root.display()
+            );
+            assert_eq!(
+                root,
+                sandbox_root(&settings_in(&data)).expect("again"),
+                "stable per data dir"
+            );
+        } else {
+            assert_eq!(root, data.join("sandboxes"));
+        }
+    }
+
+    #[test]
+    fn the_loaded_config_file_is_hidden_from_sandboxes_with_the_configured_paths() {
+        let mut s = Settings::default();
+        s.sandbox.hidden_paths = vec![PathBuf::from("/etc/ironhand/extra")];
+        s.config_file = Some(PathBuf::from("/etc/ironhand/ironhand.toml"));
+        let config = sandbox_config(&s, PathBuf::from("/srv/w"));
+        assert_eq!(
+            config.hidden_paths,
+            [
+                PathBuf::from("/etc/ironhand/extra"),
+                PathBuf::from("/etc/ironhand/ironhand.toml")
+            ]
+        );
+        assert_eq!(config.memory_bytes, s.sandbox.memory_mb * 1024 * 1024);
+    }
+
+    #[test]
+    fn an_explicit_root_dir_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = settings_in(dir.path());
+        s.sandbox.root_dir = Some(PathBuf::from("/srv/workspaces"));
+        assert_eq!(
+            sandbox_root(&s).expect("root"),
+            PathBuf::from("/srv/workspaces")
+        );
     }
 }
