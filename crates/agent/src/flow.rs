@@ -8,6 +8,8 @@ use crate::memory::{AgentMemory, Phase, StepResult};
 use crate::plan::{parse_create_plan, parse_steps, truncate_chars};
 use crate::prompts;
 use crate::tools::{self, ToolOutcome, Toolbox, group_of};
+use ironhand_core::files::FileService;
+use ironhand_core::ids::FileId;
 use ironhand_core::ports::{SandboxProvider, Store};
 use ironhand_core::session::event::{PlanStep, StepStatus, ToolStatus};
 use ironhand_core::session::{AgentEvent, EventPublisher, Run, RunKind};
@@ -92,6 +94,7 @@ pub struct Agent {
     publisher: EventPublisher,
     sandboxes: Arc<dyn SandboxProvider>,
     search: Option<Arc<dyn SearchProvider>>,
+    files: Arc<FileService>,
     config: AgentConfig,
 }
 
@@ -102,6 +105,7 @@ impl Agent {
         publisher: EventPublisher,
         sandboxes: Arc<dyn SandboxProvider>,
         search: Option<Arc<dyn SearchProvider>>,
+        files: Arc<FileService>,
         config: AgentConfig,
     ) -> Self {
         Self {
@@ -110,6 +114,7 @@ impl Agent {
             publisher,
             sandboxes,
             search,
+            files,
             config,
         }
     }
@@ -126,7 +131,13 @@ impl Agent {
             run,
             control,
             deadline: Instant::now() + self.config.max_run_time,
-            tools: Toolbox::new(run.session_id, self.sandboxes.clone(), self.search.clone()),
+            tools: Toolbox::new(
+                run.session_id,
+                run.user_id,
+                self.sandboxes.clone(),
+                self.search.clone(),
+                self.files.clone(),
+            ),
             memory: AgentMemory::new_task(&run.message, None),
         };
         match turn.work().await {
@@ -184,9 +195,11 @@ impl Turn<'_> {
     async fn work(&mut self) -> Result<RunEnd, Abort> {
         self.load_memory().await?;
         if !self.memory.message_stored {
-            self.emit(&AgentEvent::user_message(
+            let attachments = self.place_attachments().await?;
+            self.emit(&AgentEvent::user_message_with(
                 &self.run.message,
                 self.run.client_message_id.as_deref(),
+                attachments,
             ))
             .await?;
             self.memory.message_stored = true;
@@ -224,6 +237,74 @@ impl Turn<'_> {
                 Phase::Finished => return Ok(RunEnd::Completed),
             }
         }
+    }
+
+    /// Copies the message's attachments into the sandbox's upload directory and tells the
+    /// model where they are. Returns their `FileInfo`s for the user's `message` event.
+    async fn place_attachments(&mut self) -> Result<Vec<Value>, Abort> {
+        let ids: Vec<FileId> = self
+            .run
+            .attachments
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|a| a.get("file_id").and_then(Value::as_str))
+                    .filter_map(FileId::parse)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let files = &self.agent.files;
+        let mut found = Vec::new();
+        for id in ids {
+            // A file deleted since the message was sent is left out.
+            if let Ok(file) = files.owned(self.run.user_id, id).await {
+                found.push(file);
+            }
+        }
+        let sandbox = self.tools.sandbox().await.map_err(|error| {
+            Abort::Failed(format!("The sandbox could not start to receive your files: {error}"))
+        })?;
+        let placed = files
+            .copy_into_sandbox(&found, sandbox.as_ref())
+            .await
+            .map_err(|error| Abort::Failed(error.to_string()))?;
+        if !placed.is_empty() {
+            let list: Vec<String> = placed.iter().map(|(_, path)| format!("- {path}")).collect();
+            let note = format!(
+                "\n\nThe user attached these files; they are in the sandbox at:\n{}",
+                list.join("\n")
+            );
+            self.memory.task.push_str(&note);
+            // A reply continues a conversation the task text is no longer part of.
+            if matches!(self.memory.phase, Phase::Executing { .. }) && !self.memory.messages.is_empty() {
+                self.memory.messages.push(ChatMessage::user(note.trim()));
+            }
+        }
+        Ok(placed.iter().map(|(file, _)| file.info(None)).collect())
+    }
+
+    /// The files a message tool names in `attachments`, copied to the session's files.
+    async fn named_files(&self, args: &Value) -> Vec<Value> {
+        let paths: Vec<String> = args
+            .get("attachments")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .take(MAX_RESULT_FILES)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (infos, failures) = self.tools.collect(&paths).await;
+        if !failures.is_empty() {
+            tracing::info!(?failures, "some files named in a message could not be attached");
+        }
+        infos
     }
 
     /// Picks up where the session's memory stands: a new task, the reply to a question, or
@@ -596,7 +677,9 @@ impl Turn<'_> {
                         let text = args.get("text").and_then(Value::as_str).unwrap_or_default();
                         self.tool_event(call, &args, ToolStatus::Calling, None)
                             .await?;
-                        self.emit(&AgentEvent::assistant_message(text)).await?;
+                        let files = self.named_files(&args).await;
+                        self.emit(&AgentEvent::assistant_message_with(text, files))
+                            .await?;
                         self.tool_event(call, &args, ToolStatus::Called, None)
                             .await?;
                         for later in &calls[position + 1..] {
@@ -620,7 +703,9 @@ impl Turn<'_> {
                             let text = args.get("text").and_then(Value::as_str).unwrap_or_default();
                             self.tool_event(call, &args, ToolStatus::Calling, None)
                                 .await?;
-                            self.emit(&AgentEvent::assistant_message(text)).await?;
+                            let files = self.named_files(&args).await;
+                        self.emit(&AgentEvent::assistant_message_with(text, files))
+                            .await?;
                             self.tool_event(call, &args, ToolStatus::Called, None)
                                 .await?;
                         }
@@ -746,7 +831,20 @@ impl Turn<'_> {
         } else {
             completion.content
         };
-        self.emit(&AgentEvent::assistant_message(&text)).await?;
+        let mut paths: Vec<String> = Vec::new();
+        for path in self.memory.results.iter().flat_map(|r| r.attachments.iter()) {
+            if !paths.contains(path) && paths.len() < MAX_RESULT_FILES {
+                paths.push(path.clone());
+            }
+        }
+        let (attachments, failures) = self.tools.collect(&paths).await;
+        let text = if failures.is_empty() {
+            text
+        } else {
+            format!("{text}\n\n_Some files could not be attached: {}._", failures.join("; "))
+        };
+        self.emit(&AgentEvent::assistant_message_with(&text, attachments))
+            .await?;
         self.memory.phase = Phase::Finished;
         self.save().await
     }
@@ -755,6 +853,8 @@ impl Turn<'_> {
 /// Longest string argument a `tool` event repeats (a file write's content can be huge; the
 /// event is for showing, the tool got the whole value).
 const EVENT_ARG_CHARS: usize = 20_000;
+/// Most files one answer attaches.
+const MAX_RESULT_FILES: usize = 20;
 
 fn shown_args(args: &Value) -> Value {
     match args {

@@ -36,6 +36,25 @@ pub enum DomainError {
     Conflict(String),
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
+    /// Too much at once for the plan (runs in progress); 429 with this sentence.
+    #[error("{message}")]
+    TooManyRuns {
+        message: String,
+        retry_after: Duration,
+    },
+    /// The plan does not allow it (run limit reached, subscription inactive); `details` is
+    /// `{reason, plan, used, limit, resets_at}`.
+    #[error("{message}")]
+    PaymentRequired {
+        message: String,
+        details: serde_json::Value,
+    },
+    /// An upload over a size limit or the storage quota; the sentence names the limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// An upload whose content is not an allowed type or contradicts its name.
+    #[error("{0}")]
+    UnsupportedType(String),
     #[error("{0}")]
     Unavailable(String),
     /// Unexpected: the message goes to the log only, the client sees a generic sentence.

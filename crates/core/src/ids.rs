@@ -48,3 +48,7 @@ uuid_id!(
     /// One job of the agent: the work on one user message.
     RunId
 );
+uuid_id!(
+    /// An uploaded or generated file.
+    FileId
+);

@@ -2,7 +2,9 @@
 //! reached through, and the services that hold the business rules.
 
 pub mod auth;
+pub mod billing;
 pub mod error;
+pub mod files;
 pub mod ids;
 pub mod ports;
 pub mod session;
@@ -10,4 +12,4 @@ pub mod subscription;
 pub mod user;
 
 pub use error::{DomainError, FieldError, StoreError};
-pub use ids::{RunId, SessionId, UserId};
+pub use ids::{FileId, RunId, SessionId, UserId};

@@ -24,6 +24,8 @@ pub struct Subscription {
     pub trial_used: bool,
     pub stripe_customer_id: Option<String>,
     pub stripe_subscription_id: Option<String>,
+    /// Moves on with every new period; a run metered against an older one is refused.
+    pub period_version: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -46,6 +48,7 @@ impl Subscription {
             trial_used: false,
             stripe_customer_id: None,
             stripe_subscription_id: None,
+            period_version: 0,
             created_at: now,
             updated_at: now,
         }
@@ -54,15 +57,23 @@ impl Subscription {
 
 /// The same day next month, clamped to that month's last day (Jan 31 → Feb 28/29).
 pub fn add_one_month(t: OffsetDateTime) -> OffsetDateTime {
-    let (year, month) = if t.month() == time::Month::December {
-        (t.year() + 1, time::Month::January)
-    } else {
-        (t.year(), t.month().next())
-    };
-    let last_day = month.length(year);
-    let day = t.day().min(last_day);
-    let date = time::Date::from_calendar_date(year, month, day).unwrap_or(t.date());
-    t.replace_date(date)
+    add_months(t, 1)
+}
+
+/// The same day `months` months later, clamped to that month's last day. Counting from
+/// one anchor keeps the day: Jan 31 + 2 months is Mar 31, not Mar 28.
+pub fn add_months(t: OffsetDateTime, months: i32) -> OffsetDateTime {
+    let index = t.year() * 12 + i32::from(u8::from(t.month())) - 1 + months;
+    let year = index.div_euclid(12);
+    let month = u8::try_from(index.rem_euclid(12) + 1)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())
+        .unwrap_or(time::Month::January);
+    let day = t.day().min(month.length(year));
+    match time::Date::from_calendar_date(year, month, day) {
+        Ok(date) => t.replace_date(date),
+        Err(_) => t,
+    }
 }
 
 #[cfg(test)]
@@ -79,6 +90,14 @@ mod tests {
         assert_eq!(
             add_one_month(datetime!(2026-12-15 00:00 UTC)),
             datetime!(2027-01-15 00:00 UTC)
+        );
+        assert_eq!(
+            add_months(datetime!(2026-01-31 10:00 UTC), 2),
+            datetime!(2026-03-31 10:00 UTC)
+        );
+        assert_eq!(
+            add_months(datetime!(2026-11-30 10:00 UTC), 15),
+            datetime!(2028-02-29 10:00 UTC)
         );
     }
 }

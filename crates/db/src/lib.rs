@@ -4,6 +4,8 @@
 //! locks); each has its own migrations folder.
 
 #[macro_use]
+mod billing;
+#[macro_use]
 mod shared;
 #[macro_use]
 mod sessions;

@@ -39,3 +39,4 @@ impl PgStore {
 impl_store!(PgStore, PgRow, "postgres");
 // Concurrent workers skip the runs another worker is claiming instead of waiting on them.
 impl_session_store!(PgStore, PgRow, "FOR UPDATE SKIP LOCKED");
+impl_billing_store!(PgStore, PgRow);

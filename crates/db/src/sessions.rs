@@ -60,6 +60,7 @@ macro_rules! impl_session_store {
     ($store:ty, $row:ty, $claim_lock:literal) => {
         const _: () = {
             use async_trait::async_trait;
+            use ironhand_core::billing::RunMeter;
             use ironhand_core::error::{StoreError, StoreResult};
             use ironhand_core::ids::{RunId, SessionId, UserId};
             use ironhand_core::ports::sessions::{
@@ -177,6 +178,46 @@ macro_rules! impl_session_store {
                     Some(_) => Err(StoreError::Conflict("runs_pkey".into())),
                     None => Ok(None),
                 }
+            }
+
+            /// Counts the run on the subscription (a conditional update: under the limit and
+            /// in the period the caller saw) and checks the user's runs in progress. The
+            /// update locks the subscription row, so a user's concurrent starts meter one at
+            /// a time. `Some(refusal)` when the run may not start.
+            async fn apply_meter(
+                tx: &mut Tx<'_>,
+                run: &Run,
+                meter: &RunMeter,
+            ) -> StoreResult<Option<StartRun>> {
+                let counted: Option<i32> = sqlx::query_scalar(
+                    "UPDATE subscriptions SET monthly_agent_runs = monthly_agent_runs + $2
+                     WHERE user_id = $1 AND period_version = $3
+                       AND (NOT $4 OR NOT $5 OR monthly_agent_runs_limit < 0
+                            OR monthly_agent_runs < monthly_agent_runs_limit)
+                     RETURNING 1",
+                )
+                .bind(run.user_id.0)
+                .bind(i64::from(meter.count))
+                .bind(meter.period_version)
+                .bind(meter.count)
+                .bind(meter.enforce_limit)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(store_err)?;
+                if counted.is_none() {
+                    return Ok(Some(StartRun::LimitReached));
+                }
+                let active: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM runs WHERE user_id = $1 AND status IN ('queued', 'running')",
+                )
+                .bind(run.user_id.0)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(store_err)?;
+                if active > meter.max_active_runs {
+                    return Ok(Some(StartRun::TooManyActive));
+                }
+                Ok(None)
             }
 
             #[async_trait]
@@ -304,6 +345,23 @@ macro_rules! impl_session_store {
                     // CASCADE): the order `start_run` and `finish_run` lock them in, so a
                     // deletion racing a worker's finish cannot deadlock on PostgreSQL.
                     let mut tx = self.writer().begin().await.map_err(store_err)?;
+                    // The session's files go with it; their bytes are removed after commit
+                    // by whoever collects the blob garbage (so a crash leaks nothing).
+                    sqlx::query(
+                        "INSERT INTO blob_garbage (storage_key, created_at)
+                         SELECT storage_key, $2 FROM files WHERE session_id = $1
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id.0)
+                    .bind(to_ms(OffsetDateTime::now_utc()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err)?;
+                    sqlx::query("DELETE FROM files WHERE session_id = $1")
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_err)?;
                     sqlx::query("DELETE FROM runs WHERE session_id = $1")
                         .bind(id.0)
                         .execute(&mut *tx)
@@ -409,7 +467,7 @@ macro_rules! impl_session_store {
 
             #[async_trait]
             impl RunQueue for $store {
-                async fn start_run(&self, run: &Run) -> StoreResult<StartRun> {
+                async fn start_run(&self, run: &Run, meter: Option<&RunMeter>) -> StoreResult<StartRun> {
                     // The insert comes first and the session row is locked last, as in
                     // `finish_run` (run, then session), so the two never deadlock.
                     for _ in 0..3 {
@@ -434,6 +492,12 @@ macro_rules! impl_session_store {
                         .await
                         .map_err(store_err)?;
                         if let Some(stored) = one_run(row)? {
+                            if let Some(meter) = meter
+                                && let Some(refused) = apply_meter(&mut tx, run, meter).await?
+                            {
+                                tx.rollback().await.map_err(store_err)?;
+                                return Ok(refused);
+                            }
                             sqlx::query("UPDATE sessions SET status = 'running' WHERE id = $1")
                                 .bind(run.session_id.0)
                                 .execute(&mut *tx)

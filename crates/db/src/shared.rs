@@ -8,7 +8,7 @@ macro_rules! impl_store {
         use ironhand_core::error::StoreResult;
         use ironhand_core::ids::UserId;
         use ironhand_core::ports::store::{
-            RefreshTokenRecord, RefreshTokenStore, SubscriptionStore, UserPage, UserStore, VerificationCode,
+            RefreshTokenRecord, RefreshTokenStore, UserPage, UserStore, VerificationCode,
             VerificationCodeStore,
         };
         use ironhand_core::subscription::Subscription;
@@ -60,26 +60,6 @@ macro_rules! impl_store {
             })
         }
 
-        fn subscription_from_row(row: &$row) -> Result<Subscription, sqlx::Error> {
-            Ok(Subscription {
-                id: row.try_get("id")?,
-                user_id: UserId(row.try_get("user_id")?),
-                plan: row.try_get("plan")?,
-                status: row.try_get("status")?,
-                monthly_agent_runs: row.try_get("monthly_agent_runs")?,
-                monthly_agent_runs_limit: row.try_get("monthly_agent_runs_limit")?,
-                current_period_start: row.try_get("current_period_start")?,
-                current_period_end: row.try_get("current_period_end")?,
-                cancel_at_period_end: row.try_get("cancel_at_period_end")?,
-                is_trial: row.try_get("is_trial")?,
-                trial_end: row.try_get("trial_end")?,
-                trial_used: row.try_get("trial_used")?,
-                stripe_customer_id: row.try_get("stripe_customer_id")?,
-                stripe_subscription_id: row.try_get("stripe_subscription_id")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        }
 
         #[async_trait]
         impl UserStore for $store {
@@ -630,22 +610,6 @@ macro_rules! impl_store {
             }
         }
 
-        #[async_trait]
-        impl SubscriptionStore for $store {
-            async fn subscription_for_user(&self, user_id: UserId) -> StoreResult<Option<Subscription>> {
-                let row = sqlx::query(
-                    "SELECT id, user_id, plan, status, monthly_agent_runs, monthly_agent_runs_limit, current_period_start,
-                            current_period_end, cancel_at_period_end, is_trial, trial_end, trial_used, stripe_customer_id,
-                            stripe_subscription_id, created_at, updated_at
-                     FROM subscriptions WHERE user_id = $1",
-                )
-                .bind(user_id.0)
-                .fetch_optional(self.reader())
-                .await
-                .map_err(store_err)?;
-                row.as_ref().map(subscription_from_row).transpose().map_err(store_err)
-            }
-        }
         #[async_trait]
         impl ironhand_core::ports::Store for $store {
             async fn ping(&self) -> StoreResult<()> {

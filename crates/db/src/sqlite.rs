@@ -56,3 +56,4 @@ impl SqliteStore {
 impl_store!(SqliteStore, SqliteRow, "sqlite");
 // Claims need no row lock: the single writer connection serialises them.
 impl_session_store!(SqliteStore, SqliteRow, "");
+impl_billing_store!(SqliteStore, SqliteRow);

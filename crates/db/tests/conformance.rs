@@ -10,7 +10,9 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+mod billing;
 mod sessions;
+use billing::*;
 use sessions::*;
 
 struct Db {
@@ -68,6 +70,13 @@ on_both_backends!(
     memory_is_saved_replaced_and_deleted_with_the_session,
     idle_sessions_are_found_oldest_first,
     job_locks_exclude_until_expiry,
+    concurrent_starts_never_pass_the_run_limit,
+    a_new_period_resets_usage_and_refuses_stale_meters,
+    runs_in_progress_are_capped_per_user,
+    the_trial_starts_once_and_customers_are_found,
+    a_payment_event_applies_once_under_concurrent_delivery,
+    files_stay_within_the_quota_even_when_stored_concurrently,
+    agent_files_replace_their_copy_and_deleted_bytes_are_collected,
 );
 
 fn now() -> OffsetDateTime {

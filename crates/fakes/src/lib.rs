@@ -2,5 +2,7 @@
 //! server so that Ironhand's own client code runs unchanged.
 
 pub mod llm;
+pub mod s3;
 pub mod search;
 pub mod smtp;
+pub mod stripe;

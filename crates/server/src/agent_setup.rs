@@ -131,11 +131,15 @@ pub fn build(
     let model = model(settings)?;
     let search = search(settings)?;
     let sandboxes = sandbox_provider(settings)?;
+    let files = crate::services::file_service(settings, store.clone())?;
+    let billing = crate::services::billing_service(settings, store.clone(), bus.clone())?;
     let publisher = EventPublisher::new(store.clone(), bus);
     let sessions = Arc::new(SessionService::new(
         store.clone(),
         publisher.clone(),
         sandboxes.clone(),
+        billing,
+        files.clone(),
     ));
     let a = &settings.agent;
     let config = AgentConfig {
@@ -148,7 +152,7 @@ pub fn build(
     let llm_model = model.as_ref().map(|m| m.model().to_string());
     let search_provider = search.as_ref().map(|s| s.name());
     let agent = Arc::new(Agent::new(
-        model, store, publisher, sandboxes, search, config,
+        model, store, publisher, sandboxes, search, files, config,
     ));
     Ok(AgentParts {
         sessions,

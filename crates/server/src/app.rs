@@ -49,6 +49,8 @@ pub struct AppState {
     pub bus: Arc<dyn EventBus>,
     pub sessions: Arc<SessionService>,
     pub agent: Arc<Agent>,
+    pub files: Arc<ironhand_core::files::FileService>,
+    pub billing: Arc<ironhand_core::billing::BillingService>,
     /// Fires when the server begins to shut down: open streams end so clients reconnect
     /// elsewhere.
     pub stopping: CancellationToken,
@@ -184,6 +186,8 @@ impl AppState {
             sandbox = parts.sessions.sandboxes().kind(),
             llm = parts.llm_model.as_deref().unwrap_or("not configured"),
             search = parts.search_provider.unwrap_or("off"),
+            files = parts.sessions.files().blobs().kind(),
+            payments = parts.sessions.billing().payments_configured(),
             "storage and adapters ready"
         );
         let streams = Arc::new(crate::routes::sessions::stream::StreamSlots::new(
@@ -198,6 +202,8 @@ impl AppState {
             quotas,
             public_origin,
             bus,
+            files: parts.sessions.files().clone(),
+            billing: parts.sessions.billing().clone(),
             sessions: parts.sessions,
             agent: parts.agent,
             stopping: CancellationToken::new(),

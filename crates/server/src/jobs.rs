@@ -137,7 +137,32 @@ pub async fn session_upkeep(state: crate::AppState, holder: String, shutdown: Ca
                 if stopped > 0 {
                     tracing::info!(sandboxes = stopped, "stopped idle sandboxes");
                 }
+                // Bytes of deleted files whose removal failed or was cut short by a crash.
+                let removed = state.files.collect_garbage().await;
+                if removed > 0 {
+                    tracing::info!(blobs = removed, "removed the bytes of deleted files");
+                }
+                remove_stale_uploads(&crate::services::staging_dir(&state.settings));
             }
+        }
+    }
+}
+
+/// Removes staged uploads left behind by a crash (an upload in flight is younger than the
+/// request timeout).
+fn remove_stale_uploads(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600));
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

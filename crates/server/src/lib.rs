@@ -2,6 +2,7 @@
 //! the command line. Business rules live in `ironhand-core`, storage in `ironhand-db`.
 
 pub mod agent_setup;
+pub mod services;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -7,14 +7,35 @@ use secrecy::SecretString;
 use std::io::Write;
 
 pub fn jwt_secret(settings: &Settings) -> anyhow::Result<SecretString> {
-    if let Some(secret) = &settings.auth.jwt_secret {
+    kept_secret(settings, settings.auth.jwt_secret.as_ref(), "jwt_secret", "auth.jwt_secret")
+}
+
+/// The key of signed download URLs: its own secret, never the JWT key.
+pub fn files_signing_key(settings: &Settings) -> anyhow::Result<SecretString> {
+    kept_secret(
+        settings,
+        settings.files.signing_key.as_ref(),
+        "files_signing_key",
+        "files.signing_key",
+    )
+}
+
+/// The configured secret, or the one generated into `<data dir>/secrets/<name>` earlier, or
+/// a new one (dev profile only).
+fn kept_secret(
+    settings: &Settings,
+    configured: Option<&SecretString>,
+    name: &str,
+    key: &str,
+) -> anyhow::Result<SecretString> {
+    if let Some(secret) = configured {
         return Ok(secret.clone());
     }
     if settings.profile == Profile::Production {
-        anyhow::bail!("auth.jwt_secret is required in the production profile");
+        anyhow::bail!("{key} is required in the production profile");
     }
     let dir = settings.server.data_dir.join("secrets");
-    let path = dir.join("jwt_secret");
+    let path = dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return checked(&path, existing);
     }
@@ -24,7 +45,7 @@ pub fn jwt_secret(settings: &Settings) -> anyhow::Result<SecretString> {
     let secret = hex::encode(bytes);
     // Written whole to a private temp file, then linked into place: a second process starting
     // at the same moment either wins the link or reads the complete file of the winner.
-    let tmp = dir.join(format!(".jwt_secret.{}", uuid::Uuid::new_v4().simple()));
+    let tmp = dir.join(format!(".{name}.{}", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -41,7 +62,7 @@ pub fn jwt_secret(settings: &Settings) -> anyhow::Result<SecretString> {
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
-            tracing::info!(path = %path.display(), "generated a JWT signing secret (kept for restarts)");
+            tracing::info!(path = %path.display(), "generated a secret (kept for restarts)");
             Ok(SecretString::from(secret))
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -66,7 +87,7 @@ pub fn jwt_secret(settings: &Settings) -> anyhow::Result<SecretString> {
             file.write_all(secret.as_bytes())
                 .and_then(|_| file.sync_all())
                 .with_context(|| format!("could not write {}", path.display()))?;
-            tracing::info!(path = %path.display(), "generated a JWT signing secret (kept for restarts)");
+            tracing::info!(path = %path.display(), "generated a secret (kept for restarts)");
             Ok(SecretString::from(secret))
         }
     }

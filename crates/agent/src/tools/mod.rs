@@ -8,7 +8,8 @@ mod search;
 mod shell;
 mod specs;
 
-use ironhand_core::ids::SessionId;
+use ironhand_core::files::FileService;
+use ironhand_core::ids::{SessionId, UserId};
 use ironhand_core::ports::sandbox::SandboxError;
 use ironhand_core::ports::{Sandbox, SandboxProvider};
 use ironhand_llm::ToolSpec;
@@ -95,22 +96,28 @@ pub fn group_of(function: &str) -> &'static str {
 /// The executor's tools for one session. The sandbox is started on first use.
 pub struct Toolbox {
     session: SessionId,
+    user: UserId,
     sandboxes: Arc<dyn SandboxProvider>,
     sandbox: OnceCell<Arc<dyn Sandbox>>,
     search: Option<Arc<dyn SearchProvider>>,
+    files: Arc<FileService>,
 }
 
 impl Toolbox {
     pub fn new(
         session: SessionId,
+        user: UserId,
         sandboxes: Arc<dyn SandboxProvider>,
         search: Option<Arc<dyn SearchProvider>>,
+        files: Arc<FileService>,
     ) -> Self {
         Self {
             session,
+            user,
             sandboxes,
             sandbox: OnceCell::new(),
             search,
+            files,
         }
     }
 
@@ -126,7 +133,8 @@ impl Toolbox {
         specs
     }
 
-    async fn sandbox(&self) -> Result<&Arc<dyn Sandbox>, SandboxError> {
+    /// The session's sandbox, started on first use.
+    pub async fn sandbox(&self) -> Result<&Arc<dyn Sandbox>, SandboxError> {
         self.sandbox
             .get_or_try_init(|| self.sandboxes.sandbox(self.session))
             .await
@@ -149,6 +157,46 @@ impl Toolbox {
         }
     }
 
+    /// Keeps the session's file list current: a file the agent wrote is copied to the file
+    /// store (replacing the previous copy). A failure (too large, over quota) only skips it.
+    async fn keep_file(&self, sandbox: &dyn Sandbox, path: &str) {
+        if let Err(why) = self
+            .files
+            .copy_out_of_sandbox(self.user, self.session, sandbox, path)
+            .await
+        {
+            tracing::info!(why, "a written file was not copied to the session's files");
+        }
+    }
+
+    /// Copies files the agent names (a result's attachments) to the session's files;
+    /// returns their `FileInfo`s and, for each one that failed, a sentence.
+    pub async fn collect(&self, paths: &[String]) -> (Vec<Value>, Vec<String>) {
+        let mut infos = Vec::new();
+        let mut failures = Vec::new();
+        if paths.is_empty() {
+            return (infos, failures);
+        }
+        let sandbox = match self.sandbox().await {
+            Ok(sandbox) => sandbox.clone(),
+            Err(error) => {
+                failures.push(format!("the sandbox is unavailable ({error})"));
+                return (infos, failures);
+            }
+        };
+        for path in paths {
+            match self
+                .files
+                .copy_out_of_sandbox(self.user, self.session, sandbox.as_ref(), path)
+                .await
+            {
+                Ok(file) => infos.push(file.info(None)),
+                Err(why) => failures.push(format!("{} ({why})", crate::plan::truncate_chars(path, 200))),
+            }
+        }
+        (infos, failures)
+    }
+
     /// Runs a sandbox or search tool. `message_*` and `complete_step` are the flow's own.
     pub async fn call(&self, function: &str, args: &Value) -> ToolOutcome {
         match group_of(function) {
@@ -157,7 +205,16 @@ impl Toolbox {
                 Err(error) => error.into(),
             },
             "file" => match self.sandbox().await {
-                Ok(sandbox) => file::call(sandbox.as_ref(), function, args).await,
+                Ok(sandbox) => {
+                    let outcome = file::call(sandbox.as_ref(), function, args).await;
+                    if outcome.success
+                        && matches!(function, "file_write" | "file_str_replace")
+                        && let Some(path) = args.get("file").and_then(Value::as_str)
+                    {
+                        self.keep_file(sandbox.as_ref(), path).await;
+                    }
+                    outcome
+                }
                 Err(error) => error.into(),
             },
             "search" if function == "info_search_web" => match &self.search {

@@ -23,6 +23,11 @@ pub mod topics {
 
     /// A run was queued or asked to stop (payload: the run id); workers wake up on it.
     pub const RUNS: &str = "runs";
+
+    /// Changes to a user's subscription or usage (the payload is unused: readers re-read).
+    pub fn billing(id: UserId) -> String {
+        format!("billing:{id}")
+    }
 }
 
 /// Live messages of one topic, from the moment of subscribing. A receiver that falls

@@ -1,6 +1,7 @@
 //! Ports: the traits through which the business rules reach storage and the outside world.
 //! Each has an embedded implementation and a scale-out one (see docs/architecture.md).
 
+pub mod blob_store;
 pub mod denylist;
 pub mod event_bus;
 pub mod mailer;
@@ -9,6 +10,7 @@ pub mod sandbox;
 pub mod sessions;
 pub mod store;
 
+pub use blob_store::{BlobError, BlobStore, ByteStream};
 pub use denylist::TokenDenylist;
 pub use event_bus::EventBus;
 pub use mailer::{Mail, Mailer};

@@ -5,6 +5,7 @@
 //! Every time column of these tables is stored as integer Unix milliseconds on both
 //! backends, so comparisons in SQL (leases, retention, paging) are numeric.
 
+use crate::billing::RunMeter;
 use crate::error::StoreResult;
 use crate::ids::{RunId, SessionId, UserId};
 use crate::session::{Run, RunStatus, Session, SessionStatus, StartRun, StoredEvent};
@@ -99,8 +100,11 @@ pub trait RunQueue: Send + Sync {
     /// In one transaction: when the session already has a run with the same
     /// `client_message_id`, returns it (`Duplicate`); when another run of the session is
     /// queued or running, `Busy`; otherwise stores `run` as queued and sets the session's
-    /// status to `running`.
-    async fn start_run(&self, run: &Run) -> StoreResult<StartRun>;
+    /// status to `running`. With a `meter`, in the same transaction: counts the run on the
+    /// user's subscription with a conditional update (so at most `limit` runs start in a
+    /// period, whatever the concurrency) and checks the user's runs in progress; a refusal
+    /// stores nothing (`LimitReached`, `TooManyActive`).
+    async fn start_run(&self, run: &Run, meter: Option<&RunMeter>) -> StoreResult<StartRun>;
     /// Claims the oldest queued run, or a running one whose lease expired before `now`, with
     /// a conditional update so two workers never claim the same run: status `running`,
     /// lease to `worker` until `lease_until`, attempts + 1, `started_at` set if unset.

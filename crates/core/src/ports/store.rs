@@ -182,6 +182,8 @@ pub trait Store:
     + RunQueue
     + AgentMemoryStore
     + JobLock
+    + crate::files::FileStore
+    + crate::billing::BillingStore
 {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;

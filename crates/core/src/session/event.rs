@@ -78,11 +78,30 @@ impl AgentEvent {
     }
 
     pub fn assistant_message(content: &str) -> Self {
+        Self::assistant_message_with(content, Vec::new())
+    }
+
+    /// An assistant message with files (`FileInfo` objects, signed URLs added when read).
+    pub fn assistant_message_with(content: &str, attachments: Vec<Value>) -> Self {
         Self::Message {
             role: "assistant",
             content: content.to_string(),
-            attachments: Vec::new(),
+            attachments,
             client_message_id: None,
+        }
+    }
+
+    /// The user's message with the files they attached.
+    pub fn user_message_with(
+        content: &str,
+        client_message_id: Option<&str>,
+        attachments: Vec<Value>,
+    ) -> Self {
+        Self::Message {
+            role: "user",
+            content: content.to_string(),
+            attachments,
+            client_message_id: client_message_id.map(str::to_string),
         }
     }
 

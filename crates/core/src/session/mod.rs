@@ -175,7 +175,7 @@ impl RunKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     pub id: RunId,
     pub session_id: SessionId,
@@ -197,7 +197,7 @@ pub struct Run {
 }
 
 /// What `start_run` did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StartRun {
     /// Recorded and queued.
     Started(Run),
@@ -205,6 +205,11 @@ pub enum StartRun {
     Duplicate(Run),
     /// Another run of the session is queued or running.
     Busy,
+    /// The meter refused: the period's run limit is reached, or the period rolled over
+    /// since the caller read it (nothing was stored).
+    LimitReached,
+    /// The meter refused: the user already has as many runs in progress as the plan allows.
+    TooManyActive,
 }
 
 pub mod event;

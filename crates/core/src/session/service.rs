@@ -1,15 +1,17 @@
 //! The rules of sessions: who may see what, when a message starts a run, stopping,
 //! sharing and deleting. Routes call this; storage and fan-out are ports.
 
+use crate::billing::BillingService;
 use crate::error::{DomainError, FieldError};
-use crate::ids::{RunId, SessionId, UserId};
+use crate::files::FileService;
+use crate::ids::{FileId, RunId, SessionId, UserId};
 use crate::ports::sessions::ListCursor;
 use crate::ports::{SandboxProvider, Store};
 use crate::session::{
     AgentEvent, EventPublisher, Run, RunKind, RunStatus, Session, SessionStatus, StartRun,
     StoredEvent,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -24,7 +26,8 @@ const HISTORY_PAGE: i64 = 1_000;
 #[derive(Debug, Clone, Default)]
 pub struct ChatInput {
     pub message: Option<String>,
-    pub attachments: Value,
+    /// Files of the user to copy into the sandbox with the message.
+    pub attachments: Vec<FileId>,
     pub client_message_id: Option<String>,
     /// The client's cursor; `None` means "from now" for a new message, "from the start"
     /// for an attach.
@@ -45,6 +48,8 @@ pub struct SessionService {
     store: Arc<dyn Store>,
     publisher: EventPublisher,
     sandboxes: Arc<dyn SandboxProvider>,
+    billing: Arc<BillingService>,
+    files: Arc<FileService>,
 }
 
 fn not_found() -> DomainError {
@@ -56,12 +61,24 @@ impl SessionService {
         store: Arc<dyn Store>,
         publisher: EventPublisher,
         sandboxes: Arc<dyn SandboxProvider>,
+        billing: Arc<BillingService>,
+        files: Arc<FileService>,
     ) -> Self {
         Self {
             store,
             publisher,
             sandboxes,
+            billing,
+            files,
         }
+    }
+
+    pub fn billing(&self) -> &Arc<BillingService> {
+        &self.billing
+    }
+
+    pub fn files(&self) -> &Arc<FileService> {
+        &self.files
     }
 
     pub fn publisher(&self) -> &EventPublisher {
@@ -186,6 +203,12 @@ impl SessionService {
         } else {
             RunKind::Task
         };
+        // A new task counts against the plan; the reply to the agent's question is free.
+        let counts = kind == RunKind::Task;
+        let attachments = self
+            .files
+            .claim_attachments(user, id, &input.attachments)
+            .await?;
         let run = Run {
             id: RunId::new(),
             session_id: id,
@@ -194,7 +217,10 @@ impl SessionService {
             status: RunStatus::Queued,
             // Exactly as typed (trimmed of surrounding blank space only).
             message: message.to_string(),
-            attachments: input.attachments.clone(),
+            attachments: json!(attachments
+                .iter()
+                .map(|f| json!({"file_id": f.id.to_string(), "filename": f.filename}))
+                .collect::<Vec<_>>()),
             client_message_id: input.client_message_id.clone(),
             attempts: 0,
             cancel_requested: false,
@@ -204,8 +230,28 @@ impl SessionService {
             started_at: None,
             finished_at: None,
         };
-        match self.store.start_run(&run).await? {
+        let mut rolled_over = false;
+        let outcome = loop {
+            let admission = self.billing.admit(user, counts).await?;
+            match self.store.start_run(&run, Some(&admission.meter)).await? {
+                StartRun::LimitReached => {
+                    let sub = self.billing.current(user).await?;
+                    // The period rolled over between reading and metering: meter again.
+                    if sub.period_version != admission.meter.period_version && !rolled_over {
+                        rolled_over = true;
+                        continue;
+                    }
+                    return Err(self.billing.refusal(&sub, "run_limit_reached"));
+                }
+                StartRun::TooManyActive => return Err(self.billing.too_many_active(user).await),
+                other => break other,
+            }
+        };
+        match outcome {
             StartRun::Started(run) => {
+                if counts {
+                    self.billing.notify(user).await;
+                }
                 self.publisher
                     .signal_workers(&format!("run:{}", run.id))
                     .await;
@@ -227,10 +273,12 @@ impl SessionService {
                     session,
                 })
             }
-            StartRun::Busy => Err(DomainError::Conflict(
-                "Session is already processing a request. Stop it first or wait for it to finish."
-                    .into(),
-            )),
+            StartRun::Busy | StartRun::LimitReached | StartRun::TooManyActive => {
+                Err(DomainError::Conflict(
+                    "Session is already processing a request. Stop it first or wait for it to finish."
+                        .into(),
+                ))
+            }
         }
     }
 
@@ -326,6 +374,7 @@ impl SessionService {
                 .await;
         }
         self.store.delete_session(id).await?;
+        self.files.collect_garbage().await;
         // Open streams of the session end at once instead of at their next poll.
         self.publisher.session_gone(id).await;
         if let Err(error) = self.sandboxes.destroy(id, true).await {

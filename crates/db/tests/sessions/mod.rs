@@ -13,7 +13,7 @@ use sqlx::types::JsonValue;
 use time::{Duration, OffsetDateTime};
 
 /// Now, in whole milliseconds: what the session tables keep.
-fn now_ms() -> OffsetDateTime {
+pub fn now_ms() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
         .expect("valid")
@@ -66,8 +66,20 @@ fn run(s: &Session, client_message_id: Option<&str>, at: OffsetDateTime) -> Run 
     }
 }
 
+pub async fn user_for(db: &Db, email: &str) -> UserId {
+    user(db, email).await
+}
+
+pub async fn session_for(db: &Db, user_id: UserId, at: OffsetDateTime) -> Session {
+    session(db, user_id, at).await
+}
+
+pub fn run_for(s: &Session, client_message_id: Option<&str>, at: OffsetDateTime) -> Run {
+    run(s, client_message_id, at)
+}
+
 async fn started(db: &Db, r: &Run) -> Run {
-    match db.store.start_run(r).await.expect("start") {
+    match db.store.start_run(r, None).await.expect("start") {
         StartRun::Started(run) => run,
         other => panic!("expected Started, got {other:?}"),
     }

@@ -23,13 +23,13 @@ pub async fn start_run_is_idempotent_and_refuses_a_busy_session(db: Db) {
 
     let busy = db
         .store
-        .start_run(&run(&s, Some("m2"), t))
+        .start_run(&run(&s, Some("m2"), t), None)
         .await
         .expect("busy");
     assert!(matches!(busy, StartRun::Busy), "{busy:?}");
     let dup = db
         .store
-        .start_run(&run(&s, Some("m1"), t))
+        .start_run(&run(&s, Some("m1"), t), None)
         .await
         .expect("dup");
     assert!(
@@ -63,7 +63,7 @@ pub async fn start_run_is_idempotent_and_refuses_a_busy_session(db: Db) {
     // A retry of the finished message still finds it; a new message starts.
     let dup = db
         .store
-        .start_run(&run(&s, Some("m1"), t))
+        .start_run(&run(&s, Some("m1"), t), None)
         .await
         .expect("dup");
     assert!(
@@ -98,7 +98,7 @@ pub async fn concurrent_start_runs_start_exactly_one(db: Db) {
         let store = db.store.clone();
         let r = run(&s, Some(&format!("m{i}")), t);
         tasks.push(tokio::spawn(async move {
-            store.start_run(&r).await.expect("start")
+            store.start_run(&r, None).await.expect("start")
         }));
     }
     let (mut ok, mut busy) = (0, 0);
@@ -106,7 +106,7 @@ pub async fn concurrent_start_runs_start_exactly_one(db: Db) {
         match task.await.expect("join") {
             StartRun::Started(_) => ok += 1,
             StartRun::Busy => busy += 1,
-            StartRun::Duplicate(r) => panic!("unexpected duplicate {r:?}"),
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!((ok, busy), (1, 19));
@@ -118,7 +118,7 @@ pub async fn concurrent_start_runs_start_exactly_one(db: Db) {
         let store = db.store.clone();
         let r = run(&s2, Some("same"), t);
         tasks.push(tokio::spawn(async move {
-            store.start_run(&r).await.expect("start")
+            store.start_run(&r, None).await.expect("start")
         }));
     }
     let mut ids = HashSet::new();
@@ -132,7 +132,7 @@ pub async fn concurrent_start_runs_start_exactly_one(db: Db) {
             StartRun::Duplicate(r) => {
                 ids.insert(r.id);
             }
-            StartRun::Busy => panic!("a retry of the same message is not busy"),
+            other => panic!("a retry of the same message is not {other:?}"),
         }
     }
     assert_eq!((ok, ids.len()), (1, 1));

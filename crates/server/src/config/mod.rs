@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod agent;
+mod billing;
 
 pub use agent::{AgentSettings, LlmSettings, SandboxSettings, SearchSettings, SessionSettings};
+pub use billing::{BillingSettings, FileSettings, S3Settings, StripeSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -36,6 +38,9 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     pub agent: AgentSettings,
     pub sessions: SessionSettings,
+    pub files: FileSettings,
+    pub billing: BillingSettings,
+    pub stripe: StripeSettings,
     /// The file these settings were read from, if any (hidden from sandboxes).
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -237,6 +242,10 @@ pub struct RateLimitSettings {
     pub chat_session: String,
     /// Per IP: reads of shared sessions and their files (no login needed).
     pub shared_view: String,
+    /// Per user: file uploads.
+    pub upload: String,
+    /// Per user: checkout and portal sessions created.
+    pub checkout: String,
 }
 
 impl Default for RateLimitSettings {
@@ -254,6 +263,8 @@ impl Default for RateLimitSettings {
             chat_user: "20/minute".into(),
             chat_session: "6/minute".into(),
             shared_view: "60/minute".into(),
+            upload: "60/minute".into(),
+            checkout: "5/minute".into(),
         }
     }
 }
@@ -272,6 +283,8 @@ pub struct Quotas {
     pub chat_user: Quota,
     pub chat_session: Quota,
     pub shared_view: Quota,
+    pub upload: Quota,
+    pub checkout: Quota,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -309,6 +322,11 @@ const SHORT_ENV: &[(&str, &str)] = &[
     ("SEARCH_PROVIDER", "search.provider"),
     ("SEARCH_URL", "search.url"),
     ("SEARCH_API_KEY", "search.api_key"),
+    ("STRIPE_SECRET_KEY", "stripe.secret_key"),
+    ("STRIPE_WEBHOOK_SECRET", "stripe.webhook_secret"),
+    ("STRIPE_API_BASE", "stripe.api_base"),
+    ("STRIPE_PRICE_BASIC", "stripe.price_basic"),
+    ("STRIPE_PRICE_PRO", "stripe.price_pro"),
 ];
 
 /// Command-line overrides (`serve --bind`, `--data-dir`), applied last.
@@ -493,7 +511,14 @@ impl Settings {
             problems.push(format!("log.format: `{f}` must be json or text"));
         }
         self.validate_agent(&mut problems);
+        problems.extend(self.billing_problems());
         if self.profile == Profile::Production {
+            if self.files.signing_key.is_none() {
+                problems.push(
+                    "files.signing_key (IRONHAND__FILES__SIGNING_KEY): the production profile needs an explicit key for signed download URLs"
+                        .into(),
+                );
+            }
             if a.jwt_secret.is_none() {
                 problems.push(
                     "auth.jwt_secret (IRONHAND__AUTH__JWT_SECRET): the production profile needs an explicit secret; it never generates one"
@@ -565,6 +590,8 @@ impl RateLimitSettings {
             chat_user: q("chat_user", &self.chat_user)?,
             chat_session: q("chat_session", &self.chat_session)?,
             shared_view: q("shared_view", &self.shared_view)?,
+            upload: q("upload", &self.upload)?,
+            checkout: q("checkout", &self.checkout)?,
         })
     }
 }

@@ -89,6 +89,29 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 r
             }
+            ApiError::Domain(D::TooManyRuns {
+                message,
+                retry_after,
+            }) => {
+                let secs = retry_after.as_secs().max(1);
+                let mut r = body(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    message,
+                    json!({ "retry_after": secs }),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                r
+            }
+            ApiError::Domain(D::PaymentRequired { message, details }) => {
+                body(StatusCode::PAYMENT_REQUIRED, message, details)
+            }
+            ApiError::Domain(D::TooLarge(m)) | ApiError::PayloadTooLarge(m) => {
+                body(StatusCode::PAYLOAD_TOO_LARGE, m, Value::Null)
+            }
+            ApiError::Domain(D::UnsupportedType(m)) | ApiError::UnsupportedMediaType(m) => {
+                body(StatusCode::UNSUPPORTED_MEDIA_TYPE, m, Value::Null)
+            }
             ApiError::Domain(D::Unavailable(m)) => {
                 body(StatusCode::SERVICE_UNAVAILABLE, m, Value::Null)
             }
@@ -99,10 +122,6 @@ impl IntoResponse for ApiError {
                     "Something went wrong on our side. Try again; if it keeps happening, contact support with the X-Request-Id of this response.".into(),
                     Value::Null,
                 )
-            }
-            ApiError::PayloadTooLarge(m) => body(StatusCode::PAYLOAD_TOO_LARGE, m, Value::Null),
-            ApiError::UnsupportedMediaType(m) => {
-                body(StatusCode::UNSUPPORTED_MEDIA_TYPE, m, Value::Null)
             }
             ApiError::MethodNotAllowed => body(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -4,5 +4,6 @@
 pub mod denylist;
 pub mod event_bus;
 pub mod mailer;
+pub mod payments;
 pub mod rate_limit;
 pub mod redis;

@@ -3,11 +3,14 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
+pub mod files;
 pub mod ops;
 pub mod sessions;
 
 use crate::app::AppState;
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -30,10 +33,28 @@ pub struct NullEnvelope {
     pub data: Option<serde_json::Value>,
 }
 
+/// A stored file, as api.md's `FileInfo`.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documents the shape; handlers build it as JSON
+pub struct FileInfo {
+    pub file_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    /// ISO-8601 UTC.
+    pub upload_date: String,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    /// A signed download URL, where the caller may not hold a token.
+    pub file_url: Option<String>,
+}
+
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
         .merge(admin::router())
         .merge(ops::router())
         .merge(sessions::router())
+        .merge(files::router())
+        .merge(billing::router())
 }

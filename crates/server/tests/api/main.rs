@@ -11,6 +11,7 @@ mod auth_flow;
 mod auth_providers;
 mod cli;
 mod cookie_mode;
+mod files;
 mod http_basics;
 mod multi_instance;
 mod password_reset;

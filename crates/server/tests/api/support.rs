@@ -42,6 +42,28 @@ pub fn relaxed_limits() -> RateLimitSettings {
         chat_user: "1000/minute".into(),
         chat_session: "1000/minute".into(),
         shared_view: "1000/minute".into(),
+        upload: "1000/minute".into(),
+        checkout: "1000/minute".into(),
+    }
+}
+
+/// A `multipart/form-data` body with one file part: `(content type, body)`.
+pub fn multipart(field: &str, filename: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = format!("----ironhand{}", uuid::Uuid::new_v4().simple());
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The path and query of a URL the server built with its public origin.
+pub fn path_of(url: &str) -> String {
+    match url.find("://") {
+        Some(i) => url[i + 3..].find('/').map_or_else(|| "/".into(), |j| url[i + 3 + j..].to_string()),
+        None => url.to_string(),
     }
 }
 
@@ -225,6 +247,98 @@ impl TestApp {
         };
         writer.abort();
         reply
+    }
+
+    /// Streams an upload of up to `total` bytes (chunked, no declared length) over a raw
+    /// connection while reading the answer. Returns the answer, how many file bytes had
+    /// been written when it arrived, and how long that took.
+    pub async fn upload_stream(
+        &self,
+        token: &str,
+        filename: &str,
+        total: u64,
+    ) -> (Reply, u64, std::time::Duration) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let started = std::time::Instant::now();
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let (mut read, mut write) = stream.into_split();
+        let boundary = "----ironhandstream";
+        let head = format!(
+            "POST /api/v1/files HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        let part = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\r\n"
+        );
+        let written = Arc::new(AtomicU64::new(0));
+        let counter = written.clone();
+        let writer = tokio::spawn(async move {
+            let chunk = |data: &[u8]| [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat();
+            write.write_all(head.as_bytes()).await.ok()?;
+            write.write_all(&chunk(part.as_bytes())).await.ok()?;
+            let piece = chunk(&vec![b'a'; 256 * 1024]);
+            let mut sent = 0u64;
+            while sent < total {
+                write.write_all(&piece).await.ok()?;
+                sent += 256 * 1024;
+                counter.store(sent, Ordering::Relaxed);
+            }
+            write.write_all(&chunk(format!("\r\n--{boundary}--\r\n").as_bytes())).await.ok()?;
+            write.write_all(b"0\r\n\r\n").await.ok()?;
+            Some(())
+        });
+        let mut buf = Vec::new();
+        let mut piece = [0u8; 8192];
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let reply = loop {
+            if let Some(reply) = parse_http_response(&buf) {
+                break reply;
+            }
+            match tokio::time::timeout_at(deadline, read.read(&mut piece)).await {
+                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&piece[..n]),
+                other => panic!("no complete answer ({other:?}): {}", String::from_utf8_lossy(&buf)),
+            }
+        };
+        let sent = written.load(Ordering::Relaxed);
+        writer.abort();
+        (reply, sent, started.elapsed())
+    }
+
+    /// Uploads `bytes` as `filename` through `POST /api/v1/files`.
+    pub async fn upload(&self, token: &str, filename: &str, bytes: &[u8]) -> Reply {
+        let (content_type, body) = multipart("file", filename, bytes);
+        self.send(
+            self.client
+                .post(self.url("/api/v1/files"))
+                .bearer_auth(token)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// GETs raw bytes: `(status, headers, body)`.
+    pub async fn get_bytes(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        range: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let res = req.send().await.expect("request reaches the server");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.bytes().await.expect("body").to_vec();
+        (status, headers, body)
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {

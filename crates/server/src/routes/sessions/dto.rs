@@ -84,7 +84,9 @@ pub struct SessionDetail {
 #[serde(deny_unknown_fields)]
 pub struct Attachment {
     pub file_id: String,
-    pub filename: String,
+    /// Informational: the stored file's own (sanitised) name is what the agent sees.
+    #[serde(default)]
+    pub filename: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -156,17 +158,4 @@ pub struct ListQuery {
     pub before_id: Option<String>,
 }
 
-/// A stored file, as api.md's `FileInfo`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FileInfo {
-    pub file_id: String,
-    pub filename: String,
-    pub content_type: String,
-    pub size: i64,
-    /// ISO-8601 UTC.
-    pub upload_date: String,
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-    /// A signed download URL, where the caller may not hold a token.
-    pub file_url: Option<String>,
-}
+pub use crate::routes::FileInfo;

@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use dto::*;
 use ironhand_core::DomainError;
-use ironhand_core::ids::SessionId;
+use ironhand_core::ids::{FileId, SessionId};
 use ironhand_core::ports::sandbox::SandboxError;
 use ironhand_core::ports::sessions::ListCursor;
 use ironhand_core::session::service::{ChatInput, MAX_CLIENT_MESSAGE_ID, MAX_MESSAGE_CHARS};
@@ -51,15 +51,23 @@ async fn detail(state: &AppState, session: &Session) -> Result<SessionDetail, Ap
         session_id: session.id.to_string(),
         title: session.title.clone(),
         status: session.status.as_str().to_string(),
-        events: events.iter().map(HistoryEvent::from).collect(),
+        events: events
+            .iter()
+            .map(|e| {
+                let mut event = HistoryEvent::from(e);
+                state.files.sign_event_data(&event.event, &mut event.data);
+                event
+            })
+            .collect(),
         is_shared: session.is_shared,
     })
 }
 
-/// The files of a session. Uploaded and generated files are kept by the file store, which
-/// the files feature adds; until then a session has none.
-async fn files_of(_state: &AppState, _session: &Session) -> Result<Vec<FileInfo>, ApiError> {
-    Ok(Vec::new())
+/// The files of a session (uploaded with its messages, or produced by the agent), each
+/// with a signed download URL.
+async fn files_of(state: &AppState, session: &Session) -> Result<Vec<Value>, ApiError> {
+    let files = state.files.session_files(session.id).await?;
+    Ok(files.iter().map(|f| state.files.info_with_url(f)).collect())
 }
 
 #[utoipa::path(put, path = "/sessions", tag = "sessions", security(("bearer" = [])),
@@ -210,9 +218,17 @@ fn chat_input(body: ChatRequest, headers: &HeaderMap) -> Result<ChatInput, ApiEr
             "at most 20 attachments per message",
         ));
     }
+    let attachments = attachments
+        .iter()
+        .map(|a| {
+            FileId::parse(&a.file_id).ok_or_else(|| {
+                ApiError::validation("attachments", "each attachment needs the file_id of an uploaded file")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(ChatInput {
         message: body.message,
-        attachments: serde_json::to_value(&attachments).unwrap_or(Value::Null),
+        attachments,
         client_message_id: body.client_message_id,
         cursor,
     })

@@ -29,11 +29,11 @@ const REPLAY_PAGE: i64 = 500;
 /// Longest wait for the closing event of a run that has just ended.
 const CLOSING_EVENT_WAIT: Duration = Duration::from_secs(3);
 
-type SseItem = Result<Event, Infallible>;
+pub(crate) type SseItem = Result<Event, Infallible>;
 
 /// Wraps a channel as an SSE response with the headers api.md asks for. When the client
 /// goes away the receiver is dropped and the pumping task ends on its next send.
-fn sse_response(mut receiver: mpsc::Receiver<SseItem>) -> Response {
+pub(crate) fn sse_response(mut receiver: mpsc::Receiver<SseItem>) -> Response {
     let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(PING_EVERY).text("ping"))
@@ -44,11 +44,13 @@ fn sse_response(mut receiver: mpsc::Receiver<SseItem>) -> Response {
     response
 }
 
-fn to_sse(event: &StoredEvent) -> SseItem {
+fn to_sse(state: &AppState, event: &StoredEvent) -> SseItem {
+    let mut data = event.wire_data();
+    state.files.sign_event_data(&event.event, &mut data);
     Ok(Event::default()
         .id(event.event_id())
         .event(event.event.clone())
-        .data(event.wire_data().to_string()))
+        .data(data.to_string()))
 }
 
 /// Open streams per user on this instance, at most `limit` each (`server.max_streams_per_user`):
@@ -149,7 +151,7 @@ async fn catch_up(
             .map_err(|_| "storage error")?;
         for event in &page {
             sender
-                .send(to_sse(event))
+                .send(to_sse(state, event))
                 .await
                 .map_err(|_| "client gone")?;
             *last = event.seq;
@@ -237,7 +239,7 @@ async fn pump_session(
                 Ok(payload) => match serde_json::from_str::<StoredEvent>(&payload) {
                     Ok(event) if event.seq <= last => false,
                     Ok(event) if event.seq == last + 1 => {
-                        sender.send(to_sse(&event)).await.map_err(|_| "client gone")?;
+                        sender.send(to_sse(state, &event)).await.map_err(|_| "client gone")?;
                         last = event.seq;
                         event.ends_stream()
                     }

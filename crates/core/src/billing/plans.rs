@@ -1,0 +1,101 @@
+//! The plans on offer. They come from config; these are api.md's defaults.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// `free`, `basic`, `pro` or `enterprise`.
+    pub id: String,
+    pub name: String,
+    pub price_cents: i64,
+    pub currency: String,
+    /// Runs a month; -1 = unlimited.
+    pub monthly_agent_runs_limit: i64,
+    /// Runs of one user that may be queued or running at once.
+    pub max_concurrent_runs: i64,
+    pub features: Vec<String>,
+    /// The Stripe price that sells it (paid plans only).
+    #[serde(default)]
+    pub stripe_price_id: Option<String>,
+}
+
+pub const PLAN_IDS: [&str; 4] = ["free", "basic", "pro", "enterprise"];
+
+fn plan(id: &str, name: &str, price: i64, runs: i64, concurrent: i64, features: &[&str]) -> Plan {
+    Plan {
+        id: id.into(),
+        name: name.into(),
+        price_cents: price,
+        currency: "usd".into(),
+        monthly_agent_runs_limit: runs,
+        max_concurrent_runs: concurrent,
+        features: features.iter().map(|f| f.to_string()).collect(),
+        stripe_price_id: None,
+    }
+}
+
+/// api.md's plans: free 10 runs a month, basic 1000 at $19, pro 5000 at $49, enterprise
+/// unlimited.
+pub fn default_plans() -> Vec<Plan> {
+    vec![
+        plan("free", "Free", 0, 10, 1, &["10 agent runs a month", "Sandboxed shell, files and web search", "Public sharing"]),
+        plan("basic", "Basic", 1900, 1000, 3, &["1,000 agent runs a month", "3 runs at once", "Everything in Free"]),
+        plan("pro", "Pro", 4900, 5000, 5, &["5,000 agent runs a month", "5 runs at once", "Everything in Basic"]),
+        plan("enterprise", "Enterprise", 0, -1, 20, &["Unlimited agent runs", "20 runs at once", "Contact us"]),
+    ]
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanCatalog {
+    plans: Vec<Plan>,
+}
+
+impl PlanCatalog {
+    /// Checks the list: every plan id known and present once, `free` among them, limits
+    /// sensible. The error names the offending plan.
+    pub fn new(plans: Vec<Plan>) -> Result<Self, String> {
+        for (i, p) in plans.iter().enumerate() {
+            if !PLAN_IDS.contains(&p.id.as_str()) {
+                return Err(format!("billing.plans: unknown plan id `{}` (use free, basic, pro or enterprise)", p.id));
+            }
+            if plans[..i].iter().any(|q| q.id == p.id) {
+                return Err(format!("billing.plans: plan `{}` is listed twice", p.id));
+            }
+            if p.monthly_agent_runs_limit < -1 || p.max_concurrent_runs < 1 || p.price_cents < 0 {
+                return Err(format!("billing.plans: plan `{}` needs monthly_agent_runs_limit >= -1, max_concurrent_runs >= 1 and price_cents >= 0", p.id));
+            }
+        }
+        if !plans.iter().any(|p| p.id == "free") {
+            return Err("billing.plans: the `free` plan is required".into());
+        }
+        Ok(Self { plans })
+    }
+
+    pub fn all(&self) -> &[Plan] {
+        &self.plans
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.id == id)
+    }
+
+    pub fn free(&self) -> &Plan {
+        // `new` guarantees it; the fallback keeps this total.
+        self.get("free").unwrap_or(&self.plans[0])
+    }
+
+    /// The plan a Stripe price sells.
+    pub fn by_price(&self, price_id: &str) -> Option<&Plan> {
+        self.plans
+            .iter()
+            .find(|p| p.stripe_price_id.as_deref() == Some(price_id))
+    }
+}
+
+impl Default for PlanCatalog {
+    fn default() -> Self {
+        Self {
+            plans: default_plans(),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Files: what users upload and what the agent produces. Records (owner, session, name,
+//! sniffed type, size, SHA-256) live in the database behind [`FileStore`]; the bytes live in
+//! a [`crate::ports::BlobStore`] under an opaque key. [`FileService`] holds the rules.
+
+mod service;
+mod signing;
+
+pub use service::{FileService, FileSettings, StagedUpload};
+pub use signing::UrlSigner;
+
+use crate::error::StoreResult;
+use crate::ids::{FileId, SessionId, UserId};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Where a file came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileSource {
+    /// Uploaded by the user through `POST /files`.
+    Upload,
+    /// Copied out of the session's sandbox (named in a result, or written by a file tool).
+    Agent,
+}
+
+impl FileSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileSource::Upload => "upload",
+            FileSource::Agent => "agent",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "upload" => Some(FileSource::Upload),
+            "agent" => Some(FileSource::Agent),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub id: FileId,
+    pub user_id: UserId,
+    /// The session it was attached to or produced in (none for an upload not yet sent).
+    pub session_id: Option<SessionId>,
+    /// The sanitised display name.
+    pub filename: String,
+    /// Sniffed from the content, never taken from the client.
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    /// The blob store key (opaque, server-chosen).
+    pub storage_key: String,
+    pub source: FileSource,
+    /// For agent files: the sandbox path it was copied from (one record per path and session).
+    pub sandbox_path: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+impl StoredFile {
+    /// api.md's `FileInfo`; `file_url` is a signed download URL when given.
+    pub fn info(&self, file_url: Option<String>) -> Value {
+        let mut metadata = json!({ "source": self.source.as_str(), "sha256": self.sha256 });
+        if let Some(session) = self.session_id {
+            metadata["session_id"] = json!(session.to_string());
+        }
+        if let Some(path) = &self.sandbox_path {
+            metadata["sandbox_path"] = json!(path);
+        }
+        json!({
+            "file_id": self.id.to_string(),
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "upload_date": self.created_at.format(&Rfc3339).unwrap_or_default(),
+            "metadata": metadata,
+            "file_url": file_url,
+        })
+    }
+}
+
+/// What storing a record within the owner's quota did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuotaCheck {
+    /// Stored; for an agent file that replaced an older copy of the same path, the old
+    /// copy's blob key (now in the garbage list).
+    Stored(StoredFile),
+    /// The owner's files would exceed the quota; nothing was stored.
+    OverQuota { used: i64 },
+}
+
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// In one transaction with the owner's row locked (so concurrent uploads cannot both
+    /// slip under the quota): stores `file` if the owner's files, with it, stay within
+    /// `quota_bytes`. For an agent file with a `sandbox_path` already recorded in its
+    /// session, the existing record is updated in place (same id) and its old blob key is
+    /// moved to the garbage list.
+    async fn insert_file(&self, file: &StoredFile, quota_bytes: i64) -> StoreResult<QuotaCheck>;
+    async fn file_by_id(&self, id: FileId) -> StoreResult<Option<StoredFile>>;
+    /// The session's files, oldest first.
+    async fn session_files(&self, session_id: SessionId) -> StoreResult<Vec<StoredFile>>;
+    /// Ties an upload to the session it was sent in (only if it has none yet).
+    async fn attach_file(&self, id: FileId, session_id: SessionId) -> StoreResult<()>;
+    /// Deletes the record and queues its blob key for removal. False if it did not exist.
+    async fn delete_file(&self, id: FileId, now: OffsetDateTime) -> StoreResult<bool>;
+    /// Bytes used by the user's files.
+    async fn storage_used(&self, user_id: UserId) -> StoreResult<i64>;
+    /// Blob keys whose records are gone (deleted files, sessions, replaced copies).
+    async fn blob_garbage(&self, limit: i64) -> StoreResult<Vec<String>>;
+    async fn forget_blob_garbage(&self, keys: &[String]) -> StoreResult<()>;
+}
+
+/// The longest display name kept (bytes, cut at a character boundary, extension kept).
+pub const MAX_FILENAME_BYTES: usize = 200;
+
+/// The sandbox directory attachments are copied to.
+pub const UPLOAD_DIR: &str = "/home/ubuntu/upload";

@@ -1,0 +1,505 @@
+//! The rules of files: who may read what, the storage quota, signed URLs, and the copies
+//! between the file store and a session's sandbox.
+
+use super::{FileSource, QuotaCheck, StoredFile, UPLOAD_DIR, UrlSigner};
+use crate::error::DomainError;
+use crate::ids::{FileId, SessionId, UserId};
+use crate::ports::sandbox::SANDBOX_HOME;
+use crate::ports::{BlobError, BlobStore, ByteStream, Sandbox, Store};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Picks the content type of a file the agent produced, from its name and first bytes.
+pub type TypeGuesser = fn(&str, &[u8]) -> String;
+
+#[derive(Debug, Clone)]
+pub struct FileSettings {
+    /// Largest upload accepted (bytes).
+    pub max_upload_bytes: u64,
+    /// Bytes a user's files may take in all.
+    pub quota_bytes: u64,
+    /// Largest file copied out of a sandbox.
+    pub max_agent_file_bytes: u64,
+    /// How long the signed URLs in `FileInfo.file_url` live (seconds).
+    pub url_ttl_secs: i64,
+    /// Prefix of download paths, e.g. `/api/v1/files`.
+    pub path_prefix: String,
+    /// Origin put in front of signed paths (`https://ironhand.example`), or empty for
+    /// same-origin relative URLs.
+    pub public_origin: String,
+}
+
+/// An upload that passed the streaming checks: its bytes sit in a local temp file.
+#[derive(Debug, Clone)]
+pub struct StagedUpload {
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+    pub filename: String,
+    pub content_type: String,
+}
+
+pub struct FileService {
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
+    signer: UrlSigner,
+    settings: FileSettings,
+    guess_type: TypeGuesser,
+}
+
+fn not_found() -> DomainError {
+    DomainError::NotFound("File not found.".into())
+}
+
+fn blob_error(error: BlobError) -> DomainError {
+    match error {
+        BlobError::NotFound => {
+            tracing::error!("a file record has no stored bytes");
+            DomainError::NotFound("The file's content is no longer available.".into())
+        }
+        other => {
+            tracing::error!(error = %other, "file storage failed");
+            DomainError::Unavailable("File storage is unavailable. Try again shortly.".into())
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    if mib >= 1.0 {
+        format!("{mib:.0} MiB")
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A fresh, opaque blob key: `<user>/<uuid>` (never derived from the file name).
+fn new_key(user: UserId) -> String {
+    format!("{}/{}", user.0.simple(), uuid::Uuid::now_v7().simple())
+}
+
+/// `name` as a sandbox path: relative names are under the home directory.
+pub fn sandbox_path(name: &str) -> String {
+    let name = name.trim();
+    if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("{SANDBOX_HOME}/{}", name.trim_start_matches("./"))
+    }
+}
+
+/// The last component of a sandbox path, as a display name.
+fn base_name(path: &str) -> String {
+    let name = path.rsplit('/').find(|part| !part.is_empty()).unwrap_or("");
+    let cleaned: String = name
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        .collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').to_string();
+    if cleaned.is_empty() {
+        "file".into()
+    } else {
+        truncate_name(&cleaned)
+    }
+}
+
+/// Cuts a name to [`super::MAX_FILENAME_BYTES`] at a character boundary, keeping a short
+/// extension.
+pub fn truncate_name(name: &str) -> String {
+    let max = super::MAX_FILENAME_BYTES;
+    if name.len() <= max {
+        return name.to_string();
+    }
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e)
+        .filter(|e| !e.is_empty() && e.len() <= 16)
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
+    let mut end = max - ext.len();
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ext}", &name[..end])
+}
+
+impl FileService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        signer: UrlSigner,
+        settings: FileSettings,
+        guess_type: TypeGuesser,
+    ) -> Self {
+        Self {
+            store,
+            blobs,
+            signer,
+            settings,
+            guess_type,
+        }
+    }
+
+    pub fn settings(&self) -> &FileSettings {
+        &self.settings
+    }
+
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// How many bytes the user may still upload in one file: the per-file limit, or less
+    /// when the quota is nearly used up. The message names whichever limit applies.
+    pub async fn upload_allowance(&self, user: UserId) -> Result<(u64, String), DomainError> {
+        let used = u64::try_from(self.store.storage_used(user).await?).unwrap_or(0);
+        let left = self.settings.quota_bytes.saturating_sub(used);
+        if left < self.settings.max_upload_bytes {
+            Ok((
+                left,
+                format!(
+                    "Your files use {} of your {} storage quota; delete some files to upload more.",
+                    mib(used),
+                    mib(self.settings.quota_bytes)
+                ),
+            ))
+        } else {
+            Ok((
+                self.settings.max_upload_bytes,
+                format!(
+                    "The file is too large: the limit is {}.",
+                    mib(self.settings.max_upload_bytes)
+                ),
+            ))
+        }
+    }
+
+    /// Stores a checked upload for `user` (its temp file is left for the caller to drop).
+    pub async fn store_upload(
+        &self,
+        user: UserId,
+        staged: &StagedUpload,
+    ) -> Result<StoredFile, DomainError> {
+        let file = StoredFile {
+            id: FileId::new(),
+            user_id: user,
+            session_id: None,
+            filename: staged.filename.clone(),
+            content_type: staged.content_type.clone(),
+            size: to_i64(staged.size),
+            sha256: staged.sha256.clone(),
+            storage_key: new_key(user),
+            source: FileSource::Upload,
+            sandbox_path: None,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        self.blobs
+            .put_file(&file.storage_key, &staged.path, staged.size, &staged.sha256)
+            .await
+            .map_err(blob_error)?;
+        self.record(file).await
+    }
+
+    /// Stores the record within the quota; on refusal the blob just written goes away.
+    async fn record(&self, file: StoredFile) -> Result<StoredFile, DomainError> {
+        let outcome = self
+            .store
+            .insert_file(&file, to_i64(self.settings.quota_bytes))
+            .await;
+        match outcome {
+            Ok(QuotaCheck::Stored(stored)) => {
+                metrics::counter!("ironhand_files_stored_total", "source" => file.source.as_str()).increment(1);
+                Ok(stored)
+            }
+            Ok(QuotaCheck::OverQuota { used }) => {
+                let _ = self.blobs.delete(&file.storage_key).await;
+                Err(DomainError::TooLarge(format!(
+                    "Your files use {} of your {} storage quota; delete some files to store more.",
+                    mib(u64::try_from(used).unwrap_or(0)),
+                    mib(self.settings.quota_bytes)
+                )))
+            }
+            Err(error) => {
+                let _ = self.blobs.delete(&file.storage_key).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The user's own file (404 for anyone else's, as for a missing one).
+    pub async fn owned(&self, user: UserId, id: FileId) -> Result<StoredFile, DomainError> {
+        match self.store.file_by_id(id).await? {
+            Some(file) if file.user_id == user => Ok(file),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// A file `viewer` may download: their own, or one of a shared session.
+    pub async fn readable(
+        &self,
+        viewer: Option<UserId>,
+        id: FileId,
+    ) -> Result<StoredFile, DomainError> {
+        let file = self.store.file_by_id(id).await?.ok_or_else(not_found)?;
+        if viewer == Some(file.user_id) {
+            return Ok(file);
+        }
+        if let Some(session_id) = file.session_id
+            && let Some(session) = self.store.session_by_id(session_id).await?
+            && session.is_shared
+            && session.user_id == file.user_id
+        {
+            return Ok(file);
+        }
+        Err(not_found())
+    }
+
+    /// The file a signed URL names, if the signature holds.
+    pub async fn signed(
+        &self,
+        id: FileId,
+        expires: i64,
+        signature: &str,
+    ) -> Result<StoredFile, DomainError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        if !self
+            .signer
+            .verify(&self.download_path(id), expires, signature, now)
+        {
+            return Err(DomainError::NotFound(
+                "This link is not valid or has expired. Ask for a new one.".into(),
+            ));
+        }
+        self.store.file_by_id(id).await?.ok_or_else(not_found)
+    }
+
+    fn download_path(&self, id: FileId) -> String {
+        format!("{}/{id}", self.settings.path_prefix)
+    }
+
+    /// A URL that downloads `file` without a token for `ttl_secs`.
+    pub fn signed_url(&self, file: &StoredFile, ttl_secs: i64) -> String {
+        self.signed_url_for(file.id, ttl_secs)
+    }
+
+    /// Adds fresh signed URLs to the attachments of a `message` event's data (stored
+    /// events keep none: a stored URL would expire while the history lives on).
+    pub fn sign_event_data(&self, event: &str, data: &mut serde_json::Value) {
+        if event != "message" {
+            return;
+        }
+        let Some(attachments) = data.get_mut("attachments").and_then(|a| a.as_array_mut()) else {
+            return;
+        };
+        for attachment in attachments {
+            let id = attachment
+                .get("file_id")
+                .and_then(|v| v.as_str())
+                .and_then(FileId::parse);
+            if let (Some(id), Some(object)) = (id, attachment.as_object_mut()) {
+                object.insert(
+                    "file_url".into(),
+                    serde_json::Value::String(self.signed_url_for(id, self.settings.url_ttl_secs)),
+                );
+            }
+        }
+    }
+
+    fn signed_url_for(&self, id: FileId, ttl_secs: i64) -> String {
+        let path = self.download_path(id);
+        let expires = OffsetDateTime::now_utc().unix_timestamp() + ttl_secs;
+        format!(
+            "{}{path}?{}",
+            self.settings.public_origin,
+            self.signer.query(&path, expires)
+        )
+    }
+
+    /// `FileInfo` with a fresh signed URL.
+    pub fn info_with_url(&self, file: &StoredFile) -> serde_json::Value {
+        file.info(Some(self.signed_url(file, self.settings.url_ttl_secs)))
+    }
+
+    /// Streams the file's bytes, or bytes `start..=end`.
+    pub async fn open(
+        &self,
+        file: &StoredFile,
+        range: Option<(u64, u64)>,
+    ) -> Result<ByteStream, DomainError> {
+        self.blobs
+            .get(&file.storage_key, range)
+            .await
+            .map_err(blob_error)
+    }
+
+    pub async fn delete(&self, user: UserId, id: FileId) -> Result<(), DomainError> {
+        let file = self.owned(user, id).await?;
+        if self
+            .store
+            .delete_file(file.id, OffsetDateTime::now_utc())
+            .await?
+        {
+            self.collect_garbage().await;
+        }
+        Ok(())
+    }
+
+    pub async fn session_files(&self, session: SessionId) -> Result<Vec<StoredFile>, DomainError> {
+        Ok(self.store.session_files(session).await?)
+    }
+
+    /// Removes the blobs of deleted records. Failures stay queued for the next pass.
+    pub async fn collect_garbage(&self) -> usize {
+        let keys = match self.store.blob_garbage(200).await {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the blob garbage list");
+                return 0;
+            }
+        };
+        let mut removed = Vec::new();
+        for key in keys {
+            match self.blobs.delete(&key).await {
+                Ok(()) | Err(BlobError::InvalidKey) => removed.push(key),
+                Err(error) => tracing::warn!(%error, "could not remove a deleted file's bytes"),
+            }
+        }
+        if let Err(error) = self.store.forget_blob_garbage(&removed).await {
+            tracing::warn!(%error, "could not update the blob garbage list");
+        }
+        removed.len()
+    }
+
+    /// Checks the attachments of a chat message (each must be the user's own file) and
+    /// ties them to the session. Returns them in the order given.
+    pub async fn claim_attachments(
+        &self,
+        user: UserId,
+        session: SessionId,
+        ids: &[FileId],
+    ) -> Result<Vec<StoredFile>, DomainError> {
+        let mut files = Vec::with_capacity(ids.len());
+        for id in ids {
+            let file = self.store.file_by_id(*id).await?;
+            match file {
+                Some(file) if file.user_id == user => files.push(file),
+                _ => {
+                    return Err(DomainError::Validation(vec![crate::FieldError::new(
+                        "attachments",
+                        format!("Attachment {id} is not one of your files."),
+                    )]));
+                }
+            }
+        }
+        for file in &files {
+            if file.session_id.is_none() {
+                self.store.attach_file(file.id, session).await?;
+            }
+        }
+        Ok(files)
+    }
+
+    /// Copies the files into the sandbox's upload directory; returns each with its sandbox
+    /// path (names made unique: `a.txt`, `a (2).txt`).
+    pub async fn copy_into_sandbox(
+        &self,
+        files: &[StoredFile],
+        sandbox: &dyn Sandbox,
+    ) -> Result<Vec<(StoredFile, String)>, DomainError> {
+        let mut placed: Vec<(StoredFile, String)> = Vec::new();
+        for file in files {
+            let mut name = file.filename.clone();
+            let mut n = 2;
+            while placed.iter().any(|(_, p)| p.ends_with(&format!("/{name}"))) {
+                name = match file.filename.rsplit_once('.') {
+                    Some((stem, ext)) if !stem.is_empty() => format!("{stem} ({n}).{ext}"),
+                    _ => format!("{} ({n})", file.filename),
+                };
+                n += 1;
+            }
+            let stream = self.open(file, None).await?;
+            let chunks: Vec<Bytes> = stream.try_collect().await.map_err(|error| {
+                tracing::error!(%error, "reading a stored file failed");
+                DomainError::Unavailable("File storage is unavailable. Try again shortly.".into())
+            })?;
+            let bytes = chunks.concat();
+            let path = format!("{UPLOAD_DIR}/{name}");
+            sandbox.put_file(&path, &bytes).await.map_err(|error| {
+                DomainError::Unavailable(format!("Could not copy {name} into the sandbox: {error}"))
+            })?;
+            placed.push((file.clone(), path));
+        }
+        Ok(placed)
+    }
+
+    /// Copies a file out of the sandbox into the store as the session's file (replacing
+    /// an earlier copy of the same path). Errors are sentences for the model or the log.
+    pub async fn copy_out_of_sandbox(
+        &self,
+        user: UserId,
+        session: SessionId,
+        sandbox: &dyn Sandbox,
+        name: &str,
+    ) -> Result<StoredFile, String> {
+        let path = sandbox_path(name);
+        let bytes = sandbox
+            .get_file(&path, self.settings.max_agent_file_bytes)
+            .await
+            .map_err(|error| error.to_string())?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let filename = base_name(&path);
+        let head = &bytes[..bytes.len().min(8192)];
+        let content_type = (self.guess_type)(&filename, head);
+        let file = StoredFile {
+            id: FileId::new(),
+            user_id: user,
+            session_id: Some(session),
+            filename,
+            content_type,
+            size: to_i64(bytes.len() as u64),
+            sha256: sha256.clone(),
+            storage_key: new_key(user),
+            source: FileSource::Agent,
+            sandbox_path: Some(path),
+            created_at: OffsetDateTime::now_utc(),
+        };
+        self.blobs
+            .put_bytes(&file.storage_key, Bytes::from(bytes), &sha256)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "storing a sandbox file failed");
+                "file storage is unavailable".to_string()
+            })?;
+        let stored = self.record(file).await.map_err(|error| error.to_string())?;
+        // A replaced copy left its old bytes in the garbage list.
+        self.collect_garbage().await;
+        Ok(stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_sandbox_paths() {
+        assert_eq!(sandbox_path("report.md"), "/home/ubuntu/report.md");
+        assert_eq!(sandbox_path("./out/a.txt"), "/home/ubuntu/out/a.txt");
+        assert_eq!(sandbox_path("/tmp/x"), "/tmp/x");
+        assert_eq!(base_name("/home/ubuntu/out/a.txt"), "a.txt");
+        assert_eq!(base_name("/home/ubuntu/out/"), "out");
+        assert_eq!(base_name("/home/ubuntu/.env"), "env");
+        assert_eq!(base_name("/x/\u{202E}gpj.exe"), "gpj.exe");
+        assert_eq!(base_name("/"), "file");
+        let long = format!("{}.csv", "é".repeat(300));
+        let cut = truncate_name(&long);
+        assert!(cut.len() <= 200 && cut.ends_with(".csv"));
+    }
+}

@@ -1,0 +1,2 @@
+//! Payment providers: Stripe.
+pub mod stripe;
