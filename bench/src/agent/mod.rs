@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod report;
+pub(crate) mod report;
 
 /// Longest a single run, replay or request may take before it counts as an error.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -25,29 +25,32 @@ pub struct Ctx {
 
 /// What one iteration measured.
 #[derive(Default, Clone, Copy)]
-struct Sample {
-    total: Duration,
-    first_event: Duration,
-    first_agent_event: Duration,
-    events: usize,
-    bytes: usize,
+pub(crate) struct Sample {
+    pub(crate) total: Duration,
+    pub(crate) first_event: Duration,
+    pub(crate) first_agent_event: Duration,
+    pub(crate) events: usize,
+    pub(crate) bytes: usize,
 }
 
-struct Driven {
-    samples: Vec<Sample>,
-    errors: usize,
-    error_kinds: BTreeMap<String, usize>,
-    elapsed: f64,
+pub(crate) struct Driven {
+    pub(crate) samples: Vec<Sample>,
+    pub(crate) errors: usize,
+    pub(crate) error_kinds: BTreeMap<String, usize>,
+    pub(crate) elapsed: f64,
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted
         .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
         .copied()
         .unwrap_or_default()
 }
 
-fn percentiles(samples: &[Sample], field: impl Fn(&Sample) -> Duration) -> (Duration, Duration) {
+pub(crate) fn percentiles(
+    samples: &[Sample],
+    field: impl Fn(&Sample) -> Duration,
+) -> (Duration, Duration) {
     let mut v: Vec<Duration> = samples.iter().map(field).collect();
     v.sort();
     (pct(&v, 0.50), pct(&v, 0.99))
@@ -55,7 +58,7 @@ fn percentiles(samples: &[Sample], field: impl Fn(&Sample) -> Duration) -> (Dura
 
 /// `clients` loops of `iteration(client, n)` for `seconds`; failures are counted apart and
 /// left out of the percentiles.
-async fn drive<F, Fut>(clients: usize, seconds: u64, iteration: F) -> Driven
+pub(crate) async fn drive<F, Fut>(clients: usize, seconds: u64, iteration: F) -> Driven
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<Sample>> + Send,
@@ -99,7 +102,11 @@ where
     driven
 }
 
-async fn new_session(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
+pub(crate) async fn new_session(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<String> {
     let v: Value = client
         .put(format!("{base}/api/v1/sessions"))
         .bearer_auth(token)

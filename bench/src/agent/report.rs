@@ -5,15 +5,15 @@ use crate::scenarios::{FANOUT_CALLS_PER_STEP, FANOUT_PACE_MS, FANOUT_STEPS};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn mib(kib: u64) -> String {
+pub(crate) fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn errors_note(out: &mut String, what: &str, d: &Driven) -> std::fmt::Result {
+pub(crate) fn errors_note(out: &mut String, what: &str, d: &Driven) -> std::fmt::Result {
     for (kind, n) in d.error_kinds.iter().take(5) {
         writeln!(out, "- {what}: {n} × `{}`", kind.replace('`', "'"))?;
     }

@@ -266,7 +266,9 @@ impl Turn<'_> {
             }
         }
         let sandbox = self.tools.sandbox().await.map_err(|error| {
-            Abort::Failed(format!("The sandbox could not start to receive your files: {error}"))
+            Abort::Failed(format!(
+                "The sandbox could not start to receive your files: {error}"
+            ))
         })?;
         let placed = files
             .copy_into_sandbox(&found, sandbox.as_ref())
@@ -280,7 +282,9 @@ impl Turn<'_> {
             );
             self.memory.task.push_str(&note);
             // A reply continues a conversation the task text is no longer part of.
-            if matches!(self.memory.phase, Phase::Executing { .. }) && !self.memory.messages.is_empty() {
+            if matches!(self.memory.phase, Phase::Executing { .. })
+                && !self.memory.messages.is_empty()
+            {
                 self.memory.messages.push(ChatMessage::user(note.trim()));
             }
         }
@@ -302,7 +306,10 @@ impl Turn<'_> {
             .unwrap_or_default();
         let (infos, failures) = self.tools.collect(&paths).await;
         if !failures.is_empty() {
-            tracing::info!(?failures, "some files named in a message could not be attached");
+            tracing::info!(
+                ?failures,
+                "some files named in a message could not be attached"
+            );
         }
         infos
     }
@@ -704,8 +711,8 @@ impl Turn<'_> {
                             self.tool_event(call, &args, ToolStatus::Calling, None)
                                 .await?;
                             let files = self.named_files(&args).await;
-                        self.emit(&AgentEvent::assistant_message_with(text, files))
-                            .await?;
+                            self.emit(&AgentEvent::assistant_message_with(text, files))
+                                .await?;
                             self.tool_event(call, &args, ToolStatus::Called, None)
                                 .await?;
                         }
@@ -832,7 +839,12 @@ impl Turn<'_> {
             completion.content
         };
         let mut paths: Vec<String> = Vec::new();
-        for path in self.memory.results.iter().flat_map(|r| r.attachments.iter()) {
+        for path in self
+            .memory
+            .results
+            .iter()
+            .flat_map(|r| r.attachments.iter())
+        {
             if !paths.contains(path) && paths.len() < MAX_RESULT_FILES {
                 paths.push(path.clone());
             }
@@ -841,7 +853,10 @@ impl Turn<'_> {
         let text = if failures.is_empty() {
             text
         } else {
-            format!("{text}\n\n_Some files could not be attached: {}._", failures.join("; "))
+            format!(
+                "{text}\n\n_Some files could not be attached: {}._",
+                failures.join("; ")
+            )
         };
         self.emit(&AgentEvent::assistant_message_with(&text, attachments))
             .await?;

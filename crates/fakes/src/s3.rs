@@ -94,3 +94,26 @@ impl Drop for S3Server {
         self.accept.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn serves_the_bucket_and_refuses_unsigned_requests() {
+        let server = S3Server::start().await.unwrap();
+        assert!(server.data_dir().join(server.bucket()).is_dir());
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "GET /{}/any-key HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            server.bucket(),
+            server.addr
+        );
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        socket.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    }
+}

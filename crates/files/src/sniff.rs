@@ -87,9 +87,11 @@ fn detect(head: &[u8]) -> Detected {
     }
     let text = is_utf8_text(head);
     if let Some(kind) = infer::get(head) {
-        let weak = kind.matcher_type() == infer::MatcherType::Text
-            || matches!(kind.extension(), "exe" | "dll" | "bmp" | "pem");
-        if !(weak && text) {
+        // infer's own text matchers (HTML, XML, shebang) always defer to the text rule.
+        let text_like = kind.matcher_type() == infer::MatcherType::Text;
+        let weak = matches!(kind.extension(), "exe" | "dll" | "bmp" | "pem");
+        let defer_to_text = text_like || (weak && text);
+        if !defer_to_text {
             let mime = kind.mime_type().to_string();
             let mut exts: Vec<String> = BINARY_TYPES
                 .iter()
@@ -128,6 +130,9 @@ fn refuse(detected: &str, message: String) -> Refusal {
     }
 }
 
+const NOT_RECOGNISED: &str =
+    "The file's type is not recognised: it is neither an accepted format nor UTF-8 text.";
+
 /// Decides what an upload is from its name and its first (up to [`HEAD_LEN`]) bytes.
 pub fn classify(filename: &str, head: &[u8], allow: &AllowList) -> Result<Sniffed, Refusal> {
     let ext = extension_of(filename);
@@ -146,7 +151,10 @@ pub fn classify(filename: &str, head: &[u8], allow: &AllowList) -> Result<Sniffe
             if let Some(e) = ext_ref.filter(|e| is_known_binary_ext(e)) {
                 return Err(refuse(
                     "text/plain",
-                    format!("The file is named .{e} but its content is text, not {}.", describe_ext(e)),
+                    format!(
+                        "The file is named .{e} but its content is text, not {what}.",
+                        what = describe_ext(e)
+                    ),
                 ));
             }
             classify_text(ext_ref, allow)
@@ -155,10 +163,10 @@ pub fn classify(filename: &str, head: &[u8], allow: &AllowList) -> Result<Sniffe
             "application/octet-stream",
             match ext_ref {
                 Some(e) if is_known_binary_ext(e) => {
-                    format!("The file is named .{e} but its content is not {}.", describe_ext(e))
+                    let what = describe_ext(e);
+                    format!("The file is named .{e} but its content is not {what}.")
                 }
-                _ => "The file's type is not recognised: it is neither an accepted format nor UTF-8 text."
-                    .to_string(),
+                _ => NOT_RECOGNISED.to_string(),
             },
         )),
         Detected::Binary { mime, exts } => classify_binary(ext_ref, &mime, &exts, allow),
@@ -201,22 +209,23 @@ fn classify_binary(
     let mut extension_ok = ext.is_some_and(|e| exts.iter().any(|x| x == e));
     if !extension_ok {
         // Zip containers: the name picks among zip-based office formats (see module doc).
-        let ooxml_named = ext.and_then(|e| OOXML.iter().find(|(x, _)| *x == e));
-        if mime == "application/zip" && ooxml_named.is_some() {
-            if let Some((_, ct)) = ooxml_named {
-                content_type = (*ct).to_string();
+        match ext.and_then(|e| OOXML.iter().find(|(x, _)| *x == e)) {
+            Some((_, ooxml)) if mime == "application/zip" => {
+                content_type = (*ooxml).to_string();
                 extension_ok = true;
             }
-        } else if OOXML.iter().any(|(_, ct)| *ct == mime) && ext == Some("zip") {
-            extension_ok = true;
+            _ if ext == Some("zip") && OOXML.iter().any(|(_, ct)| *ct == mime) => {
+                extension_ok = true;
+            }
+            _ => {}
         }
     }
     if !allow.contains(&content_type) {
         return Err(refuse(
-            mime,
+            &content_type,
             format!(
                 "This file is {}, which cannot be uploaded here.",
-                describe(mime)
+                describe(&content_type)
             ),
         ));
     }

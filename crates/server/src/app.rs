@@ -57,12 +57,44 @@ pub struct AppState {
     /// Event streams open per user on this instance.
     pub streams: Arc<crate::routes::sessions::stream::StreamSlots>,
     /// The last sandbox self-check and when it ran (readiness probes share it).
-    sandbox_checked: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
+    sandbox_checked: CheckCache,
+    /// The same for the file store.
+    files_checked: CheckCache,
 }
 
 /// How long one sandbox self-check answers readiness probes: starting a test sandbox on
 /// every probe would let anyone who can reach `/ready` spawn processes at will.
 const SANDBOX_CHECK_TTL: Duration = Duration::from_secs(30);
+
+type CheckCache = Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>;
+
+/// Runs `check` unless a result younger than [`SANDBOX_CHECK_TTL`] is cached; a failure's
+/// details go to the log only.
+async fn cached_check(
+    cache: &CheckCache,
+    what: &str,
+    check: impl std::future::Future<Output = Result<(), String>>,
+) -> bool {
+    let mut last = cache.lock().await;
+    if let Some((at, healthy)) = *last
+        && at.elapsed() < SANDBOX_CHECK_TTL
+    {
+        return healthy;
+    }
+    let healthy = match tokio::time::timeout(Duration::from_secs(10), check).await {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness: the {what} failed its self-check");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the {what} self-check took longer than 10 s");
+            false
+        }
+    };
+    *last = Some((std::time::Instant::now(), healthy));
+    healthy
+}
 
 /// A short, fixed-length stand-in for user input used in limiter keys.
 pub fn hashed_key(value: &str) -> String {
@@ -135,7 +167,14 @@ impl AppState {
             refresh_ttl: Duration::from_secs(a.refresh_token_days * 24 * 3600),
             code_ttl: Duration::from_secs(a.verification_code_ttl_secs),
             code_max_attempts: a.verification_code_max_attempts,
-            free_monthly_runs: a.free_monthly_runs,
+            // The free plan of `billing.plans` is what a new account starts on.
+            free_monthly_runs: settings
+                .plans()
+                .iter()
+                .find(|p| p.id == "free")
+                .map_or(ironhand_core::subscription::FREE_PLAN_MONTHLY_RUNS, |p| {
+                    p.monthly_agent_runs_limit
+                }),
             product_name: "Ironhand".into(),
             local_email: a.local_email.as_ref().map(|e| e.trim().to_lowercase()),
         };
@@ -208,6 +247,7 @@ impl AppState {
             agent: parts.agent,
             stopping: CancellationToken::new(),
             sandbox_checked: Arc::default(),
+            files_checked: Arc::default(),
             streams,
         })
     }
@@ -216,33 +256,26 @@ impl AppState {
     /// details of a failure go to the log only.
     pub async fn sandbox_health(&self) -> Result<&'static str, ()> {
         let provider = self.sessions.sandboxes();
-        let mut last = self.sandbox_checked.lock().await;
-        if let Some((at, healthy)) = *last
-            && at.elapsed() < SANDBOX_CHECK_TTL
-        {
-            return if healthy {
-                Ok(provider.kind())
-            } else {
-                Err(())
-            };
-        }
-        let healthy = match tokio::time::timeout(Duration::from_secs(10), provider.check()).await {
-            Ok(Ok(())) => true,
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "readiness: the sandbox provider cannot start sandboxes");
-                false
-            }
-            Err(_) => {
-                tracing::warn!("readiness: the sandbox self-check took longer than 10 s");
-                false
-            }
-        };
-        *last = Some((std::time::Instant::now(), healthy));
+        let healthy = cached_check(&self.sandbox_checked, "sandbox provider", async {
+            provider.check().await.map_err(|e| e.to_string())
+        })
+        .await;
         if healthy {
             Ok(provider.kind())
         } else {
             Err(())
         }
+    }
+
+    /// Whether the file store can be written, checked at most every 30 s (on S3 a check
+    /// costs two requests).
+    pub async fn files_health(&self) -> Result<&'static str, ()> {
+        let blobs = self.files.blobs();
+        let healthy = cached_check(&self.files_checked, "file store", async {
+            blobs.check().await.map_err(|e| e.to_string())
+        })
+        .await;
+        if healthy { Ok(blobs.kind()) } else { Err(()) }
     }
 
     /// Counts one request under `rule` for each subject (an IP, an email, a user);

@@ -2,7 +2,6 @@
 //! the command line. Business rules live in `ironhand-core`, storage in `ironhand-db`.
 
 pub mod agent_setup;
-pub mod services;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -11,6 +10,7 @@ pub mod infra;
 pub mod jobs;
 pub mod routes;
 pub mod secrets;
+pub mod services;
 pub mod telemetry;
 
 pub use app::{AppState, router, serve};

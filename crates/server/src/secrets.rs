@@ -7,7 +7,12 @@ use secrecy::SecretString;
 use std::io::Write;
 
 pub fn jwt_secret(settings: &Settings) -> anyhow::Result<SecretString> {
-    kept_secret(settings, settings.auth.jwt_secret.as_ref(), "jwt_secret", "auth.jwt_secret")
+    kept_secret(
+        settings,
+        settings.auth.jwt_secret.as_ref(),
+        "jwt_secret",
+        "auth.jwt_secret",
+    )
 }
 
 /// The key of signed download URLs: its own secret, never the JWT key.

@@ -46,7 +46,10 @@ pub fn blob_store(settings: &Settings) -> anyhow::Result<Arc<dyn BlobStore>> {
     Ok(Arc::new(LocalBlobStore::new(dir)))
 }
 
-pub fn file_service(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Arc<FileService>> {
+pub fn file_service(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<Arc<FileService>> {
     let key = crate::secrets::files_signing_key(settings)?;
     let f = &settings.files;
     let files = FileService::new(
@@ -76,8 +79,8 @@ pub fn payments(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Payments>>
     let config = ironhand_stripe::StripeConfig::new(key)
         .with_api_base(s.api_base.clone())
         .with_timeout(Duration::from_secs(s.timeout_secs));
-    let client = ironhand_stripe::StripeClient::new(config)
-        .map_err(|e| anyhow::anyhow!("stripe: {e}"))?;
+    let client =
+        ironhand_stripe::StripeClient::new(config).map_err(|e| anyhow::anyhow!("stripe: {e}"))?;
     Ok(Some(Arc::new(StripePayments::new(client))))
 }
 

@@ -191,7 +191,10 @@ impl Toolbox {
                 .await
             {
                 Ok(file) => infos.push(file.info(None)),
-                Err(why) => failures.push(format!("{} ({why})", crate::plan::truncate_chars(path, 200))),
+                Err(why) => failures.push(format!(
+                    "{} ({why})",
+                    crate::plan::truncate_chars(path, 200)
+                )),
             }
         }
         (infos, failures)

@@ -69,8 +69,10 @@ pub trait BillingStore: SubscriptionStore {
         update: &SubscriptionUpdate,
         now: OffsetDateTime,
     ) -> StoreResult<Option<Subscription>>;
-    async fn subscription_by_customer(&self, customer_id: &str)
-    -> StoreResult<Option<Subscription>>;
+    async fn subscription_by_customer(
+        &self,
+        customer_id: &str,
+    ) -> StoreResult<Option<Subscription>>;
     async fn subscription_by_provider_id(
         &self,
         subscription_id: &str,
@@ -156,6 +158,7 @@ pub trait Payments: Send + Sync {
         success_url: &str,
         cancel_url: &str,
     ) -> Result<(String, String), PaymentError>;
-    async fn create_portal(&self, customer: &str, return_url: &str) -> Result<String, PaymentError>;
+    async fn create_portal(&self, customer: &str, return_url: &str)
+    -> Result<String, PaymentError>;
     async fn subscription(&self, id: &str) -> Result<ProviderSubscription, PaymentError>;
 }

@@ -38,10 +38,51 @@ fn plan(id: &str, name: &str, price: i64, runs: i64, concurrent: i64, features: 
 /// unlimited.
 pub fn default_plans() -> Vec<Plan> {
     vec![
-        plan("free", "Free", 0, 10, 1, &["10 agent runs a month", "Sandboxed shell, files and web search", "Public sharing"]),
-        plan("basic", "Basic", 1900, 1000, 3, &["1,000 agent runs a month", "3 runs at once", "Everything in Free"]),
-        plan("pro", "Pro", 4900, 5000, 5, &["5,000 agent runs a month", "5 runs at once", "Everything in Basic"]),
-        plan("enterprise", "Enterprise", 0, -1, 20, &["Unlimited agent runs", "20 runs at once", "Contact us"]),
+        plan(
+            "free",
+            "Free",
+            0,
+            10,
+            2,
+            &[
+                "10 agent runs a month",
+                "2 tasks at once",
+                "Sandboxed shell, files and web search",
+                "Public sharing",
+            ],
+        ),
+        plan(
+            "basic",
+            "Basic",
+            1900,
+            1000,
+            5,
+            &[
+                "1,000 agent runs a month",
+                "5 tasks at once",
+                "Everything in Free",
+            ],
+        ),
+        plan(
+            "pro",
+            "Pro",
+            4900,
+            5000,
+            10,
+            &[
+                "5,000 agent runs a month",
+                "10 tasks at once",
+                "Everything in Basic",
+            ],
+        ),
+        plan(
+            "enterprise",
+            "Enterprise",
+            0,
+            -1,
+            25,
+            &["Unlimited agent runs", "25 tasks at once", "Contact us"],
+        ),
     ]
 }
 
@@ -56,13 +97,19 @@ impl PlanCatalog {
     pub fn new(plans: Vec<Plan>) -> Result<Self, String> {
         for (i, p) in plans.iter().enumerate() {
             if !PLAN_IDS.contains(&p.id.as_str()) {
-                return Err(format!("billing.plans: unknown plan id `{}` (use free, basic, pro or enterprise)", p.id));
+                return Err(format!(
+                    "billing.plans: unknown plan id `{}` (use free, basic, pro or enterprise)",
+                    p.id
+                ));
             }
             if plans[..i].iter().any(|q| q.id == p.id) {
                 return Err(format!("billing.plans: plan `{}` is listed twice", p.id));
             }
             if p.monthly_agent_runs_limit < -1 || p.max_concurrent_runs < 1 || p.price_cents < 0 {
-                return Err(format!("billing.plans: plan `{}` needs monthly_agent_runs_limit >= -1, max_concurrent_runs >= 1 and price_cents >= 0", p.id));
+                return Err(format!(
+                    "billing.plans: plan `{}` needs monthly_agent_runs_limit >= -1, max_concurrent_runs >= 1 and price_cents >= 0",
+                    p.id
+                ));
             }
         }
         if !plans.iter().any(|p| p.id == "free") {

@@ -57,7 +57,8 @@ pub fn anniversary_period(
         return (anchor, add_months(anchor, 1));
     }
     // Jump close to `now` first, then step: at most a couple of iterations.
-    let months = (now.year() - anchor.year()) * 12 + (i32::from(u8::from(now.month())) - i32::from(u8::from(anchor.month())));
+    let months = (now.year() - anchor.year()) * 12
+        + (i32::from(u8::from(now.month())) - i32::from(u8::from(anchor.month())));
     let mut k = (months - 1).max(0);
     loop {
         let start = add_months(anchor, k);
@@ -73,8 +74,7 @@ fn payment_error(error: PaymentError) -> DomainError {
     tracing::warn!(%error, "payment provider call failed");
     match error {
         PaymentError::Refused(_) => DomainError::Unavailable(
-            "The payment provider refused the request. Try again later or contact support."
-                .into(),
+            "The payment provider refused the request. Try again later or contact support.".into(),
         ),
         PaymentError::Unreachable(_) => DomainError::Unavailable(
             "The payment provider cannot be reached right now. Try again shortly.".into(),
@@ -137,7 +137,8 @@ impl BillingService {
         let sub = match self.store.subscription_for_user(user).await? {
             Some(sub) => sub,
             None => {
-                let free = Subscription::free(user, self.catalog.free().monthly_agent_runs_limit, now);
+                let free =
+                    Subscription::free(user, self.catalog.free().monthly_agent_runs_limit, now);
                 self.store.ensure_subscription(&free).await?;
                 self.store
                     .subscription_for_user(user)
@@ -148,7 +149,11 @@ impl BillingService {
         self.roll(sub, now).await
     }
 
-    async fn roll(&self, sub: Subscription, now: OffsetDateTime) -> Result<Subscription, DomainError> {
+    async fn roll(
+        &self,
+        sub: Subscription,
+        now: OffsetDateTime,
+    ) -> Result<Subscription, DomainError> {
         let update = if sub.is_trial
             && sub.stripe_subscription_id.is_none()
             && sub.trial_end.is_some_and(|end| now >= end)
@@ -168,6 +173,15 @@ impl BillingService {
             Some(SubscriptionUpdate {
                 period: Some(anniversary_period(sub.created_at, now)),
                 reset_usage: true,
+                ..Default::default()
+            })
+        } else if !sub.is_trial
+            && let Some(plan) = self.catalog.get(&sub.plan)
+            && plan.monthly_agent_runs_limit != sub.monthly_agent_runs_limit
+        {
+            // The operator changed the plan's limit: every subscription on it follows.
+            Some(SubscriptionUpdate {
+                monthly_agent_runs_limit: Some(plan.monthly_agent_runs_limit),
                 ..Default::default()
             })
         } else {
@@ -202,7 +216,10 @@ impl BillingService {
         let sub = self.current(user).await?;
         if counts
             && self.settings.enforce_limits
-            && matches!(sub.status.as_str(), "past_due" | "unpaid" | "incomplete" | "canceled")
+            && matches!(
+                sub.status.as_str(),
+                "past_due" | "unpaid" | "incomplete" | "canceled"
+            )
         {
             return Err(self.refusal(&sub, "subscription_inactive"));
         }
@@ -261,7 +278,9 @@ impl BillingService {
     pub async fn activate_trial(&self, user: UserId) -> Result<Subscription, DomainError> {
         let sub = self.current(user).await?;
         if sub.trial_used {
-            return Err(DomainError::BadRequest("You have already used your free trial.".into()));
+            return Err(DomainError::BadRequest(
+                "You have already used your free trial.".into(),
+            ));
         }
         if sub.plan != "free" {
             return Err(DomainError::BadRequest(
@@ -286,18 +305,30 @@ impl BillingService {
                 self.notify(user).await;
                 Ok(sub)
             }
-            None => Err(DomainError::BadRequest("You have already used your free trial.".into())),
+            None => Err(DomainError::BadRequest(
+                "You have already used your free trial.".into(),
+            )),
         }
     }
 
     /// Checks a redirect URL given by the client: it must be on the public origin.
-    fn return_url(&self, given: Option<&str>, default_query: &str, field: &str) -> Result<String, DomainError> {
+    fn return_url(
+        &self,
+        given: Option<&str>,
+        default_query: &str,
+        field: &str,
+    ) -> Result<String, DomainError> {
         let origin = self.settings.public_origin.trim_end_matches('/');
         match given.map(str::trim).filter(|u| !u.is_empty()) {
-            None => Ok(format!("{origin}{}{default_query}", self.settings.billing_path)),
+            None => Ok(format!(
+                "{origin}{}{default_query}",
+                self.settings.billing_path
+            )),
             Some(url)
                 if (url == origin || url.starts_with(&format!("{origin}/")))
-                    && !url.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+                    && !url
+                        .chars()
+                        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
                     && url.len() <= 2_000 =>
             {
                 Ok(url.to_string())
@@ -316,7 +347,12 @@ impl BillingService {
     }
 
     /// The user's provider customer, created on first need.
-    async fn customer(&self, sub: &Subscription, email: &str, name: &str) -> Result<String, DomainError> {
+    async fn customer(
+        &self,
+        sub: &Subscription,
+        email: &str,
+        name: &str,
+    ) -> Result<String, DomainError> {
         if let Some(customer) = &sub.stripe_customer_id {
             return Ok(customer.clone());
         }
@@ -354,7 +390,10 @@ impl BillingService {
                 DomainError::Validation(vec![FieldError::new("plan", "must be basic or pro")])
             })?;
         let price = plan.stripe_price_id.clone().ok_or_else(|| {
-            DomainError::Unavailable(format!("The {} plan has no price configured on this server.", plan.name))
+            DomainError::Unavailable(format!(
+                "The {} plan has no price configured on this server.",
+                plan.name
+            ))
         })?;
         let success = self.return_url(
             success_url,
@@ -363,9 +402,12 @@ impl BillingService {
         )?;
         let cancel = self.return_url(cancel_url, "?checkout=cancel", "cancel_url")?;
         let sub = self.current(user).await?;
-        if sub.stripe_subscription_id.is_some() && !matches!(sub.status.as_str(), "canceled" | "incomplete") {
+        if sub.stripe_subscription_id.is_some()
+            && !matches!(sub.status.as_str(), "canceled" | "incomplete")
+        {
             return Err(DomainError::BadRequest(
-                "You already have a paid subscription. Change or cancel it in the billing portal.".into(),
+                "You already have a paid subscription. Change or cancel it in the billing portal."
+                    .into(),
             ));
         }
         let customer = self.customer(&sub, email, name).await?;
@@ -375,7 +417,11 @@ impl BillingService {
             .map_err(payment_error)
     }
 
-    pub async fn portal(&self, user: UserId, return_url: Option<&str>) -> Result<String, DomainError> {
+    pub async fn portal(
+        &self,
+        user: UserId,
+        return_url: Option<&str>,
+    ) -> Result<String, DomainError> {
         let payments = self.payments()?.clone();
         let back = self.return_url(return_url, "", "return_url")?;
         let sub = self.current(user).await?;
@@ -384,7 +430,10 @@ impl BillingService {
                 "You have no billing account yet. Choose a paid plan first.".into(),
             )
         })?;
-        payments.create_portal(&customer, &back).await.map_err(payment_error)
+        payments
+            .create_portal(&customer, &back)
+            .await
+            .map_err(payment_error)
     }
 
     /// Applies a verified provider event once. Returns false for an event already
@@ -399,14 +448,21 @@ impl BillingService {
         let change = self.change_for(event, now).await?;
         let applied = self
             .store
-            .apply_payment_event(event_id, event_type, change.as_ref().map(|(u, c)| (*u, c)), now)
+            .apply_payment_event(
+                event_id,
+                event_type,
+                change.as_ref().map(|(u, c)| (*u, c)),
+                now,
+            )
             .await?;
         match (&change, applied) {
             (Some((user, _)), true) => {
                 metrics::counter!("ironhand_billing_changes_total", "event" => event_type.to_string()).increment(1);
                 self.notify(*user).await;
             }
-            (None, true) => tracing::info!(event_type, "payment event acknowledged without a change"),
+            (None, true) => {
+                tracing::info!(event_type, "payment event acknowledged without a change")
+            }
             (_, false) => tracing::info!(event_type, "payment event already processed"),
         }
         Ok(applied)
@@ -414,21 +470,33 @@ impl BillingService {
 
     /// The authoritative state of a provider subscription (fetched, so events arriving out
     /// of order cannot roll it back); the event's own copy when the provider cannot say.
-    async fn fresh(&self, id: &str, fallback: Option<ProviderSubscription>) -> Result<Option<ProviderSubscription>, DomainError> {
+    async fn fresh(
+        &self,
+        id: &str,
+        fallback: Option<ProviderSubscription>,
+    ) -> Result<Option<ProviderSubscription>, DomainError> {
         let Some(payments) = &self.payments else {
             return Ok(fallback);
         };
         match payments.subscription(id).await {
             Ok(sub) => Ok(Some(sub)),
             Err(PaymentError::Refused(why)) => {
-                tracing::warn!(why, "the provider does not know this subscription; using the event's copy");
+                tracing::warn!(
+                    why,
+                    "the provider does not know this subscription; using the event's copy"
+                );
                 Ok(fallback)
             }
             Err(error) => Err(payment_error(error)),
         }
     }
 
-    async fn find_user(&self, hint: Option<UserId>, subscription: Option<&str>, customer: Option<&str>) -> Result<Option<Subscription>, DomainError> {
+    async fn find_user(
+        &self,
+        hint: Option<UserId>,
+        subscription: Option<&str>,
+        customer: Option<&str>,
+    ) -> Result<Option<Subscription>, DomainError> {
         if let Some(user) = hint
             && let Some(sub) = self.store.subscription_for_user(user).await?
         {
@@ -445,15 +513,33 @@ impl BillingService {
         Ok(None)
     }
 
-    async fn change_for(&self, event: PaymentEvent, now: OffsetDateTime) -> Result<Option<(UserId, SubscriptionUpdate)>, DomainError> {
+    async fn change_for(
+        &self,
+        event: PaymentEvent,
+        now: OffsetDateTime,
+    ) -> Result<Option<(UserId, SubscriptionUpdate)>, DomainError> {
         let (hint, sub_id, customer, fallback, failed) = match event {
             PaymentEvent::Other => return Ok(None),
-            PaymentEvent::CheckoutCompleted { user, customer, subscription_id } => (user, subscription_id, customer, None, false),
-            PaymentEvent::SubscriptionChanged(s) | PaymentEvent::SubscriptionDeleted(s) => {
-                (s.user_hint, Some(s.id.clone()), s.customer.clone(), Some(s), false)
-            }
-            PaymentEvent::InvoicePaid { customer, subscription_id } => (None, subscription_id, customer, None, false),
-            PaymentEvent::InvoiceFailed { customer, subscription_id } => (None, subscription_id, customer, None, true),
+            PaymentEvent::CheckoutCompleted {
+                user,
+                customer,
+                subscription_id,
+            } => (user, subscription_id, customer, None, false),
+            PaymentEvent::SubscriptionChanged(s) | PaymentEvent::SubscriptionDeleted(s) => (
+                s.user_hint,
+                Some(s.id.clone()),
+                s.customer.clone(),
+                Some(s),
+                false,
+            ),
+            PaymentEvent::InvoicePaid {
+                customer,
+                subscription_id,
+            } => (None, subscription_id, customer, None, false),
+            PaymentEvent::InvoiceFailed {
+                customer,
+                subscription_id,
+            } => (None, subscription_id, customer, None, true),
         };
         let provider = match &sub_id {
             Some(id) => self.fresh(id, fallback).await?,
@@ -461,14 +547,19 @@ impl BillingService {
         };
         let hint = hint.or(provider.as_ref().and_then(|p| p.user_hint));
         let customer = customer.or(provider.as_ref().and_then(|p| p.customer.clone()));
-        let Some(current) = self.find_user(hint, sub_id.as_deref(), customer.as_deref()).await? else {
+        let Some(current) = self
+            .find_user(hint, sub_id.as_deref(), customer.as_deref())
+            .await?
+        else {
             tracing::warn!("payment event for a customer no account knows; acknowledged");
             return Ok(None);
         };
         // Events about a subscription the user has since replaced change nothing.
         if let (Some(known), Some(id)) = (&current.stripe_subscription_id, &sub_id)
             && known != id
-            && provider.as_ref().is_some_and(|p| status_of(&p.status) == "canceled")
+            && provider
+                .as_ref()
+                .is_some_and(|p| status_of(&p.status) == "canceled")
         {
             return Ok(None);
         }
@@ -487,13 +578,16 @@ impl BillingService {
     }
 
     fn paid_state(&self, current: &Subscription, p: &ProviderSubscription) -> SubscriptionUpdate {
-        let plan = p.price_id.as_deref().and_then(|price| self.catalog.by_price(price));
+        let plan = p
+            .price_id
+            .as_deref()
+            .and_then(|price| self.catalog.by_price(price));
         if plan.is_none() {
             tracing::warn!(price = ?p.price_id, "subscription for a price no plan sells; plan unchanged");
         }
-        let new_period = p
-            .period
-            .filter(|(start, _)| start.unix_timestamp() != current.current_period_start.unix_timestamp());
+        let new_period = p.period.filter(|(start, _)| {
+            start.unix_timestamp() != current.current_period_start.unix_timestamp()
+        });
         SubscriptionUpdate {
             plan: plan.map(|p| p.id.clone()),
             monthly_agent_runs_limit: plan.map(|p| p.monthly_agent_runs_limit),
@@ -555,7 +649,10 @@ mod tests {
         );
         assert_eq!(
             anniversary_period(signup, datetime!(2026-03-05 00:00 UTC)),
-            (datetime!(2026-02-28 10:00 UTC), datetime!(2026-03-31 10:00 UTC))
+            (
+                datetime!(2026-02-28 10:00 UTC),
+                datetime!(2026-03-31 10:00 UTC)
+            )
         );
         // Long idle: lands in the period containing now.
         let (start, end) = anniversary_period(signup, datetime!(2031-07-31 10:00 UTC));

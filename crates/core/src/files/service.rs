@@ -101,7 +101,9 @@ fn base_name(path: &str) -> String {
     let name = path.rsplit('/').find(|part| !part.is_empty()).unwrap_or("");
     let cleaned: String = name
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        .filter(|c| {
+            !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        })
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.').to_string();
     if cleaned.is_empty() {
@@ -215,7 +217,8 @@ impl FileService {
             .await;
         match outcome {
             Ok(QuotaCheck::Stored(stored)) => {
-                metrics::counter!("ironhand_files_stored_total", "source" => file.source.as_str()).increment(1);
+                metrics::counter!("ironhand_files_stored_total", "source" => file.source.as_str())
+                    .increment(1);
                 Ok(stored)
             }
             Ok(QuotaCheck::OverQuota { used }) => {

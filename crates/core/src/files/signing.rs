@@ -65,9 +65,18 @@ mod tests {
         let signature = query.split("signature=").nth(1).unwrap_or_default();
         assert!(signer.verify("/api/v1/files/a", 1_000, signature, 999));
         assert!(signer.verify("/api/v1/files/a", 1_000, signature, 1_000));
-        assert!(!signer.verify("/api/v1/files/a", 1_000, signature, 1_001), "expired");
-        assert!(!signer.verify("/api/v1/files/b", 1_000, signature, 999), "other path");
-        assert!(!signer.verify("/api/v1/files/a", 2_000, signature, 999), "other expiry");
+        assert!(
+            !signer.verify("/api/v1/files/a", 1_000, signature, 1_001),
+            "expired"
+        );
+        assert!(
+            !signer.verify("/api/v1/files/b", 1_000, signature, 999),
+            "other path"
+        );
+        assert!(
+            !signer.verify("/api/v1/files/a", 2_000, signature, 999),
+            "other expiry"
+        );
         assert!(!UrlSigner::new(b"jwt key").verify("/api/v1/files/a", 1_000, signature, 999));
         assert!(!signer.verify("/api/v1/files/a", 1_000, "zz", 999));
         assert!(!signer.verify("/api/v1/files/a", 1_000, "", 999));

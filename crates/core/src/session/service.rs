@@ -217,10 +217,12 @@ impl SessionService {
             status: RunStatus::Queued,
             // Exactly as typed (trimmed of surrounding blank space only).
             message: message.to_string(),
-            attachments: json!(attachments
-                .iter()
-                .map(|f| json!({"file_id": f.id.to_string(), "filename": f.filename}))
-                .collect::<Vec<_>>()),
+            attachments: json!(
+                attachments
+                    .iter()
+                    .map(|f| json!({"file_id": f.id.to_string(), "filename": f.filename}))
+                    .collect::<Vec<_>>()
+            ),
             client_message_id: input.client_message_id.clone(),
             attempts: 0,
             cancel_requested: false,

@@ -98,19 +98,16 @@ impl S3BlobStore {
         }
     }
 
-    /// URL and `Host` value for an object, or for the bucket itself when `object` is `None`.
-    fn locate(&self, object: Option<&str>) -> Result<(Url, String), BlobError> {
+    /// URL and `Host` value for an object.
+    fn locate(&self, object: &str) -> Result<(Url, String), BlobError> {
         let endpoint = &self.config.endpoint;
         let base_path = endpoint.path().trim_end_matches('/');
         let host_name = endpoint.host_str().unwrap_or_default();
         let (host_name, path) = if self.config.path_style {
-            let path = match object {
-                Some(name) => format!("{base_path}/{}/{name}", self.config.bucket),
-                None => format!("{base_path}/{}", self.config.bucket),
-            };
+            let path = format!("{base_path}/{}/{object}", self.config.bucket);
             (host_name.to_string(), path)
         } else {
-            let path = format!("{base_path}/{}", object.unwrap_or_default());
+            let path = format!("{base_path}/{object}");
             (format!("{}.{host_name}", self.config.bucket), path)
         };
         let host = match endpoint.port() {
@@ -127,7 +124,7 @@ impl S3BlobStore {
     async fn send(
         &self,
         method: Method,
-        object: Option<&str>,
+        object: &str,
         headers: &[(&str, &str)],
         payload_sha256: &str,
         body: Option<(Body, u64)>,
@@ -166,10 +163,9 @@ impl S3BlobStore {
         if let Some((body, length)) = body {
             request = request.header("content-length", length).body(body);
         }
-        request
-            .send()
-            .await
-            .map_err(|e| BlobError::Unavailable(format!("S3 {op:?}: {}", e.without_url())))
+        request.send().await.map_err(|e| {
+            BlobError::Unavailable(format!("S3 {op:?}: {}", with_causes(&e.without_url())))
+        })
     }
 
     async fn put(
@@ -183,17 +179,22 @@ impl S3BlobStore {
         let sha = checked_sha256(sha256_hex)?;
         let name = self.object_name(key);
         let response = self
-            .send(
-                Method::PUT,
-                Some(&name),
-                &[],
-                &sha,
-                Some((body, length)),
-                Op::Put,
-            )
+            .send(Method::PUT, &name, &[], &sha, Some((body, length)), Op::Put)
             .await?;
         expect_success(response, Op::Put).await.map(|_| ())
     }
+}
+
+/// reqwest's `Display` stops at "error sending request"; the causes say why.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The payload hash goes into a signed header: accept only 64 hex digits.
@@ -276,14 +277,7 @@ impl BlobStore for S3BlobStore {
             range_header.iter().map(|r| ("range", r.as_str())).collect();
         let name = self.object_name(key);
         let response = self
-            .send(
-                Method::GET,
-                Some(&name),
-                &headers,
-                EMPTY_SHA256,
-                None,
-                Op::Get,
-            )
+            .send(Method::GET, &name, &headers, EMPTY_SHA256, None, Op::Get)
             .await?;
         let response = expect_success(response, Op::Get).await?;
         if range.is_some() && response.status() != StatusCode::PARTIAL_CONTENT {
@@ -304,14 +298,7 @@ impl BlobStore for S3BlobStore {
         validate_key(key)?;
         let name = self.object_name(key);
         let response = self
-            .send(
-                Method::DELETE,
-                Some(&name),
-                &[],
-                EMPTY_SHA256,
-                None,
-                Op::Delete,
-            )
+            .send(Method::DELETE, &name, &[], EMPTY_SHA256, None, Op::Delete)
             .await?;
         if response.status() == StatusCode::NOT_FOUND {
             // Some stores answer 404 for a missing key; S3 answers 204. Both mean "gone".
@@ -334,7 +321,7 @@ impl BlobStore for S3BlobStore {
         let response = self
             .send(
                 Method::PUT,
-                Some(&name),
+                &name,
                 &[],
                 sha,
                 Some((Body::from(body), 2)),
@@ -343,14 +330,7 @@ impl BlobStore for S3BlobStore {
             .await?;
         expect_success(response, Op::Check).await?;
         let response = self
-            .send(
-                Method::DELETE,
-                Some(&name),
-                &[],
-                EMPTY_SHA256,
-                None,
-                Op::Check,
-            )
+            .send(Method::DELETE, &name, &[], EMPTY_SHA256, None, Op::Check)
             .await?;
         expect_success(response, Op::Check).await.map(|_| ())
     }

@@ -142,9 +142,12 @@ impl Signer<'_> {
         let date = amz_date.get(..8).unwrap_or_default();
         let to_sign = self.string_to_sign(amz_date, &request);
         let signature = hex::encode(hmac(&self.signing_key(date), to_sign.as_bytes()));
-        format!(
-            "AWS4-HMAC-SHA256 Credential={}/{date}/{}/s3/aws4_request,SignedHeaders={signed_headers},Signature={signature}",
+        let credential = format!(
+            "{}/{date}/{}/s3/aws4_request",
             self.access_key_id, self.region
+        );
+        format!(
+            "AWS4-HMAC-SHA256 Credential={credential},SignedHeaders={signed_headers},Signature={signature}"
         )
     }
 }

@@ -496,3 +496,18 @@ fn long_names_are_cut_at_a_character_boundary_keeping_the_extension() {
     let exact = format!("{}.pdf", "x".repeat(196));
     assert_eq!(sanitize_filename(&exact), exact);
 }
+
+#[test]
+fn a_text_opening_over_binary_content_is_not_text() {
+    // A shebang or an HTML tag first does not make NUL-laden bytes a script or a page.
+    assert!(
+        refused("run.sh", b"#!/bin/sh\n\x00\x01\x02binary")
+            .message
+            .contains("not recognised")
+    );
+    assert!(
+        refused("page.html", b"<html>\x00\x00\x00")
+            .message
+            .contains("not recognised")
+    );
+}

@@ -193,7 +193,11 @@ impl super::Settings {
             "local" => {}
             "s3" => {
                 let s3 = &f.s3;
-                if s3.endpoint.as_deref().is_none_or(|e| url::Url::parse(e).is_err()) {
+                if s3
+                    .endpoint
+                    .as_deref()
+                    .is_none_or(|e| url::Url::parse(e).is_err())
+                {
                     problems.push("files.s3.endpoint: set it to the store's URL, e.g. https://s3.eu-west-1.amazonaws.com".into());
                 }
                 if s3.bucket.as_deref().is_none_or(str::is_empty) {
@@ -212,7 +216,10 @@ impl super::Settings {
         match ironhand_core::billing::PlanCatalog::new(b.plans.clone()) {
             Ok(catalog) => {
                 if catalog.get(&b.trial_plan).is_none() {
-                    problems.push(format!("billing.trial_plan: `{}` is not one of billing.plans", b.trial_plan));
+                    problems.push(format!(
+                        "billing.trial_plan: `{}` is not one of billing.plans",
+                        b.trial_plan
+                    ));
                 }
             }
             Err(problem) => problems.push(problem),

@@ -155,8 +155,6 @@ pub struct AuthConfig {
     /// The one account of `provider = "local"`.
     pub local_email: Option<String>,
     pub local_password: Option<SecretString>,
-    /// Runs per month of the free plan every new account starts on.
-    pub free_monthly_runs: i64,
 }
 
 impl Default for AuthConfig {
@@ -176,7 +174,6 @@ impl Default for AuthConfig {
             argon2_parallelism: argon.parallelism,
             local_email: None,
             local_password: None,
-            free_monthly_runs: ironhand_core::subscription::FREE_PLAN_MONTHLY_RUNS,
         }
     }
 }
@@ -629,7 +626,13 @@ mod tests {
                 .contains("auth.jwt_secret")
         );
         s.auth.jwt_secret = Some(SecretString::from("x".repeat(40)));
-        s.validate().expect("valid with a secret");
+        assert!(
+            s.validate()
+                .expect_err("no file signing key")
+                .contains("files.signing_key")
+        );
+        s.files.signing_key = Some(SecretString::from("y".repeat(40)));
+        s.validate().expect("valid with both secrets");
     }
 
     #[test]
@@ -643,11 +646,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("ironhand.toml");
         // The sample leaves the production secret to the environment; supply one here.
-        let sample = sample.replacen(
-            "[auth]\n",
-            "[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n",
-            1,
-        );
+        let sample = sample
+            .replacen(
+                "[auth]\n",
+                "[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n",
+                1,
+            )
+            .replacen(
+                "[files]\n",
+                "[files]\nsigning_key = \"fedcba9876543210fedcba9876543210\"\n",
+                1,
+            );
         std::fs::write(&path, sample).expect("write");
         let loaded = Settings::load(Some(&path), &Overrides::default());
         assert!(

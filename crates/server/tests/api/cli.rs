@@ -241,6 +241,10 @@ fn environment_values_keep_their_text_and_lists_split_on_commas() {
             "IRONHAND__AUTH__JWT_SECRET",
             "0000000000000000000000000000000000000123",
         )
+        .env(
+            "IRONHAND__FILES__SIGNING_KEY",
+            "1111111111111111111111111111111111111111",
+        )
         .env("IRONHAND__AUTH__REFRESH_COOKIE", "true")
         .env("IRONHAND__SERVER__TRUSTED_PROXIES", "2")
         .env(

@@ -21,28 +21,53 @@ async fn upload_download_ranges_signed_urls_and_delete(backend: Backend) {
     let app = files_app(backend).await;
     let alice = app.signed_up("alice@example.com", "correct horse").await;
     let text = "line one\nline two\nÜnïcödé\n";
-    let r = app.upload(&alice.access, "../../etc/notes.txt", text.as_bytes()).await;
+    let r = app
+        .upload(&alice.access, "../../etc/notes.txt", text.as_bytes())
+        .await;
     r.assert_ok();
     let info = r.data().clone();
-    assert_eq!(info["filename"], "notes.txt", "only the last component is kept");
+    assert_eq!(
+        info["filename"], "notes.txt",
+        "only the last component is kept"
+    );
     assert_eq!(info["content_type"], "text/plain");
     assert_eq!(info["size"], text.len());
     assert_eq!(info["metadata"]["sha256"].as_str().map(str::len), Some(64));
-    assert!(info["upload_date"].as_str().is_some_and(|d| d.ends_with('Z')));
+    assert!(
+        info["upload_date"]
+            .as_str()
+            .is_some_and(|d| d.ends_with('Z'))
+    );
     let id = info["file_id"].as_str().expect("id").to_string();
 
-    let again = app.get(&format!("/api/v1/files/{id}/info"), Some(&alice.access)).await;
+    let again = app
+        .get(&format!("/api/v1/files/{id}/info"), Some(&alice.access))
+        .await;
     again.assert_ok();
     assert_eq!(again.data()["file_id"], id.as_str());
 
     // Whole download: an attachment, never sniffed or rendered.
     let (status, headers, body) = app
-        .get_bytes(&format!("/api/v1/files/{id}/download"), Some(&alice.access), None)
+        .get_bytes(
+            &format!("/api/v1/files/{id}/download"),
+            Some(&alice.access),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, text.as_bytes());
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    assert!(h("content-disposition").starts_with("attachment; filename=\"notes.txt\""), "{}", h("content-disposition"));
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        h("content-disposition").starts_with("attachment; filename=\"notes.txt\""),
+        "{}",
+        h("content-disposition")
+    );
     assert_eq!(h("x-content-type-options"), "nosniff");
     assert!(h("content-security-policy").contains("sandbox"));
     assert_eq!(h("accept-ranges"), "bytes");
@@ -50,36 +75,68 @@ async fn upload_download_ranges_signed_urls_and_delete(backend: Backend) {
 
     // Ranges.
     let (status, headers, body) = app
-        .get_bytes(&format!("/api/v1/files/{id}/download"), Some(&alice.access), Some("bytes=5-7"))
+        .get_bytes(
+            &format!("/api/v1/files/{id}/download"),
+            Some(&alice.access),
+            Some("bytes=5-7"),
+        )
         .await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(body, b"one");
-    assert_eq!(headers["content-range"], format!("bytes 5-7/{}", text.len()).as_str());
+    assert_eq!(
+        headers["content-range"],
+        format!("bytes 5-7/{}", text.len()).as_str()
+    );
     let (status, _, body) = app
-        .get_bytes(&format!("/api/v1/files/{id}/download"), Some(&alice.access), Some("bytes=-4"))
+        .get_bytes(
+            &format!("/api/v1/files/{id}/download"),
+            Some(&alice.access),
+            Some("bytes=-4"),
+        )
         .await;
-    assert_eq!((status, body.as_slice()), (StatusCode::PARTIAL_CONTENT, "dé\n".as_bytes()));
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, "dé\n".as_bytes())
+    );
     let (status, headers, _) = app
-        .get_bytes(&format!("/api/v1/files/{id}/download"), Some(&alice.access), Some("bytes=999-"))
+        .get_bytes(
+            &format!("/api/v1/files/{id}/download"),
+            Some(&alice.access),
+            Some("bytes=999-"),
+        )
         .await;
     assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
-    assert_eq!(headers["content-range"], format!("bytes */{}", text.len()).as_str());
+    assert_eq!(
+        headers["content-range"],
+        format!("bytes */{}", text.len()).as_str()
+    );
 
     // The signed URL in the info works without a token; a signed URL on request too.
     let url = path_of(info["file_url"].as_str().expect("file_url"));
     let (status, _, body) = app.get_bytes(&url, None, None).await;
     assert_eq!((status, body.as_slice()), (StatusCode::OK, text.as_bytes()));
     let signed = app
-        .post(&format!("/api/v1/files/{id}/signed-url"), Some(&alice.access), json!({"expire_minutes": 5}))
+        .post(
+            &format!("/api/v1/files/{id}/signed-url"),
+            Some(&alice.access),
+            json!({"expire_minutes": 5}),
+        )
         .await;
     signed.assert_ok();
     assert_eq!(signed.data()["expires_in"], 300);
     let signed_path = path_of(signed.data()["signed_url"].as_str().expect("url"));
-    assert_eq!(app.get_bytes(&signed_path, None, None).await.0, StatusCode::OK);
+    assert_eq!(
+        app.get_bytes(&signed_path, None, None).await.0,
+        StatusCode::OK
+    );
     for minutes in [0, 16, -1] {
-        app.post(&format!("/api/v1/files/{id}/signed-url"), Some(&alice.access), json!({"expire_minutes": minutes}))
-            .await
-            .assert_error(422);
+        app.post(
+            &format!("/api/v1/files/{id}/signed-url"),
+            Some(&alice.access),
+            json!({"expire_minutes": minutes}),
+        )
+        .await
+        .assert_error(422);
     }
 
     // Tampering: another file's path, a later expiry, a past expiry (signed with the real
@@ -89,27 +146,68 @@ async fn upload_download_ranges_signed_urls_and_delete(backend: Backend) {
     let moved = signed_path.replace(&id, &other_id);
     app.get(&moved, None).await.assert_error(404);
     let (path, query) = signed_path.split_once('?').expect("query");
-    let expires: i64 = query.split('&').find_map(|kv| kv.strip_prefix("expires=")).expect("expires").parse().expect("n");
-    let later = signed_path.replace(&format!("expires={expires}"), &format!("expires={}", expires + 3600));
+    let expires: i64 = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("expires="))
+        .expect("expires")
+        .parse()
+        .expect("n");
+    let later = signed_path.replace(
+        &format!("expires={expires}"),
+        &format!("expires={}", expires + 3600),
+    );
     app.get(&later, None).await.assert_error(404);
-    let key = std::fs::read_to_string(app.settings.server.data_dir.join("secrets/files_signing_key")).expect("generated key");
+    let key = std::fs::read_to_string(
+        app.settings
+            .server
+            .data_dir
+            .join("secrets/files_signing_key"),
+    )
+    .expect("generated key");
     let past = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
-    let expired = format!("{path}?{}", UrlSigner::new(key.trim().as_bytes()).query(path, past));
+    let expired = format!(
+        "{path}?{}",
+        UrlSigner::new(key.trim().as_bytes()).query(path, past)
+    );
     app.get(&expired, None).await.assert_error(404);
-    let fresh = format!("{path}?{}", UrlSigner::new(key.trim().as_bytes()).query(path, past + 600));
-    assert_eq!(app.get_bytes(&fresh, None, None).await.0, StatusCode::OK, "the same key and a future expiry work");
-    let jwt = std::fs::read_to_string(app.settings.server.data_dir.join("secrets/jwt_secret")).expect("jwt key");
+    let fresh = format!(
+        "{path}?{}",
+        UrlSigner::new(key.trim().as_bytes()).query(path, past + 600)
+    );
+    assert_eq!(
+        app.get_bytes(&fresh, None, None).await.0,
+        StatusCode::OK,
+        "the same key and a future expiry work"
+    );
+    let jwt = std::fs::read_to_string(app.settings.server.data_dir.join("secrets/jwt_secret"))
+        .expect("jwt key");
     assert_ne!(jwt.trim(), key.trim(), "download URLs have their own key");
-    let forged = format!("{path}?{}", UrlSigner::new(jwt.trim().as_bytes()).query(path, past + 600));
+    let forged = format!(
+        "{path}?{}",
+        UrlSigner::new(jwt.trim().as_bytes()).query(path, past + 600)
+    );
     app.get(&forged, None).await.assert_error(404);
     app.get(path, None).await.assert_error(404);
 
     // Delete: gone everywhere, bytes removed.
-    app.call(reqwest::Method::DELETE, &format!("/api/v1/files/{id}"), Some(&alice.access), None).await.assert_ok();
-    app.get(&format!("/api/v1/files/{id}/info"), Some(&alice.access)).await.assert_error(404);
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/files/{id}"),
+        Some(&alice.access),
+        None,
+    )
+    .await
+    .assert_ok();
+    app.get(&format!("/api/v1/files/{id}/info"), Some(&alice.access))
+        .await
+        .assert_error(404);
     app.get(&url, None).await.assert_error(404);
     let stored: Vec<_> = walk(&app.settings.server.data_dir.join("files"));
-    assert_eq!(stored.len(), 1, "only the other file's bytes remain: {stored:?}");
+    assert_eq!(
+        stored.len(),
+        1,
+        "only the other file's bytes remain: {stored:?}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -131,25 +229,59 @@ async fn another_users_file_is_not_found_on_any_route(backend: Backend) {
     let app = files_app(backend).await;
     let alice = app.signed_up("alice@example.com", "correct horse").await;
     let bob = app.signed_up("bob@example.com", "correct horse").await;
-    let id = app.upload(&alice.access, "a.txt", b"alice's").await.data()["file_id"].as_str().expect("id").to_string();
+    let id = app.upload(&alice.access, "a.txt", b"alice's").await.data()["file_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     for (method, path, body) in [
-        (reqwest::Method::GET, format!("/api/v1/files/{id}/info"), None),
-        (reqwest::Method::GET, format!("/api/v1/files/{id}/download"), None),
-        (reqwest::Method::POST, format!("/api/v1/files/{id}/signed-url"), Some(json!({"expire_minutes": 5}))),
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/files/{id}/info"),
+            None,
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/files/{id}/download"),
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/files/{id}/signed-url"),
+            Some(json!({"expire_minutes": 5})),
+        ),
         (reqwest::Method::DELETE, format!("/api/v1/files/{id}"), None),
     ] {
         for token in [Some(bob.access.as_str()), None] {
             let r = app.call(method.clone(), &path, token, body.clone()).await;
-            let expected = if token.is_none() && method != reqwest::Method::GET || token.is_none() && path.ends_with("/info") { 401 } else { 404 };
+            let expected = if token.is_none() && method != reqwest::Method::GET
+                || token.is_none() && path.ends_with("/info")
+            {
+                401
+            } else {
+                404
+            };
             r.assert_error(expected);
-            assert!(r.data().is_null(), "{method} {path}: no data in a refusal: {}", r.body);
+            assert!(
+                r.data().is_null(),
+                "{method} {path}: no data in a refusal: {}",
+                r.body
+            );
             assert!(!r.body.to_string().contains("a.txt"));
         }
     }
     // Still there for its owner; random and malformed ids are plain 404s.
-    app.get(&format!("/api/v1/files/{id}/info"), Some(&alice.access)).await.assert_ok();
-    app.get(&format!("/api/v1/files/{}/info", uuid::Uuid::new_v4()), Some(&alice.access)).await.assert_error(404);
-    app.get("/api/v1/files/not-an-id/info", Some(&alice.access)).await.assert_error(404);
+    app.get(&format!("/api/v1/files/{id}/info"), Some(&alice.access))
+        .await
+        .assert_ok();
+    app.get(
+        &format!("/api/v1/files/{}/info", uuid::Uuid::new_v4()),
+        Some(&alice.access),
+    )
+    .await
+    .assert_error(404);
+    app.get("/api/v1/files/not-an-id/info", Some(&alice.access))
+        .await
+        .assert_error(404);
 }
 
 async fn hostile_types_and_renamed_executables_are_refused(backend: Backend) {
@@ -173,23 +305,62 @@ async fn hostile_types_and_renamed_executables_are_refused(backend: Backend) {
         assert!(r.data().is_null());
     }
     // Nothing was kept of the refused ones.
-    assert_eq!(app.state.store.storage_used(ironhand_core::UserId::parse(&u.user_id).expect("id")).await.expect("q"), 0);
+    assert_eq!(
+        app.state
+            .store
+            .storage_used(ironhand_core::UserId::parse(&u.user_id).expect("id"))
+            .await
+            .expect("q"),
+        0
+    );
     let png = app.upload(&u.access, "pixel.png", PNG).await;
     png.assert_ok();
     assert_eq!(png.data()["content_type"], "image/png");
     // HTML is accepted as a file but only ever downloaded as opaque bytes.
-    let html = app.upload(&u.access, "page.html", b"<html><script>alert(document.cookie)</script></html>").await;
+    let html = app
+        .upload(
+            &u.access,
+            "page.html",
+            b"<html><script>alert(document.cookie)</script></html>",
+        )
+        .await;
     html.assert_ok();
     let id = html.data()["file_id"].as_str().expect("id");
-    let (status, headers, _) = app.get_bytes(&format!("/api/v1/files/{id}/download"), Some(&u.access), None).await;
+    let (status, headers, _) = app
+        .get_bytes(
+            &format!("/api/v1/files/{id}/download"),
+            Some(&u.access),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/octet-stream");
-    assert!(headers["content-disposition"].to_str().expect("ascii").starts_with("attachment"));
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment")
+    );
     // Not multipart, or no `file` part.
-    let r = app.send(app.client.post(app.url("/api/v1/files")).bearer_auth(&u.access).json(&json!({"file": "x"}))).await;
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/files"))
+                .bearer_auth(&u.access)
+                .json(&json!({"file": "x"})),
+        )
+        .await;
     r.assert_error(415);
     let (ct, body) = crate::support::multipart("attachment", "a.txt", b"hello");
-    let r = app.send(app.client.post(app.url("/api/v1/files")).bearer_auth(&u.access).header("content-type", ct).body(body)).await;
+    let r = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/files"))
+                .bearer_auth(&u.access)
+                .header("content-type", ct)
+                .body(body),
+        )
+        .await;
     r.assert_error(422);
 }
 
@@ -198,8 +369,12 @@ async fn uploads_past_the_limit_are_refused_while_streaming(backend: Backend) {
     let u = app.signed_up("big@example.com", "correct horse").await;
     let limit = 1024 * 1024;
     // Exactly the limit passes; one byte more is refused.
-    app.upload(&u.access, "exact.txt", &vec![b'a'; limit]).await.assert_ok();
-    let r = app.upload(&u.access, "over.txt", &vec![b'a'; limit + 1]).await;
+    app.upload(&u.access, "exact.txt", &vec![b'a'; limit])
+        .await
+        .assert_ok();
+    let r = app
+        .upload(&u.access, "over.txt", &vec![b'a'; limit + 1])
+        .await;
     r.assert_error(413);
     assert!(r.msg().contains("1 MiB"), "the limit is named: {}", r.msg());
     // A declared length over the limit is refused before the body is read.
@@ -208,7 +383,10 @@ async fn uploads_past_the_limit_are_refused_while_streaming(backend: Backend) {
     // A 2 GiB stream without a declared length: refused after about the limit, not at the end.
     let (reply, written, took) = app.upload_stream(&u.access, "huge.txt", 2 << 30).await;
     reply.assert_error(413);
-    assert!(written < 64 << 20, "the server stopped reading early; {written} bytes were written");
+    assert!(
+        written < 64 << 20,
+        "the server stopped reading early; {written} bytes were written"
+    );
     assert!(took < std::time::Duration::from_secs(30), "{took:?}");
     // Nothing of it stayed on disk.
     let staging = app.settings.server.data_dir.join("tmp/uploads");
@@ -218,17 +396,115 @@ async fn uploads_past_the_limit_are_refused_while_streaming(backend: Backend) {
 async fn the_storage_quota_counts_every_file(backend: Backend) {
     let app = files_app(backend).await;
     let u = app.signed_up("quota@example.com", "correct horse").await;
-    app.upload(&u.access, "one.txt", &vec![b'a'; 1024 * 1024]).await.assert_ok();
-    let r = app.upload(&u.access, "two.txt", &vec![b'b'; 700 * 1024]).await;
+    app.upload(&u.access, "one.txt", &vec![b'a'; 1024 * 1024])
+        .await
+        .assert_ok();
+    let r = app
+        .upload(&u.access, "two.txt", &vec![b'b'; 700 * 1024])
+        .await;
     r.assert_error(413);
     assert!(r.msg().contains("quota"), "{}", r.msg());
     // Within what is left it still works; another user has their own quota.
-    app.upload(&u.access, "small.txt", &vec![b'c'; 100 * 1024]).await.assert_ok();
+    app.upload(&u.access, "small.txt", &vec![b'c'; 100 * 1024])
+        .await
+        .assert_ok();
     let v = app.signed_up("quota2@example.com", "correct horse").await;
-    app.upload(&v.access, "two.txt", &vec![b'b'; 700 * 1024]).await.assert_ok();
+    app.upload(&v.access, "two.txt", &vec![b'b'; 700 * 1024])
+        .await
+        .assert_ok();
+}
+
+async fn files_on_an_s3_store_work_the_same(backend: Backend) {
+    let s3 = ironhand_fakes::s3::S3Server::start()
+        .await
+        .expect("s3 server");
+    let (endpoint, bucket, access, secret) = (
+        s3.endpoint().to_string(),
+        s3.bucket().to_string(),
+        s3.access_key().to_string(),
+        s3.secret_key().to_string(),
+    );
+    let on_s3 = |secret: String| {
+        let (endpoint, bucket, access) = (endpoint.clone(), bucket.clone(), access.clone());
+        move |s: &mut ironhand_server::Settings| {
+            s.files.storage = "s3".into();
+            s.files.s3.endpoint = Some(endpoint);
+            s.files.s3.bucket = Some(bucket);
+            s.files.s3.access_key_id = Some(access);
+            s.files.s3.secret_access_key = Some(secrecy::SecretString::from(secret));
+            s.files.s3.prefix = Some("tenant-a".into());
+        }
+    };
+    // Wrong credentials: readiness says the file store is the problem.
+    let broken = TestApp::start_with(backend, on_s3("not-the-secret".into())).await;
+    let ready = broken.get("/api/v1/ready", None).await;
+    ready.assert_error(503);
+    assert_eq!(ready.data()["checks"]["files"], "unavailable");
+    assert!(ready.msg().contains("file store"), "{}", ready.msg());
+    drop(broken);
+    let app = TestApp::start_with(backend, on_s3(secret)).await;
+    let ready = app.get("/api/v1/ready", None).await;
+    ready.assert_ok();
+    assert_eq!(ready.data()["checks"]["files"], "ok (s3)");
+    let u = app.signed_up("s3@example.com", "correct horse").await;
+    let content: Vec<u8> = (0..300_000u32)
+        .map(|i| b"abcdefghij"[(i % 10) as usize])
+        .collect();
+    let r = app.upload(&u.access, "big.txt", &content).await;
+    r.assert_ok();
+    let id = r.data()["file_id"].as_str().expect("id").to_string();
+    let (status, _, body) = app
+        .get_bytes(
+            &format!("/api/v1/files/{id}/download"),
+            Some(&u.access),
+            None,
+        )
+        .await;
+    assert_eq!((status, body.len()), (StatusCode::OK, content.len()));
+    assert_eq!(body, content);
+    let (status, _, body) = app
+        .get_bytes(
+            &format!("/api/v1/files/{id}/download"),
+            Some(&u.access),
+            Some("bytes=100000-100009"),
+        )
+        .await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, b"abcdefghij".as_slice())
+    );
+    // Nothing of it on the local disk; the object is in the store, under the prefix.
+    assert!(walk(&app.settings.server.data_dir.join("files")).is_empty());
+    let objects = walk(s3.data_dir());
+    assert!(
+        objects
+            .iter()
+            .any(|p| p.to_string_lossy().contains("tenant-a")),
+        "{objects:?}"
+    );
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/files/{id}"),
+        Some(&u.access),
+        None,
+    )
+    .await
+    .assert_ok();
+    app.get(&format!("/api/v1/files/{id}/download"), Some(&u.access))
+        .await
+        .assert_error(404);
+    assert!(
+        !walk(s3.data_dir())
+            .iter()
+            .any(|p| p.to_string_lossy().contains("tenant-a")
+                && p.is_file()
+                && std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) == content.len() as u64),
+        "the object is removed"
+    );
 }
 
 on_both_backends!(
+    files_on_an_s3_store_work_the_same,
     upload_download_ranges_signed_urls_and_delete,
     another_users_file_is_not_found_on_any_route,
     hostile_types_and_renamed_executables_are_refused,

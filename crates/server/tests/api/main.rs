@@ -9,6 +9,7 @@ mod admin;
 pub mod agent;
 mod auth_flow;
 mod auth_providers;
+mod billing;
 mod cli;
 mod cookie_mode;
 mod files;

@@ -62,7 +62,9 @@ pub fn multipart(field: &str, filename: &str, bytes: &[u8]) -> (String, Vec<u8>)
 /// The path and query of a URL the server built with its public origin.
 pub fn path_of(url: &str) -> String {
     match url.find("://") {
-        Some(i) => url[i + 3..].find('/').map_or_else(|| "/".into(), |j| url[i + 3 + j..].to_string()),
+        Some(i) => url[i + 3..]
+            .find('/')
+            .map_or_else(|| "/".into(), |j| url[i + 3 + j..].to_string()),
         None => url.to_string(),
     }
 }
@@ -276,7 +278,8 @@ impl TestApp {
         let written = Arc::new(AtomicU64::new(0));
         let counter = written.clone();
         let writer = tokio::spawn(async move {
-            let chunk = |data: &[u8]| [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat();
+            let chunk =
+                |data: &[u8]| [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat();
             write.write_all(head.as_bytes()).await.ok()?;
             write.write_all(&chunk(part.as_bytes())).await.ok()?;
             let piece = chunk(&vec![b'a'; 256 * 1024]);
@@ -286,7 +289,10 @@ impl TestApp {
                 sent += 256 * 1024;
                 counter.store(sent, Ordering::Relaxed);
             }
-            write.write_all(&chunk(format!("\r\n--{boundary}--\r\n").as_bytes())).await.ok()?;
+            write
+                .write_all(&chunk(format!("\r\n--{boundary}--\r\n").as_bytes()))
+                .await
+                .ok()?;
             write.write_all(b"0\r\n\r\n").await.ok()?;
             Some(())
         });
@@ -299,7 +305,10 @@ impl TestApp {
             }
             match tokio::time::timeout_at(deadline, read.read(&mut piece)).await {
                 Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&piece[..n]),
-                other => panic!("no complete answer ({other:?}): {}", String::from_utf8_lossy(&buf)),
+                other => panic!(
+                    "no complete answer ({other:?}): {}",
+                    String::from_utf8_lossy(&buf)
+                ),
             }
         };
         let sent = written.load(Ordering::Relaxed);

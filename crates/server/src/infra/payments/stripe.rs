@@ -2,12 +2,12 @@
 //! verified webhook event into the business layer's `PaymentEvent`.
 
 use async_trait::async_trait;
-use sha2::Digest;
 use ironhand_core::billing::{PaymentError, PaymentEvent, Payments, Plan, ProviderSubscription};
 use ironhand_core::ids::UserId;
 use ironhand_stripe::{
     CheckoutParams, Event, EventKind, StripeClient, StripeError, SubscriptionObject,
 };
+use sha2::Digest;
 use time::OffsetDateTime;
 
 pub struct StripePayments {
@@ -34,7 +34,10 @@ fn time_of(unix: Option<i64>) -> Option<OffsetDateTime> {
 
 /// A Stripe subscription in the business layer's terms.
 pub fn provider_subscription(s: &SubscriptionObject) -> ProviderSubscription {
-    let period = match (time_of(s.current_period_start), time_of(s.current_period_end)) {
+    let period = match (
+        time_of(s.current_period_start),
+        time_of(s.current_period_end),
+    ) {
         (Some(start), Some(end)) if end > start => Some((start, end)),
         _ => None,
     };
@@ -68,30 +71,32 @@ pub fn payment_event(event: &Event) -> PaymentEvent {
             },
             None => PaymentEvent::Other,
         },
-        EventKind::SubscriptionCreated | EventKind::SubscriptionUpdated => event
-            .subscription()
-            .map_or(PaymentEvent::Other, |s| {
+        EventKind::SubscriptionCreated | EventKind::SubscriptionUpdated => {
+            event.subscription().map_or(PaymentEvent::Other, |s| {
                 PaymentEvent::SubscriptionChanged(provider_subscription(&s))
-            }),
-        EventKind::SubscriptionDeleted => event
-            .subscription()
-            .map_or(PaymentEvent::Other, |s| {
-                let mut gone = provider_subscription(&s);
-                gone.status = "canceled".into();
-                PaymentEvent::SubscriptionDeleted(gone)
-            }),
-        EventKind::InvoicePaid => event.invoice().map_or(PaymentEvent::Other, |i| {
-            PaymentEvent::InvoicePaid {
-                customer: i.customer,
-                subscription_id: i.subscription,
-            }
+            })
+        }
+        EventKind::SubscriptionDeleted => event.subscription().map_or(PaymentEvent::Other, |s| {
+            let mut gone = provider_subscription(&s);
+            gone.status = "canceled".into();
+            PaymentEvent::SubscriptionDeleted(gone)
         }),
-        EventKind::InvoicePaymentFailed => event.invoice().map_or(PaymentEvent::Other, |i| {
-            PaymentEvent::InvoiceFailed {
-                customer: i.customer,
-                subscription_id: i.subscription,
-            }
-        }),
+        EventKind::InvoicePaid => {
+            event
+                .invoice()
+                .map_or(PaymentEvent::Other, |i| PaymentEvent::InvoicePaid {
+                    customer: i.customer,
+                    subscription_id: i.subscription,
+                })
+        }
+        EventKind::InvoicePaymentFailed => {
+            event
+                .invoice()
+                .map_or(PaymentEvent::Other, |i| PaymentEvent::InvoiceFailed {
+                    customer: i.customer,
+                    subscription_id: i.subscription,
+                })
+        }
         EventKind::Other => PaymentEvent::Other,
     }
 }
@@ -145,7 +150,11 @@ impl Payments for StripePayments {
             .map_err(payment_error)
     }
 
-    async fn create_portal(&self, customer: &str, return_url: &str) -> Result<String, PaymentError> {
+    async fn create_portal(
+        &self,
+        customer: &str,
+        return_url: &str,
+    ) -> Result<String, PaymentError> {
         self.client
             .create_portal_session(customer, return_url)
             .await

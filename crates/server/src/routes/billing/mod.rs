@@ -10,8 +10,8 @@ use crate::http::extract::{ApiQuery, AuthUser, OptionalJson};
 use crate::routes::ErrorEnvelope;
 use crate::routes::sessions::stream::{SseItem, StreamSlot, sse_response};
 use axum::extract::State;
-use axum::response::sse::Event;
 use axum::response::Response;
+use axum::response::sse::Event;
 use ironhand_core::ids::UserId;
 use ironhand_core::ports::event_bus::topics;
 use serde::{Deserialize, Serialize};
@@ -141,7 +141,9 @@ async fn pump_subscription(
         let sub = state.billing.current(user).await.map_err(|_| ())?;
         let view = state.billing.view(&sub);
         if last_sent.as_ref() != Some(&view) {
-            let event = Event::default().event("subscription").data(view.to_string());
+            let event = Event::default()
+                .event("subscription")
+                .data(view.to_string());
             sender.send(Ok(event)).await.map_err(|_| ())?;
             last_sent = Some(view);
         }
@@ -189,7 +191,11 @@ async fn checkout(
         .as_deref()
         .ok_or_else(|| ApiError::validation("plan", "plan is required: basic or pro"))?;
     state
-        .limit("checkout", state.quotas.checkout, &[&who.user.id.to_string()])
+        .limit(
+            "checkout",
+            state.quotas.checkout,
+            &[&who.user.id.to_string()],
+        )
         .await?;
     let (id, url) = state
         .billing
@@ -230,7 +236,11 @@ async fn portal(
     OptionalJson(body): OptionalJson<PortalRequest>,
 ) -> ApiResult {
     state
-        .limit("checkout", state.quotas.checkout, &[&who.user.id.to_string()])
+        .limit(
+            "checkout",
+            state.quotas.checkout,
+            &[&who.user.id.to_string()],
+        )
         .await?;
     let return_url = body.return_url.or(query.return_url);
     let url = state

@@ -33,7 +33,10 @@ pub(super) async fn webhook(
     let secrets = state.settings.stripe.webhook_secrets();
     if secrets.is_empty() {
         outcome("not_configured");
-        return Err(DomainError::Unavailable("Stripe webhooks are not configured on this server.".into()).into());
+        return Err(DomainError::Unavailable(
+            "Stripe webhooks are not configured on this server.".into(),
+        )
+        .into());
     }
     let header = headers
         .get("stripe-signature")

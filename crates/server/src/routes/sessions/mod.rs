@@ -222,7 +222,10 @@ fn chat_input(body: ChatRequest, headers: &HeaderMap) -> Result<ChatInput, ApiEr
         .iter()
         .map(|a| {
             FileId::parse(&a.file_id).ok_or_else(|| {
-                ApiError::validation("attachments", "each attachment needs the file_id of an uploaded file")
+                ApiError::validation(
+                    "attachments",
+                    "each attachment needs the file_id of an uploaded file",
+                )
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
