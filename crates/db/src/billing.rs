@@ -18,7 +18,9 @@ macro_rules! file_columns {
 }
 
 /// The update every subscription change goes through; `$1` is the user, `$17` an optional
-/// period version the row must still have.
+/// period version the row must still have. A period with another start resets the usage
+/// (decided here, against the row as it is, so two events announcing the same renewal
+/// reset it once).
 macro_rules! update_subscription_sql {
     ($extra:literal) => {
         concat!(
@@ -28,8 +30,10 @@ macro_rules! update_subscription_sql {
                 monthly_agent_runs_limit = COALESCE($4, monthly_agent_runs_limit),
                 current_period_start = COALESCE($5, current_period_start),
                 current_period_end = COALESCE($6, current_period_end),
-                monthly_agent_runs = CASE WHEN $7 THEN 0 ELSE monthly_agent_runs END,
-                period_version = period_version + CASE WHEN $7 THEN 1 ELSE 0 END,
+                monthly_agent_runs = CASE WHEN $7 OR ($5 IS NOT NULL AND current_period_start <> $5)
+                    THEN 0 ELSE monthly_agent_runs END,
+                period_version = period_version + CASE WHEN $7 OR ($5 IS NOT NULL AND current_period_start <> $5)
+                    THEN 1 ELSE 0 END,
                 cancel_at_period_end = COALESCE($8, cancel_at_period_end),
                 is_trial = COALESCE($9, is_trial),
                 trial_end = CASE WHEN $10 THEN $11 ELSE trial_end END,

@@ -21,9 +21,11 @@ pub struct SubscriptionUpdate {
     pub plan: Option<String>,
     pub status: Option<String>,
     pub monthly_agent_runs_limit: Option<i64>,
-    /// A new period. With `reset_usage` the run count starts again at 0 (and the period's
-    /// version moves on, so a run metered against the old period is refused and retried).
+    /// The period. One that starts at another time than the stored one is a new period:
+    /// the run count starts again at 0 and the period's version moves on (so a run metered
+    /// against the old period is refused and retried).
     pub period: Option<(OffsetDateTime, OffsetDateTime)>,
+    /// Start the count again even within the same period.
     pub reset_usage: bool,
     pub cancel_at_period_end: Option<bool>,
     pub is_trial: Option<bool>,

@@ -565,7 +565,7 @@ impl BillingService {
         }
         let mut update = match &provider {
             Some(p) if status_of(&p.status) == "canceled" => self.back_to_free(&current, now),
-            Some(p) => self.paid_state(&current, p),
+            Some(p) => self.paid_state(p),
             None => SubscriptionUpdate::default(),
         };
         if failed {
@@ -577,7 +577,7 @@ impl BillingService {
         Ok(Some((current.user_id, update)))
     }
 
-    fn paid_state(&self, current: &Subscription, p: &ProviderSubscription) -> SubscriptionUpdate {
+    fn paid_state(&self, p: &ProviderSubscription) -> SubscriptionUpdate {
         let plan = p
             .price_id
             .as_deref()
@@ -585,15 +585,13 @@ impl BillingService {
         if plan.is_none() {
             tracing::warn!(price = ?p.price_id, "subscription for a price no plan sells; plan unchanged");
         }
-        let new_period = p.period.filter(|(start, _)| {
-            start.unix_timestamp() != current.current_period_start.unix_timestamp()
-        });
         SubscriptionUpdate {
             plan: plan.map(|p| p.id.clone()),
             monthly_agent_runs_limit: plan.map(|p| p.monthly_agent_runs_limit),
             status: Some(status_of(&p.status).into()),
-            period: new_period,
-            reset_usage: new_period.is_some(),
+            // The store resets the usage when this period starts at another time than the
+            // stored one, against the row as it is at that moment.
+            period: p.period,
             cancel_at_period_end: Some(p.cancel_at_period_end),
             is_trial: Some(p.status == "trialing"),
             stripe_subscription_id: Some(Some(p.id.clone())),

@@ -138,6 +138,38 @@ pub async fn a_new_period_resets_usage_and_refuses_stale_meters(db: Db) {
             .expect("roll")
             .is_none()
     );
+    // The same period again (a second event announcing one renewal) resets nothing; a
+    // period with another start does.
+    let s3 = session_for(&db, u, t).await;
+    assert!(matches!(
+        db.store
+            .start_run(&run_for(&s3, None, t), Some(&meter(1, 100)))
+            .await
+            .expect("start"),
+        StartRun::Started(_)
+    ));
+    let same = SubscriptionUpdate {
+        period: Some((t, t + time::Duration::days(30))),
+        ..Default::default()
+    };
+    let kept = db
+        .store
+        .update_subscription(u, None, &same, t)
+        .await
+        .expect("same")
+        .expect("row");
+    assert_eq!((kept.monthly_agent_runs, kept.period_version), (1, 1));
+    let next = SubscriptionUpdate {
+        period: Some((t + time::Duration::days(30), t + time::Duration::days(60))),
+        ..Default::default()
+    };
+    let moved = db
+        .store
+        .update_subscription(u, None, &next, t)
+        .await
+        .expect("next")
+        .expect("row");
+    assert_eq!((moved.monthly_agent_runs, moved.period_version), (0, 2));
     // A meter of the old period is refused and stores nothing.
     let s2 = session_for(&db, u, t).await;
     assert_eq!(
@@ -147,7 +179,7 @@ pub async fn a_new_period_resets_usage_and_refuses_stale_meters(db: Db) {
             .expect("start"),
         StartRun::LimitReached
     );
-    assert_eq!(used(&db, u).await, (0, 1));
+    assert_eq!(used(&db, u).await, (0, 2));
 }
 
 pub async fn runs_in_progress_are_capped_per_user(db: Db) {
