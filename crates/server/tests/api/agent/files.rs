@@ -8,7 +8,10 @@ use crate::support::{Backend, path_of};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-on_both_backends!(attachments_go_into_the_sandbox_and_results_come_back_as_files);
+on_both_backends!(
+    attachments_go_into_the_sandbox_and_results_come_back_as_files,
+    a_reply_to_the_agents_question_is_free_even_at_the_limit,
+);
 
 async fn attachments_go_into_the_sandbox_and_results_come_back_as_files(backend: Backend) {
     let a = AgentApp::start(backend).await;
@@ -229,4 +232,62 @@ async fn attachments_go_into_the_sandbox_and_results_come_back_as_files(backend:
         .err()
         .expect("refused");
     refused.assert_error(422);
+}
+
+/// GAP-BILLING-001 with the agent: the task counts, the answer to its question does not,
+/// so a user at the limit can still finish the work they started.
+async fn a_reply_to_the_agents_question_is_free_even_at_the_limit(backend: Backend) {
+    let a = AgentApp::start_with(backend, |s| {
+        s.billing.enforce_limits = true;
+        for plan in &mut s.billing.plans {
+            if plan.id == "free" {
+                plan.monthly_agent_runs_limit = 1;
+            }
+        }
+    })
+    .await;
+    let task = a.script(
+        one_step(
+            vec![
+                call("message_ask_user", json!({"text": "Which colour?"})),
+                call(
+                    "complete_step",
+                    json!({"success": true, "result": "noted", "attachments": []}),
+                ),
+            ],
+            "Noted.",
+        ),
+        "ask me a colour",
+    );
+    let session = a.session().await;
+    let first = a.run(&session, &task).await;
+    assert_eq!(first.last().map(|e| e.event.as_str()), Some("wait"));
+    let usage = a
+        .app
+        .get("/api/v1/billing/subscription", Some(&a.user.access))
+        .await;
+    assert_eq!(
+        (
+            usage.data()["monthly_agent_runs"].as_i64(),
+            usage.data()["monthly_agent_runs_limit"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    // A new task elsewhere is refused…
+    let other = a.session().await;
+    let refused = a
+        .app
+        .chat(&a.user.access, &other, json!({"message": "another task"}))
+        .await
+        .err()
+        .expect("402");
+    refused.assert_error(402);
+    // …but the reply goes through and finishes the run, uncounted.
+    let second = a.run(&session, "green").await;
+    assert_eq!(second.last().map(|e| e.event.as_str()), Some("done"));
+    let usage = a
+        .app
+        .get("/api/v1/billing/subscription", Some(&a.user.access))
+        .await;
+    assert_eq!(usage.data()["monthly_agent_runs"], 1);
 }
