@@ -195,7 +195,8 @@ impl Turn<'_> {
     async fn work(&mut self) -> Result<RunEnd, Abort> {
         self.load_memory().await?;
         if !self.memory.message_stored {
-            let attachments = self.place_attachments().await?;
+            let (attachments, failed) = self.place_attachments().await;
+            // The user's message is shown even when its files could not be placed.
             self.emit(&AgentEvent::user_message_with(
                 &self.run.message,
                 self.run.client_message_id.as_deref(),
@@ -204,6 +205,9 @@ impl Turn<'_> {
             .await?;
             self.memory.message_stored = true;
             self.save().await?;
+            if let Some(sentence) = failed {
+                return Err(Abort::Failed(sentence));
+            }
         }
         let Some(model) = self.agent.model.clone() else {
             return Err(Abort::Failed(NO_MODEL.into()));
@@ -240,8 +244,9 @@ impl Turn<'_> {
     }
 
     /// Copies the message's attachments into the sandbox's upload directory and tells the
-    /// model where they are. Returns their `FileInfo`s for the user's `message` event.
-    async fn place_attachments(&mut self) -> Result<Vec<Value>, Abort> {
+    /// model where they are. Returns their `FileInfo`s for the user's `message` event and,
+    /// when they could not be copied, a sentence saying why.
+    async fn place_attachments(&mut self) -> (Vec<Value>, Option<String>) {
         let ids: Vec<FileId> = self
             .run
             .attachments
@@ -255,9 +260,9 @@ impl Turn<'_> {
             })
             .unwrap_or_default();
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return (Vec::new(), None);
         }
-        let files = &self.agent.files;
+        let files = self.agent.files.clone();
         let mut found = Vec::new();
         for id in ids {
             // A file deleted since the message was sent is left out.
@@ -265,15 +270,22 @@ impl Turn<'_> {
                 found.push(file);
             }
         }
-        let sandbox = self.tools.sandbox().await.map_err(|error| {
-            Abort::Failed(format!(
-                "The sandbox could not start to receive your files: {error}"
-            ))
-        })?;
-        let placed = files
-            .copy_into_sandbox(&found, sandbox.as_ref())
-            .await
-            .map_err(|error| Abort::Failed(error.to_string()))?;
+        let infos: Vec<Value> = found.iter().map(|file| file.info(None)).collect();
+        let sandbox = match self.tools.sandbox().await {
+            Ok(sandbox) => sandbox.clone(),
+            Err(error) => {
+                return (
+                    infos,
+                    Some(format!(
+                        "The sandbox could not start to receive your files: {error}"
+                    )),
+                );
+            }
+        };
+        let placed = match files.copy_into_sandbox(&found, sandbox.as_ref()).await {
+            Ok(placed) => placed,
+            Err(error) => return (infos, Some(error.to_string())),
+        };
         if !placed.is_empty() {
             let list: Vec<String> = placed.iter().map(|(_, path)| format!("- {path}")).collect();
             let note = format!(
@@ -288,7 +300,7 @@ impl Turn<'_> {
                 self.memory.messages.push(ChatMessage::user(note.trim()));
             }
         }
-        Ok(placed.iter().map(|(file, _)| file.info(None)).collect())
+        (infos, None)
     }
 
     /// The files a message tool names in `attachments`, copied to the session's files.
