@@ -21,11 +21,17 @@ function initialLocale(): Locale {
   return 'en'
 }
 
+const dateFormats = {
+  short: { year: 'numeric', month: 'short', day: 'numeric' },
+  long: { year: 'numeric', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' },
+} as const
+
 export const i18n = createI18n({
   legacy: false,
   locale: initialLocale(),
   fallbackLocale: 'en',
   messages: { en, 'zh-CN': zhCN, ar },
+  datetimeFormats: { en: dateFormats, 'zh-CN': dateFormats, ar: dateFormats },
 })
 
 /** Sets the language, and `lang`/`dir` on <html> (Arabic is right-to-left). */

@@ -12,6 +12,7 @@ const routes: RouteRecordRaw[] = [
     children: [
       { path: '', name: 'home', component: () => import('@/pages/HomePage.vue') },
       { path: 'chat/:id', name: 'chat', component: () => import('@/pages/ChatPage.vue'), props: true },
+      { path: 'billing', name: 'billing', component: () => import('@/pages/BillingPage.vue') },
     ],
   },
   { path: '/:pathMatch(.*)*', name: 'not-found', component: () => import('@/pages/NotFoundPage.vue'), meta: { public: true } },

@@ -1,6 +1,7 @@
 /**
- * POST + headers SSE via @microsoft/fetch-event-source. Its built-in retry is disabled (it
- * would re-send the same body); callers decide how to reconnect, with which cursor.
+ * SSE with headers (POST streams, and GET streams that need `Authorization`) via
+ * @microsoft/fetch-event-source. Its built-in retry is disabled (it would re-send the same
+ * body); callers decide how to reconnect, with which cursor.
  */
 import { fetchEventSource } from '@microsoft/fetch-event-source'
 import { API_PREFIX, ApiError, authHeaders, errorFromResponse, refreshAccessToken } from './client'
@@ -13,6 +14,8 @@ export interface StreamEvent {
 
 export interface SseOptions {
   path: string
+  /** POST (default, with a JSON body) or GET (no body). */
+  method?: 'GET' | 'POST'
   body?: unknown
   signal: AbortSignal
   onOpen?: () => void
@@ -28,10 +31,13 @@ class FatalOpen extends Error {
 async function openOnce(opts: SseOptions): Promise<void> {
   const url = opts.path.startsWith('/api/') ? opts.path : `${API_PREFIX}${opts.path}`
   try {
+    const get = opts.method === 'GET'
     await fetchEventSource(url, {
-      method: 'POST',
-      headers: { ...authHeaders(), 'Content-Type': 'application/json', Accept: 'text/event-stream' },
-      body: JSON.stringify(opts.body ?? {}),
+      method: get ? 'GET' : 'POST',
+      headers: get
+        ? { ...authHeaders(), Accept: 'text/event-stream' }
+        : { ...authHeaders(), 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+      body: get ? undefined : JSON.stringify(opts.body ?? {}),
       signal: opts.signal,
       openWhenHidden: true,
       async onopen(res) {

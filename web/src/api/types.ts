@@ -13,6 +13,23 @@ export type ChatRequest = S['ChatRequest']
 export type FileInfo = S['FileInfo']
 export type ShellView = S['ShellView']
 export type FileView = S['FileView']
+export type Attachment = S['Attachment']
+export type Plan = S['PlanView']
+export type Subscription = S['SubscriptionView']
+export type CheckoutCreated = S['CheckoutCreated']
+export type PortalCreated = S['PortalCreated']
+
+export type PlanId = 'free' | 'basic' | 'pro' | 'enterprise'
+export type SubscriptionStatus = 'active' | 'trialing' | 'past_due' | 'canceled' | 'unpaid' | 'incomplete'
+
+/** `data` of a 402 (run limit reached or subscription inactive). */
+export interface PaymentRequiredData {
+  reason?: string
+  plan?: string
+  used?: number
+  limit?: number
+  resets_at?: string
+}
 
 export type SessionStatus = 'pending' | 'running' | 'waiting' | 'completed' | 'failed'
 

@@ -6,21 +6,31 @@
 import { reactive, ref } from 'vue'
 import { call } from '@/api/client'
 import { backoffMs, isRetryable, MAX_RECONNECT_ATTEMPTS, openSse } from '@/api/sse'
-import type { ChatRequest } from '@/api/types'
+import type { Attachment, ChatRequest } from '@/api/types'
 import { applyEvent, createTimeline, type SseEvent, type Timeline } from './timeline'
 import { uuid } from './uuid'
 
 export type Connection = 'idle' | 'open' | 'reconnecting' | 'failed'
 
-export function useChat(sessionId: string, onError: (e: unknown) => void) {
+export interface ChatHooks {
+  /**
+   * A failure the user must see. `unsent` is the request whose message the server never
+   * accepted (402, 409, 429…), so the page can put the text back in the box.
+   */
+  onError: (e: unknown, unsent: ChatRequest | null) => void
+  /** Every live event, after it was applied. */
+  onEvent?: (ev: SseEvent) => void
+}
+
+export function useChat(sessionId: string, hooks: ChatHooks) {
   const timeline = reactive(createTimeline()) as Timeline
   const connection = ref<Connection>('idle')
   const retryInSec = ref(0)
   const sessionStatus = ref<string>('pending')
   let ctrl: AbortController | null = null
 
-  function apply(ev: SseEvent): void {
-    applyEvent(timeline, ev)
+  function apply(ev: SseEvent): boolean {
+    return applyEvent(timeline, ev)
   }
 
   async function loadHistory(): Promise<void> {
@@ -70,7 +80,8 @@ export function useChat(sessionId: string, onError: (e: unknown) => void) {
           onEvent: (ev) => {
             gotEvents = true
             attempt = 0
-            apply({ event: ev.event, data: ev.data })
+            const e = { event: ev.event, data: ev.data }
+            if (apply(e)) hooks.onEvent?.(e)
             if (ev.event === 'done' || ev.event === 'wait') ended = true
           },
         })
@@ -79,8 +90,11 @@ export function useChat(sessionId: string, onError: (e: unknown) => void) {
       } catch (e) {
         if (c.signal.aborted) break
         if (!isRetryable(e) || attempt >= MAX_RECONNECT_ATTEMPTS) {
-          connection.value = 'failed'
-          onError(e)
+          const unsent = body.message ? body : null
+          // a refused message (402, 409, 429…) left no stream to reconnect to
+          connection.value = unsent && !isRetryable(e) ? 'idle' : 'failed'
+          if (ctrl === c) ctrl = null
+          hooks.onError(e, unsent)
           return
         }
       }
@@ -100,8 +114,10 @@ export function useChat(sessionId: string, onError: (e: unknown) => void) {
     return run({})
   }
 
-  function send(message: string): Promise<void> {
-    return run({ message, timestamp: Math.floor(Date.now() / 1000), client_message_id: uuid() })
+  function send(message: string, attachments: Attachment[] = []): Promise<void> {
+    const req: ChatRequest = { message, timestamp: Math.floor(Date.now() / 1000), client_message_id: uuid() }
+    if (attachments.length) req.attachments = attachments
+    return run(req)
   }
 
   async function stop(): Promise<void> {

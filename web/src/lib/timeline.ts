@@ -5,6 +5,7 @@
  * shows anything twice.
  */
 import type { FileInfo } from '@/api/types'
+import { toFileInfos } from './files'
 
 export type StepStatus = 'pending' | 'running' | 'completed' | 'failed'
 
@@ -111,7 +112,7 @@ export function applyEvent(t: Timeline, ev: SseEvent): boolean {
   switch (ev.event) {
     case 'message': {
       const role = d.role === 'user' ? 'user' : 'assistant'
-      const attachments = Array.isArray(d.attachments) ? (d.attachments as FileInfo[]) : []
+      const attachments = toFileInfos(d.attachments)
       const content = str(d.content)
       const si = role === 'assistant' ? streamingIndex(t) : -1
       if (si >= 0) {

@@ -628,7 +628,9 @@ impl BillingService {
             "cancel_at_period_end": sub.cancel_at_period_end,
             "is_trial": sub.is_trial,
             "trial_end": sub.trial_end.map(iso),
+            "trial_used": sub.trial_used,
             "has_billing_account": sub.stripe_customer_id.is_some(),
+            "limits_enforced": self.settings.enforce_limits,
         })
     }
 }

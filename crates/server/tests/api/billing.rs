@@ -73,6 +73,13 @@ async fn plans_free_subscription_and_payments_off(backend: Backend) {
         (Some(0), Some(10))
     );
     assert_eq!(sub["has_billing_account"], false);
+    assert_eq!(
+        (
+            sub["trial_used"].as_bool(),
+            sub["limits_enforced"].as_bool()
+        ),
+        (Some(false), Some(false))
+    );
     assert_eq!(sub["user_id"], u.user_id.as_str());
     app.get("/api/v1/billing/subscription", None)
         .await
@@ -223,7 +230,13 @@ async fn the_trial_is_given_once(backend: Backend) {
         ),
         (Some("basic"), Some("trialing"), Some(true))
     );
-    assert_eq!(t["monthly_agent_runs_limit"], 50);
+    assert_eq!(
+        (
+            t["monthly_agent_runs_limit"].as_i64(),
+            t["trial_used"].as_bool()
+        ),
+        (Some(50), Some(true))
+    );
     let end = time::OffsetDateTime::parse(
         t["trial_end"].as_str().expect("trial_end"),
         &time::format_description::well_known::Rfc3339,

@@ -121,4 +121,6 @@ pub struct AuthStatusResponse {
     /// `password`, `local` or `none`.
     pub auth_provider: String,
     pub registration_open: bool,
+    /// The largest upload `POST /files` accepts (bytes), so clients can check first.
+    pub max_upload_bytes: u64,
 }

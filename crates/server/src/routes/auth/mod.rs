@@ -76,6 +76,7 @@ async fn status(State(state): State<AppState>) -> Response {
         auth_provider: s.provider.as_str().into(),
         registration_open: s.registration_open
             && s.provider == ironhand_core::auth::AuthProvider::Password,
+        max_upload_bytes: state.settings.files.max_upload_bytes,
     })
 }
 

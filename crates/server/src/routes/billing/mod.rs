@@ -71,7 +71,11 @@ struct SubscriptionView {
     cancel_at_period_end: bool,
     is_trial: bool,
     trial_end: Option<String>,
+    /// Whether the trial was already taken (it is given once).
+    trial_used: bool,
     has_billing_account: bool,
+    /// Whether runs past the limit are refused (402); when false they are only counted.
+    limits_enforced: bool,
 }
 
 #[utoipa::path(get, path = "/billing/plans", tag = "billing",
@@ -215,6 +219,7 @@ async fn checkout(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PortalRequest {
     /// Where the portal's "return" link goes (on this server's public origin).
     return_url: Option<String>,

@@ -1,0 +1,201 @@
+import { defineStore } from 'pinia'
+import { computed, ref, watch } from 'vue'
+import { ApiError, call, onAuthChange, requestRaw } from '@/api/client'
+import { backoffMs, isRetryable, openSse } from '@/api/sse'
+import type { Plan, PortalCreated, Subscription } from '@/api/types'
+import { usageOf } from '@/lib/usage'
+import { useToasts } from './toast'
+
+/** The return from Stripe Checkout, as the billing page shows it. */
+export type CheckoutState = 'waiting' | 'confirmed' | 'timeout' | 'cancel'
+
+/** How long the billing page waits for the webhook's plan change before saying so. */
+export const CHECKOUT_CONFIRM_TIMEOUT_MS = 60_000
+
+/** The plan a checkout was started for, kept across Stripe's redirect (not a secret). */
+const PENDING_KEY = 'ironhand.checkout.plan'
+
+function pendingStore(): Storage | null {
+  try {
+    return typeof sessionStorage === 'undefined' ? null : sessionStorage
+  } catch {
+    return null
+  }
+}
+
+/** The page the payment provider sends the user back to. */
+export function billingReturnUrl(): string {
+  return `${window.location.origin}/billing`
+}
+
+/**
+ * The user's subscription, kept live by `GET /billing/subscription/stream` (event
+ * `subscription`, data = Subscription) from login to logout, and the plans on offer.
+ */
+export const useBilling = defineStore('billing', () => {
+  const subscription = ref<Subscription | null>(null)
+  const plans = ref<Plan[]>([])
+  const connected = ref(false)
+  const usage = computed(() => usageOf(subscription.value))
+  let ctrl: AbortController | null = null
+
+  onAuthChange((ok) => {
+    if (!ok) stop()
+  })
+
+  async function load(): Promise<void> {
+    subscription.value = await call('get', '/api/v1/billing/subscription')
+  }
+
+  async function loadPlans(): Promise<void> {
+    plans.value = await call('get', '/api/v1/billing/plans', { auth: false })
+  }
+
+  /** Keeps the stream open (bounded backoff) until `stop()`. */
+  function start(): void {
+    if (ctrl) return
+    const c = new AbortController()
+    ctrl = c
+    const toasts = useToasts()
+    void (async () => {
+      let attempt = 0
+      while (!c.signal.aborted) {
+        let wait: number | null = null
+        try {
+          await openSse({
+            path: '/billing/subscription/stream',
+            method: 'GET',
+            signal: c.signal,
+            onOpen: () => {
+              connected.value = true
+              attempt = 0
+            },
+            onEvent: (ev) => {
+              if (ev.event === 'subscription' && typeof ev.data.plan === 'string') {
+                subscription.value = ev.data as unknown as Subscription
+              }
+            },
+          })
+        } catch (e) {
+          if (c.signal.aborted) break
+          if (e instanceof ApiError && e.status === 429) {
+            // too many open streams: wait as told, then try again
+            toasts.error(e)
+            wait = 1000 * Math.max(1, e.retryAfter ?? 30)
+          } else if (!isRetryable(e)) {
+            toasts.error(e)
+            break
+          } else if (attempt === 2) {
+            toasts.error(e)
+          }
+        } finally {
+          connected.value = false
+        }
+        if (c.signal.aborted) break
+        await sleep(wait ?? backoffMs(attempt++), c.signal)
+      }
+    })()
+  }
+
+  function stop(): void {
+    ctrl?.abort()
+    ctrl = null
+    connected.value = false
+  }
+
+  /** Forget everything (logout). */
+  function reset(): void {
+    stop()
+    subscription.value = null
+  }
+
+  async function activateTrial(): Promise<void> {
+    subscription.value = await call('post', '/api/v1/billing/activate-trial')
+  }
+
+  /** Starts Stripe Checkout for `plan` and leaves the app for it. */
+  async function checkout(plan: string): Promise<void> {
+    const back = billingReturnUrl()
+    const r = await call('post', '/api/v1/billing/create-checkout-session', {
+      body: { plan, success_url: back, cancel_url: back },
+    })
+    pendingStore()?.setItem(PENDING_KEY, plan)
+    window.location.assign(r.checkout_url)
+  }
+
+  async function openPortal(): Promise<void> {
+    // untyped: the OpenAPI document declares `return_url` as a *path* parameter of this
+    // route (IntoParams without `parameter_in = Query`); the body form works either way
+    const r = await requestRaw<PortalCreated>('post', '/billing/create-portal-session', { body: { return_url: billingReturnUrl() } })
+    window.location.assign(r.portal_url)
+  }
+
+  /** The plan of the checkout the user just came back from (if this tab started one). */
+  function pendingCheckoutPlan(): string | null {
+    return pendingStore()?.getItem(PENDING_KEY) ?? null
+  }
+
+  function clearPendingCheckout(): void {
+    pendingStore()?.removeItem(PENDING_KEY)
+  }
+
+  /**
+   * After `?checkout=success`: resolves true once the stream shows the paid plan (the
+   * webhook has been processed), false after `timeoutMs`.
+   */
+  function waitForPaidPlan(plan: string | null, timeoutMs: number): Promise<boolean> {
+    const paid = (s: Subscription | null) =>
+      !!s &&
+      !s.is_trial &&
+      (s.status === 'active' || s.status === 'trialing') &&
+      (plan ? s.plan === plan : s.plan !== 'free')
+    return new Promise((resolve) => {
+      if (paid(subscription.value)) {
+        resolve(true)
+        return
+      }
+      let stopWatch: (() => void) | null = null
+      const timer = setTimeout(() => {
+        stopWatch?.()
+        resolve(false)
+      }, timeoutMs)
+      stopWatch = watch(subscription, (s) => {
+        if (paid(s)) {
+          clearTimeout(timer)
+          stopWatch?.()
+          resolve(true)
+        }
+      })
+    })
+  }
+
+  return {
+    subscription,
+    plans,
+    connected,
+    usage,
+    load,
+    loadPlans,
+    start,
+    stop,
+    reset,
+    activateTrial,
+    checkout,
+    openPortal,
+    pendingCheckoutPlan,
+    clearPendingCheckout,
+    waitForPaidPlan,
+  }
+})
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+    function done() {
+      clearTimeout(t)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+  })
+}
