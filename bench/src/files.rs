@@ -50,8 +50,9 @@ on the way back.
 - **Oversized upload**: one client streams a {big} MiB multipart upload, chunked with no \
 `Content-Length`, over a raw connection to the same server (limit {limit} MiB) and reads the \
 answer while it sends. *Sent when it arrived* counts the file bytes the client had handed to \
-its socket (kernel buffers on both sides hold a few MiB of them); the server's RSS is sampled \
-every 2 ms from before the connection until the connection is over.
+its socket (kernel buffers on both sides hold a few MiB of them); *server wrote to disk* is \
+what the server process wrote to files meanwhile (`wchar` of `/proc/PID/io`: the staging \
+file); its RSS is sampled every 2 ms from before the connection until it is over.
 ",
         clients = args.clients,
         secs = args.seconds,
@@ -84,6 +85,8 @@ struct Oversized {
     rss_before_kib: u64,
     rss_peak_kib: u64,
     rss_after_kib: u64,
+    /// What the server wrote to files meanwhile (the staging file), from `/proc/PID/io`.
+    server_wrote: Option<u64>,
     staged_left: usize,
 }
 
@@ -122,7 +125,7 @@ pub async fn register(
     Ok(tokens)
 }
 
-/// 1 MiB of text lines.
+/// `len` bytes of text lines.
 fn text(len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 80);
     let mut n = 0u64;
@@ -168,7 +171,10 @@ pub async fn run(args: &Args, label: &str, env: &[(&str, String)]) -> anyhow::Re
         oversized: None,
         failures: Vec::new(),
     };
-    eprintln!("{label}: files server started, RSS {} KiB", report.idle_rss_kib);
+    eprintln!(
+        "{label}: files server started, RSS {} KiB",
+        report.idle_rss_kib
+    );
 
     // First, on a server that has not stored a file yet: the strictest view of its memory.
     eprintln!("{label}: oversized upload");
@@ -258,7 +264,8 @@ pub async fn run(args: &Args, label: &str, env: &[(&str, String)]) -> anyhow::Re
             template.clone(),
         );
         let driven = drive(args.clients, args.seconds, move |i, n| {
-            let (c, b, t, f, template) = (c.clone(), b.clone(), t.clone(), f.clone(), template.clone());
+            let (c, b, t, f, template) =
+                (c.clone(), b.clone(), t.clone(), f.clone(), template.clone());
             async move {
                 let Some(id) = f[i].get(n % f[i].len().max(1)) else {
                     bail!("this client uploaded nothing");
@@ -268,7 +275,8 @@ pub async fn run(args: &Args, label: &str, env: &[(&str, String)]) -> anyhow::Re
                     .get(format!("{b}/api/v1/files/{id}/download"))
                     .bearer_auth(&t[i]);
                 if let Some((first, last)) = range {
-                    request = request.header(reqwest::header::RANGE, format!("bytes={first}-{last}"));
+                    request =
+                        request.header(reqwest::header::RANGE, format!("bytes={first}-{last}"));
                 }
                 let response = request.send().await?;
                 let status = response.status().as_u16();
@@ -335,6 +343,7 @@ async fn oversized(server: &Server, token: &str, total: u64) -> anyhow::Result<O
     let pid = server.child.id();
     let staging = server._dir.path().join("tmp").join("uploads");
     let rss_before_kib = procs::rss_kib(pid).unwrap_or(0);
+    let wrote_before = procs::written_bytes(pid);
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let sampling = sampling.clone();
@@ -395,10 +404,7 @@ async fn oversized(server: &Server, token: &str, total: u64) -> anyhow::Result<O
         match tokio::time::timeout_at(deadline.into(), rd.read(&mut tmp)).await {
             Err(_) => bail!("no answer within 120 s"),
             Ok(Ok(0)) => {
-                reader_end = Some(format!(
-                    "closed with no answer after {}",
-                    ms(t0.elapsed())
-                ));
+                reader_end = Some(format!("closed with no answer after {}", ms(t0.elapsed())));
                 break None;
             }
             Ok(Ok(n)) => buf.extend_from_slice(&tmp[..n]),
@@ -479,6 +485,9 @@ async fn oversized(server: &Server, token: &str, total: u64) -> anyhow::Result<O
     sampling.store(false, Ordering::Relaxed);
     let rss_peak_kib = sampler.await.unwrap_or(0);
     let staged_left = std::fs::read_dir(&staging).map_or(0, |d| d.count());
+    let server_wrote = procs::written_bytes(pid)
+        .zip(wrote_before)
+        .map(|(after, before)| after.saturating_sub(before));
     Ok(Oversized {
         total,
         status,
@@ -491,6 +500,7 @@ async fn oversized(server: &Server, token: &str, total: u64) -> anyhow::Result<O
         rss_before_kib,
         rss_peak_kib,
         rss_after_kib: procs::rss_kib(pid).unwrap_or(0),
+        server_wrote,
         staged_left,
     })
 }
@@ -532,9 +542,10 @@ impl Report {
     pub fn write(&self, out: &mut String) -> std::fmt::Result {
         writeln!(
             out,
-            "### File uploads and downloads ({} clients, 1 MiB text files; a server of its own, {} after start)\n",
+            "### File uploads and downloads ({} clients, 1 MiB text files; a server of its own, {} once its {} accounts were registered)\n",
             self.clients,
-            mib(self.idle_rss_kib)
+            mib(self.idle_rss_kib),
+            self.clients
         )?;
         writeln!(
             out,
@@ -579,11 +590,11 @@ impl Report {
             )?;
             writeln!(
                 out,
-                "| answer | sent when it arrived | time to it | sent in all | the sending | the server's side | server RSS before | peak during | after | staged files left |\n|---|---:|---:|---:|---|---|---:|---:|---:|---:|"
+                "| answer | sent when it arrived | time to it | sent in all | the sending | the server's side | server wrote to disk | server RSS before | peak during | after | staged files left |\n|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|"
             )?;
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} (+{}) | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} (+{}) | {} | {} |\n",
                 match o.status {
                     Some(s) => format!("{s} “{}”", o.message.replace('|', "/")),
                     None => "none".into(),
@@ -593,6 +604,7 @@ impl Report {
                 mib_of(o.sent_in_all),
                 o.writer_end,
                 o.reader_end,
+                o.server_wrote.map_or("?".into(), mib_of),
                 mib(o.rss_before_kib),
                 mib(o.rss_peak_kib),
                 mib(o.rss_peak_kib.saturating_sub(o.rss_before_kib)),

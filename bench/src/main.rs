@@ -2,8 +2,11 @@
 //! clients over loopback, and writes throughput, latency percentiles and the server's memory
 //! to docs/benchmarks.md with the machine and the date. With `--fake-llm`, it also runs the
 //! agent against the fake model (`agent/`): whole runs, history replay and SSE fan-out.
+//! Files (`files.rs`) and metered run starts (`metering.rs`) each get a server of their own.
 
 mod agent;
+mod files;
+mod metering;
 mod procs;
 mod scenarios;
 mod sse;
@@ -13,7 +16,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +55,18 @@ struct Args {
     /// Streams attached to one running session in the fan-out scenario.
     #[arg(long, default_value_t = 32)]
     fanout_subscribers: usize,
+    /// MiB streamed by the oversized upload (refused at the 10 MiB limit).
+    #[arg(long, default_value_t = 2048)]
+    oversized_mib: u64,
+    /// Concurrent chats per round of the metered-start scenario.
+    #[arg(long, default_value_t = 200)]
+    meter_requests: usize,
+    /// Runs the free plan allows in that scenario (exactly this many must start).
+    #[arg(long, default_value_t = 50)]
+    meter_runs_left: usize,
+    /// Rounds of the metered-start scenario, each with a new account.
+    #[arg(long, default_value_t = 3)]
+    meter_rounds: usize,
 }
 
 struct Server {
@@ -79,7 +94,11 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn start(args: &Args, env: &[(&str, String)]) -> anyhow::Result<Server> {
+async fn start(
+    args: &Args,
+    env: &[(&str, String)],
+    config: Option<&Path>,
+) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     // The sandbox's unprivileged user must be able to traverse the data dir.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
@@ -97,6 +116,9 @@ async fn start(args: &Args, env: &[(&str, String)]) -> anyhow::Result<Server> {
         .stderr(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
     }
     let child = cmd
         .spawn()
@@ -208,7 +230,7 @@ async fn run_backend(
     env: &[(&str, String)],
     with_agent: bool,
 ) -> anyhow::Result<BackendResult> {
-    let server = start(args, env).await?;
+    let server = start(args, env, None).await?;
     let base = server.base.clone();
     let idle_rss = server.rss_kib().unwrap_or(0);
     eprintln!("{label}: started, RSS {idle_rss} KiB");
@@ -420,8 +442,8 @@ fn agent_intro(args: &Args) -> String {
         "The agent scenarios (`bench/src/agent/`) run the real worker, agent loop, event log, \
 bus and bubblewrap sandbox against `fake-llm`, an OpenAI-compatible stand-in on loopback that \
 streams scripted answers at once. Model time is therefore zero: what is measured is the \
-platform's own cost of a run, which a real model's seconds per answer would dwarf. The free \
-plan's monthly run quota is raised for the bench.
+platform's own cost of a run, which a real model's seconds per answer would dwarf. Billing \
+limits are not enforced on this server (the default): runs are counted, never refused.
 
 - **Agent runs, end to end**: one client for {secs_all} s (the floor), then {clients} clients \
 for {secs} s, each looping `PUT /sessions`, \
@@ -476,7 +498,15 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "Written by `make bench` (`bench/src/main.rs`): a release `ironhand` process per backend, driven over loopback by {} concurrent clients for {} s per scenario. Client and server share the machine, so the numbers are a floor, not a ceiling. Rate limits are off for the run.\n",
         args.clients, args.seconds
     )?;
-    writeln!(report, "- Date: {date}\n- Machine: {}\n", machine())?;
+    // Other work on the machine shows in every number: say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    writeln!(
+        report,
+        "- Date: {date}\n- Machine: {}\n- Load average when the bench started (1, 5, 15 min): {load}\n",
+        machine()
+    )?;
     writeln!(
         report,
         "Reading the numbers: `/auth/me` is what every authenticated request pays (JWT check, denylist lookup, user read). Refresh is bound by the database's write path (SQLite has one writer; PostgreSQL commits each rotation). Login is bound by argon2id at the configured cost, one hash per core at a time, each in a reused work area, which is why memory stays flat under a login burst.\n"
@@ -491,7 +521,6 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         agent_env = vec![
             ("LLM_BASE_URL", llm.url.clone()),
             ("LLM_MODEL", "fake-model".into()),
-            ("IRONHAND__AUTH__FREE_MONTHLY_RUNS", "1000000000".into()),
             (
                 "IRONHAND__AGENT__MAX_CONCURRENT_RUNS",
                 args.agent_clients.max(8).to_string(),
@@ -499,6 +528,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         ];
         writeln!(report, "{}", agent_intro(&args))?;
     }
+    writeln!(
+        report,
+        "The file and metering scenarios start a server of their own per backend (on PostgreSQL with a database of its own). Unlike the servers above, these keep the rate limiter on, with budgets far above what the clients send, so its cost is in their numbers.\n\n{}{}",
+        files::intro(&args),
+        metering::intro(&args)
+    )?;
 
     let mut backends: Vec<(&str, Vec<(&str, String)>)> =
         vec![("SQLite, in-process limiter and denylist", vec![])];
@@ -518,7 +553,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             ],
         ));
     }
+    let mut problems = Vec::new();
     for (label, env) in &mut backends {
+        let plain = env.clone();
         env.extend(agent_env.iter().cloned());
         let BackendResult {
             outcomes,
@@ -559,6 +596,30 @@ async fn bench(args: Args) -> anyhow::Result<()> {
                 ""
             }
         )?;
+        let mut files_env = own_database(&args, &plain).await?;
+        files_env.extend(files::env());
+        match files::run(&args, label, &files_env).await {
+            Ok(files) => {
+                problems.extend(files.problems(label));
+                files.write(&mut report)?;
+            }
+            Err(e) => {
+                problems.push(format!("{label}: file scenarios: {e:#}"));
+                writeln!(report, "- Not measured: file scenarios: {e:#}\n")?;
+            }
+        }
+        let mut meter_env = own_database(&args, &plain).await?;
+        meter_env.extend(metering::env());
+        match metering::run(&args, label, &meter_env).await {
+            Ok(metering) => {
+                problems.extend(metering.problems.iter().cloned());
+                metering.write(&mut report)?;
+            }
+            Err(e) => {
+                problems.push(format!("{label}: metered starts: {e:#}"));
+                writeln!(report, "- Not measured: metered starts: {e:#}\n")?;
+            }
+        }
     }
     if let Some(llm) = &llm {
         writeln!(
@@ -572,5 +633,43 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     }
     std::fs::write(&args.out, &report)?;
     println!("{report}");
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("ERROR: {problem}");
+        }
+        bail!(
+            "{} problem(s) above (also in {}): they are bugs, not noise",
+            problems.len(),
+            args.out.display()
+        );
+    }
     Ok(())
+}
+
+/// A backend's settings for one more server: on PostgreSQL a database and a Redis key
+/// prefix of its own, so no server sees another's runs, files or keys.
+async fn own_database<'a>(
+    args: &Args,
+    env: &[(&'a str, String)],
+) -> anyhow::Result<Vec<(&'a str, String)>> {
+    let mut env = env.to_vec();
+    if let Some(pg) = args
+        .postgres
+        .as_deref()
+        .filter(|_| env.iter().any(|(k, _)| *k == "DATABASE_URL"))
+    {
+        let db = ironhand_db::testing::fresh_postgres_database(pg)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        for (k, v) in &mut env {
+            match *k {
+                "DATABASE_URL" => *v = db.clone(),
+                "IRONHAND__REDIS__KEY_PREFIX" => {
+                    *v = format!("ironhand-bench:{}:", uuid::Uuid::new_v4().simple());
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(env)
 }

@@ -58,3 +58,11 @@ pub fn sandboxes(server: u32) -> Sandboxes {
         rss_kib: descendants.iter().filter_map(|&p| rss_kib(p)).sum(),
     }
 }
+
+/// Bytes a process has written with `write` and friends (`wchar` of `/proc/PID/io`): files
+/// and pipes, page cache or not; not sockets, which it sends to.
+pub fn written_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar:")?.trim().parse().ok())
+}

@@ -83,10 +83,11 @@ impl Staging {
         self.size
     }
 
-    /// Flushes the file to disk and hands over the staged upload.
+    /// Flushes the file and hands over the staged upload. No fsync: a staged file is only a
+    /// source for the store (which makes its own copy durable) and is gone after a crash
+    /// either way.
     pub async fn finish(mut self) -> Result<Staged, StagingError> {
         self.file.flush().await?;
-        self.file.sync_all().await?;
         Ok(Staged {
             path: self.path,
             size: self.size,

@@ -223,6 +223,15 @@ impl BillingService {
         {
             return Err(self.refusal(&sub, "subscription_inactive"));
         }
+        // Already at the limit: refuse without taking the subscription's lock (the run
+        // queue's conditional update still decides every race).
+        if counts
+            && self.settings.enforce_limits
+            && sub.monthly_agent_runs_limit >= 0
+            && sub.monthly_agent_runs >= sub.monthly_agent_runs_limit
+        {
+            return Err(self.refusal(&sub, "run_limit_reached"));
+        }
         Ok(RunAdmission {
             meter: RunMeter {
                 count: counts,

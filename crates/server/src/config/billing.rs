@@ -155,10 +155,16 @@ impl StripeSettings {
 }
 
 impl super::Settings {
-    /// The plans with the configured Stripe prices filled in.
+    /// The plans with the configured Stripe prices (and the older `auth.free_monthly_runs`)
+    /// filled in.
     pub fn plans(&self) -> Vec<Plan> {
         let mut plans = self.billing.plans.clone();
         for plan in &mut plans {
+            if plan.id == "free"
+                && let Some(runs) = self.auth.free_monthly_runs
+            {
+                plan.monthly_agent_runs_limit = runs;
+            }
             let price = match plan.id.as_str() {
                 "basic" => &self.stripe.price_basic,
                 "pro" => &self.stripe.price_pro,

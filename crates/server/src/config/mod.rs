@@ -155,6 +155,9 @@ pub struct AuthConfig {
     /// The one account of `provider = "local"`.
     pub local_email: Option<String>,
     pub local_password: Option<SecretString>,
+    /// Kept for configurations written before `[billing]`: sets the free plan's monthly
+    /// runs (prefer `billing.plans`).
+    pub free_monthly_runs: Option<i64>,
 }
 
 impl Default for AuthConfig {
@@ -174,6 +177,7 @@ impl Default for AuthConfig {
             argon2_parallelism: argon.parallelism,
             local_email: None,
             local_password: None,
+            free_monthly_runs: None,
         }
     }
 }
@@ -666,14 +670,36 @@ mod tests {
     }
 
     #[test]
+    fn the_older_free_monthly_runs_still_sets_the_free_plan() {
+        let mut s = Settings::default();
+        s.stripe.price_basic = Some("price_b".into());
+        s.auth.free_monthly_runs = Some(25);
+        let plans = s.plans();
+        let free = plans.iter().find(|p| p.id == "free").expect("free");
+        assert_eq!(free.monthly_agent_runs_limit, 25);
+        let basic = plans.iter().find(|p| p.id == "basic").expect("basic");
+        assert_eq!(basic.stripe_price_id.as_deref(), Some("price_b"));
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let mut s = Settings::default();
         s.auth.jwt_secret = Some(SecretString::from("super-secret-value-that-is-long-enough"));
         s.database.url = Some(SecretString::from("postgres://u:hunter2@db/x"));
+        s.files.signing_key = Some(SecretString::from("files-signing-key-that-is-long"));
+        s.files.s3.secret_access_key = Some(SecretString::from("s3-secret-access"));
+        s.stripe.secret_key = Some(SecretString::from("sk_live_stripe_secret"));
+        s.stripe.webhook_secret = Some(SecretString::from("whsec_webhook_secret"));
         let printed = format!("{s:?}");
-        assert!(
-            !printed.contains("super-secret") && !printed.contains("hunter2"),
-            "{printed}"
-        );
+        for secret in [
+            "super-secret",
+            "hunter2",
+            "files-signing-key",
+            "s3-secret-access",
+            "sk_live_stripe",
+            "whsec_webhook",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
     }
 }
