@@ -27,6 +27,8 @@ test: sandbox-deps clean-test-databases
 ## included (their sandboxes need bubblewrap); writes docs/benchmarks.md.
 bench: sandbox-deps
 	cargo build --release --locked -p ironhand-server -p ironhand-bench -p ironhand-fakes
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
+	TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379} \
 	target/release/ironhand-bench --server target/release/ironhand --fake-llm target/release/fake-llm --scenarios bench/scenarios --out docs/benchmarks.md
 
 ## The agent's sandbox needs bubblewrap; install it when missing (Debian packages).
