@@ -91,6 +91,10 @@ pub fn sandbox_path(name: &str) -> String {
     let name = name.trim();
     if name.starts_with('/') {
         name.to_string()
+    } else if name == "~" {
+        SANDBOX_HOME.to_string()
+    } else if let Some(rest) = name.strip_prefix("~/") {
+        format!("{SANDBOX_HOME}/{rest}")
     } else {
         format!("{SANDBOX_HOME}/{}", name.trim_start_matches("./"))
     }
@@ -496,6 +500,7 @@ mod tests {
         assert_eq!(sandbox_path("report.md"), "/home/ubuntu/report.md");
         assert_eq!(sandbox_path("./out/a.txt"), "/home/ubuntu/out/a.txt");
         assert_eq!(sandbox_path("/tmp/x"), "/tmp/x");
+        assert_eq!(sandbox_path("~/out/a.md"), "/home/ubuntu/out/a.md");
         assert_eq!(base_name("/home/ubuntu/out/a.txt"), "a.txt");
         assert_eq!(base_name("/home/ubuntu/out/"), "out");
         assert_eq!(base_name("/home/ubuntu/.env"), "env");
