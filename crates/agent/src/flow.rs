@@ -270,6 +270,12 @@ impl Turn<'_> {
                 found.push(file);
             }
         }
+        // The run started: its files become the session's (a file of another session is
+        // copied for this one).
+        let found = match files.bind_to_session(self.run.session_id, found).await {
+            Ok(bound) => bound,
+            Err(error) => return (Vec::new(), Some(error.to_string())),
+        };
         let infos: Vec<Value> = found.iter().map(|file| file.info(None)).collect();
         let sandbox = match self.tools.sandbox().await {
             Ok(sandbox) => sandbox.clone(),

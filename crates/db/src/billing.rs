@@ -400,22 +400,26 @@ macro_rules! impl_billing_store {
 
                 async fn delete_file(&self, id: FileId, now: OffsetDateTime) -> StoreResult<bool> {
                     let mut tx = self.writer().begin().await.map_err(store_err)?;
-                    sqlx::query(
-                        "INSERT INTO blob_garbage (storage_key, created_at)
-                         SELECT storage_key, $2 FROM files WHERE id = $1 ON CONFLICT DO NOTHING",
-                    )
-                    .bind(id.0)
-                    .bind(to_ms(now))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_err)?;
-                    let done = sqlx::query("DELETE FROM files WHERE id = $1")
-                        .bind(id.0)
+                    // The key the deleted row really held (a concurrent replacement may have
+                    // changed it), queued in the same transaction.
+                    let key: Option<String> =
+                        sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING storage_key")
+                            .bind(id.0)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(store_err)?;
+                    if let Some(key) = &key {
+                        sqlx::query(
+                            "INSERT INTO blob_garbage (storage_key, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(key)
+                        .bind(to_ms(now))
                         .execute(&mut *tx)
                         .await
                         .map_err(store_err)?;
+                    }
                     tx.commit().await.map_err(store_err)?;
-                    Ok(done.rows_affected() == 1)
+                    Ok(key.is_some())
                 }
 
                 async fn storage_used(&self, user_id: UserId) -> StoreResult<i64> {

@@ -93,6 +93,10 @@ pub fn group_of(function: &str) -> &'static str {
     }
 }
 
+/// Largest file a write copies to the session's files on the spot (a bigger one is copied
+/// when the agent names it in a result, up to `files.max_agent_file_bytes`).
+const KEEP_ON_WRITE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// The executor's tools for one session. The sandbox is started on first use.
 pub struct Toolbox {
     session: SessionId,
@@ -162,7 +166,7 @@ impl Toolbox {
     async fn keep_file(&self, sandbox: &dyn Sandbox, path: &str) {
         if let Err(why) = self
             .files
-            .copy_out_of_sandbox(self.user, self.session, sandbox, path)
+            .copy_out_of_sandbox(self.user, self.session, sandbox, path, KEEP_ON_WRITE_BYTES)
             .await
         {
             tracing::info!(why, "a written file was not copied to the session's files");
@@ -187,7 +191,7 @@ impl Toolbox {
         for path in paths {
             match self
                 .files
-                .copy_out_of_sandbox(self.user, self.session, sandbox.as_ref(), path)
+                .copy_out_of_sandbox(self.user, self.session, sandbox.as_ref(), path, u64::MAX)
                 .await
             {
                 Ok(file) => infos.push(file.info(None)),

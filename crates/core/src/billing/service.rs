@@ -94,6 +94,11 @@ fn status_of(provider: &str) -> &'static str {
     }
 }
 
+/// A provider subscription that will never be paid for again.
+fn ended(provider_status: &str) -> bool {
+    matches!(provider_status, "canceled" | "incomplete_expired")
+}
+
 impl BillingService {
     pub fn new(
         store: Arc<dyn BillingStore>,
@@ -479,22 +484,23 @@ impl BillingService {
 
     /// The authoritative state of a provider subscription (fetched, so events arriving out
     /// of order cannot roll it back); the event's own copy when the provider cannot say.
+    /// The subscription's state, and whether it came from the provider just now.
     async fn fresh(
         &self,
         id: &str,
         fallback: Option<ProviderSubscription>,
-    ) -> Result<Option<ProviderSubscription>, DomainError> {
+    ) -> Result<(Option<ProviderSubscription>, bool), DomainError> {
         let Some(payments) = &self.payments else {
-            return Ok(fallback);
+            return Ok((fallback, false));
         };
         match payments.subscription(id).await {
-            Ok(sub) => Ok(Some(sub)),
+            Ok(sub) => Ok((Some(sub), true)),
             Err(PaymentError::Refused(why)) => {
                 tracing::warn!(
                     why,
                     "the provider does not know this subscription; using the event's copy"
                 );
-                Ok(fallback)
+                Ok((fallback, false))
             }
             Err(error) => Err(payment_error(error)),
         }
@@ -550,9 +556,9 @@ impl BillingService {
                 subscription_id,
             } => (None, subscription_id, customer, None, true),
         };
-        let provider = match &sub_id {
+        let (provider, fetched) = match &sub_id {
             Some(id) => self.fresh(id, fallback).await?,
-            None => fallback,
+            None => (fallback, false),
         };
         let hint = hint.or(provider.as_ref().and_then(|p| p.user_hint));
         let customer = customer.or(provider.as_ref().and_then(|p| p.customer.clone()));
@@ -566,18 +572,24 @@ impl BillingService {
         // Events about a subscription the user has since replaced change nothing.
         if let (Some(known), Some(id)) = (&current.stripe_subscription_id, &sub_id)
             && known != id
-            && provider
-                .as_ref()
-                .is_some_and(|p| status_of(&p.status) == "canceled")
+            && provider.as_ref().is_some_and(|p| ended(&p.status))
         {
             return Ok(None);
         }
         let mut update = match &provider {
-            Some(p) if status_of(&p.status) == "canceled" => self.back_to_free(&current, now),
+            // Ended for good (`incomplete_expired` is terminal too): back to free.
+            Some(p) if ended(&p.status) => self.back_to_free(&current, now),
+            // Not paid yet (3-D Secure, a pending payment): nothing changes but the link;
+            // the plan follows once Stripe says it is active.
+            Some(p) if p.status == "incomplete" => SubscriptionUpdate {
+                stripe_subscription_id: Some(Some(p.id.clone())),
+                ..Default::default()
+            },
             Some(p) => self.paid_state(p),
             None => SubscriptionUpdate::default(),
         };
-        if failed {
+        // Stripe's own state (fetched just now) wins over a failure event that may be late.
+        if failed && !fetched {
             update.status = Some("past_due".into());
         }
         if current.stripe_customer_id.is_none() {

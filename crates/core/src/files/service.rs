@@ -7,7 +7,7 @@ use crate::ids::{FileId, SessionId, UserId};
 use crate::ports::sandbox::SANDBOX_HOME;
 use crate::ports::{BlobError, BlobStore, ByteStream, Sandbox, Store};
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::TryStreamExt as _;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,17 +87,24 @@ fn new_key(user: UserId) -> String {
 }
 
 /// `name` as a sandbox path: relative names are under the home directory.
+/// One spelling per file (`a.txt`, `./a.txt`, `~/a.txt`, `/home/ubuntu//a.txt` are one
+/// record).
 pub fn sandbox_path(name: &str) -> String {
     let name = name.trim();
-    if name.starts_with('/') {
+    let absolute = if name.starts_with('/') {
         name.to_string()
     } else if name == "~" {
         SANDBOX_HOME.to_string()
     } else if let Some(rest) = name.strip_prefix("~/") {
         format!("{SANDBOX_HOME}/{rest}")
     } else {
-        format!("{SANDBOX_HOME}/{}", name.trim_start_matches("./"))
-    }
+        format!("{SANDBOX_HOME}/{name}")
+    };
+    let parts: Vec<&str> = absolute
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
 }
 
 /// The last component of a sandbox path, as a display name.
@@ -384,12 +391,11 @@ impl FileService {
         removed.len()
     }
 
-    /// Checks the attachments of a chat message (each must be the user's own file) and
-    /// ties them to the session. Returns them in the order given.
-    pub async fn claim_attachments(
+    /// Checks the attachments of a chat message: each must be the user's own file.
+    /// Nothing is written (a refused message must leave no trace). Returns them in order.
+    pub async fn check_attachments(
         &self,
         user: UserId,
-        session: SessionId,
         ids: &[FileId],
     ) -> Result<Vec<StoredFile>, DomainError> {
         let mut files = Vec::with_capacity(ids.len());
@@ -405,12 +411,72 @@ impl FileService {
                 }
             }
         }
-        for file in &files {
-            if file.session_id.is_none() {
-                self.store.attach_file(file.id, session).await?;
+        Ok(files)
+    }
+
+    /// Makes the files a run's message carries files of its session: an upload not yet
+    /// sent anywhere is tied to it; a file of another session is copied (so deleting either
+    /// session never takes the other's file away). Called once the run has started.
+    pub async fn bind_to_session(
+        &self,
+        session: SessionId,
+        files: Vec<StoredFile>,
+    ) -> Result<Vec<StoredFile>, DomainError> {
+        let mut bound = Vec::with_capacity(files.len());
+        for mut file in files {
+            match file.session_id {
+                Some(owner) if owner == session => bound.push(file),
+                None => {
+                    self.store.attach_file(file.id, session).await?;
+                    // Another run may have tied it first; read back where it belongs.
+                    match self.store.file_by_id(file.id).await? {
+                        Some(now) if now.session_id == Some(session) => bound.push(now),
+                        Some(now) => bound.push(self.copy_for_session(now, session).await?),
+                        None => {}
+                    }
+                }
+                Some(_) => {
+                    file.sandbox_path = None;
+                    bound.push(self.copy_for_session(file, session).await?);
+                }
             }
         }
-        Ok(files)
+        Ok(bound)
+    }
+
+    /// A copy of `file` (bytes and record) belonging to `session`.
+    async fn copy_for_session(
+        &self,
+        file: StoredFile,
+        session: SessionId,
+    ) -> Result<StoredFile, DomainError> {
+        let bytes = self.read_all(&file).await?;
+        let copy = StoredFile {
+            id: FileId::new(),
+            session_id: Some(session),
+            storage_key: new_key(file.user_id),
+            sandbox_path: None,
+            created_at: OffsetDateTime::now_utc(),
+            ..file
+        };
+        self.blobs
+            .put_bytes(&copy.storage_key, Bytes::from(bytes), &copy.sha256)
+            .await
+            .map_err(blob_error)?;
+        self.record(copy).await
+    }
+
+    async fn read_all(&self, file: &StoredFile) -> Result<Vec<u8>, DomainError> {
+        let stream = self.open(file, None).await?;
+        let mut bytes = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
+        let mut stream = stream;
+        while let Some(chunk) = stream.try_next().await.map_err(|error| {
+            tracing::error!(%error, "reading a stored file failed");
+            DomainError::Unavailable("File storage is unavailable. Try again shortly.".into())
+        })? {
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 
     /// Copies the files into the sandbox's upload directory; returns each with its sandbox
@@ -431,12 +497,7 @@ impl FileService {
                 };
                 n += 1;
             }
-            let stream = self.open(file, None).await?;
-            let chunks: Vec<Bytes> = stream.try_collect().await.map_err(|error| {
-                tracing::error!(%error, "reading a stored file failed");
-                DomainError::Unavailable("File storage is unavailable. Try again shortly.".into())
-            })?;
-            let bytes = chunks.concat();
+            let bytes = self.read_all(file).await?;
             let path = format!("{UPLOAD_DIR}/{name}");
             sandbox.put_file(&path, &bytes).await.map_err(|error| {
                 DomainError::Unavailable(format!("Could not copy {name} into the sandbox: {error}"))
@@ -454,10 +515,11 @@ impl FileService {
         session: SessionId,
         sandbox: &dyn Sandbox,
         name: &str,
+        max_bytes: u64,
     ) -> Result<StoredFile, String> {
         let path = sandbox_path(name);
         let bytes = sandbox
-            .get_file(&path, self.settings.max_agent_file_bytes)
+            .get_file(&path, max_bytes.min(self.settings.max_agent_file_bytes))
             .await
             .map_err(|error| error.to_string())?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
@@ -501,6 +563,10 @@ mod tests {
         assert_eq!(sandbox_path("./out/a.txt"), "/home/ubuntu/out/a.txt");
         assert_eq!(sandbox_path("/tmp/x"), "/tmp/x");
         assert_eq!(sandbox_path("~/out/a.md"), "/home/ubuntu/out/a.md");
+        assert_eq!(
+            sandbox_path("/home/ubuntu//out/./a.md/"),
+            "/home/ubuntu/out/a.md"
+        );
         assert_eq!(base_name("/home/ubuntu/out/a.txt"), "a.txt");
         assert_eq!(base_name("/home/ubuntu/out/"), "out");
         assert_eq!(base_name("/home/ubuntu/.env"), "env");

@@ -207,7 +207,7 @@ impl SessionService {
         let counts = kind == RunKind::Task;
         let attachments = self
             .files
-            .claim_attachments(user, id, &input.attachments)
+            .check_attachments(user, &input.attachments)
             .await?;
         let run = Run {
             id: RunId::new(),
@@ -232,6 +232,22 @@ impl SessionService {
             started_at: None,
             finished_at: None,
         };
+        // A retry of a message that already started its run attaches to it, even when the
+        // plan would refuse a new one now.
+        if let Some(key) = input.client_message_id.as_deref()
+            && let Some(latest) = self.store.latest_run(id).await?
+            && latest.client_message_id.as_deref() == Some(key)
+        {
+            let cursor = match input.cursor {
+                Some(cursor) => cursor,
+                None => self.run_start_cursor(&session, &latest).await?,
+            };
+            return Ok(ChatStart {
+                cursor,
+                run: Some(latest),
+                session,
+            });
+        }
         let mut rolled_over = false;
         let outcome = loop {
             let admission = self.billing.admit(user, counts).await?;

@@ -86,7 +86,8 @@ async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > allowance.saturating_add(MULTIPART_SLACK)) {
+    if allowance == 0 || declared.is_some_and(|len| len > allowance.saturating_add(MULTIPART_SLACK))
+    {
         return Err(too_large(limit_message));
     }
     let mut multipart = multipart.map_err(|_| {

@@ -115,9 +115,41 @@ async fn plans_free_subscription_and_payments_off(backend: Backend) {
 async fn the_run_limit_refuses_the_next_run_with_402(backend: Backend) {
     let app = TestApp::start_with(backend, |s| limited(s, 3, 50)).await;
     let u = app.signed_up("limit@example.com", "correct horse").await;
-    for _ in 0..3 {
+    for _ in 0..2 {
         start_task(&app, &u.access).await.expect("within the limit");
     }
+    // The last run, sent with an id, and retried after a lost connection: the retry
+    // attaches to the run it started instead of being refused.
+    let last = app.new_session(&u.access).await;
+    let body = json!({"message": "the last one", "client_message_id": "last-1"});
+    app.chat(&u.access, &last, body.clone())
+        .await
+        .expect("the third run");
+    app.chat(&u.access, &last, body)
+        .await
+        .expect("a retry attaches");
+    assert_eq!(subscription(&app, &u.access).await["monthly_agent_runs"], 3);
+    // A message refused at the limit leaves its attachment untouched.
+    let file = app.upload(&u.access, "notes.txt", b"notes").await;
+    let file_id = file.data()["file_id"].as_str().expect("id").to_string();
+    let refused_session = app.new_session(&u.access).await;
+    app.chat(
+        &u.access,
+        &refused_session,
+        json!({"message": "with a file", "attachments": [{"file_id": file_id}]}),
+    )
+    .await
+    .err()
+    .expect("402")
+    .assert_error(402);
+    let info = app
+        .get(&format!("/api/v1/files/{file_id}/info"), Some(&u.access))
+        .await;
+    assert!(
+        info.data()["metadata"]["session_id"].is_null(),
+        "{}",
+        info.body
+    );
     let refused = start_task(&app, &u.access)
         .await
         .expect_err("the fourth is refused");
@@ -543,7 +575,77 @@ async fn checkout_webhooks_and_the_live_subscription(backend: Backend) {
     .assert_error(400);
 }
 
+/// A payment that never completes: `incomplete` changes nothing, `incomplete_expired` (terminal)
+/// leaves the user on free and able to run, and a late failure event cannot override the
+/// state Stripe reports.
+async fn an_unpaid_checkout_never_locks_the_user_out(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = stripe_app(backend, &fake).await;
+    let u = app.signed_up("unpaid@example.com", "correct horse").await;
+    let r = app
+        .post(
+            "/api/v1/billing/create-checkout-session",
+            Some(&u.access),
+            json!({"plan": "pro"}),
+        )
+        .await;
+    let session_id = r.data()["checkout_session_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (_, sub) = fake.complete_checkout(&session_id).expect("completes");
+    let sub_id = sub["id"].as_str().expect("id").to_string();
+    let pending = fake
+        .set_subscription_status(&sub_id, "incomplete")
+        .expect("event");
+    signed_delivery(&app, &pending).await.assert_ok();
+    let now = subscription(&app, &u.access).await;
+    assert_eq!(
+        (now["plan"].as_str(), now["status"].as_str()),
+        (Some("free"), Some("active")),
+        "{now}"
+    );
+    let expired = fake
+        .set_subscription_status(&sub_id, "incomplete_expired")
+        .expect("event");
+    signed_delivery(&app, &expired).await.assert_ok();
+    let now = subscription(&app, &u.access).await;
+    assert_eq!(
+        (now["plan"].as_str(), now["status"].as_str()),
+        (Some("free"), Some("active")),
+        "{now}"
+    );
+    start_task(&app, &u.access)
+        .await
+        .expect("free runs still work");
+
+    // Paid and active, then a stale failure event arrives: Stripe says active, so active.
+    let r = app
+        .post(
+            "/api/v1/billing/create-checkout-session",
+            Some(&u.access),
+            json!({"plan": "basic"}),
+        )
+        .await;
+    let session_id = r.data()["checkout_session_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (event, sub) = fake.complete_checkout(&session_id).expect("completes");
+    signed_delivery(&app, &event).await.assert_ok();
+    let sub_id = sub["id"].as_str().expect("id").to_string();
+    let late = fake.invoice_payment_failed_event(&sub_id).expect("failed");
+    signed_delivery(&app, &late).await.assert_ok();
+    let now = subscription(&app, &u.access).await;
+    assert_eq!(
+        (now["plan"].as_str(), now["status"].as_str()),
+        (Some("basic"), Some("active")),
+        "{now}"
+    );
+}
+
 on_both_backends!(
+    an_unpaid_checkout_never_locks_the_user_out,
     plans_free_subscription_and_payments_off,
     the_run_limit_refuses_the_next_run_with_402,
     concurrent_starts_at_the_last_run_start_exactly_one,

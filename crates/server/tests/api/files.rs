@@ -373,7 +373,7 @@ async fn uploads_past_the_limit_are_refused_while_streaming(backend: Backend) {
         .await
         .assert_ok();
     let r = app
-        .upload(&u.access, "over.txt", &vec![b'a'; limit + 1])
+        .upload_refused_early(&u.access, "over.txt", &vec![b'a'; limit + 1])
         .await;
     r.assert_error(413);
     assert!(r.msg().contains("1 MiB"), "the limit is named: {}", r.msg());
@@ -400,7 +400,7 @@ async fn the_storage_quota_counts_every_file(backend: Backend) {
         .await
         .assert_ok();
     let r = app
-        .upload(&u.access, "two.txt", &vec![b'b'; 700 * 1024])
+        .upload_refused_early(&u.access, "two.txt", &vec![b'b'; 700 * 1024])
         .await;
     r.assert_error(413);
     assert!(r.msg().contains("quota"), "{}", r.msg());
@@ -503,7 +503,83 @@ async fn files_on_an_s3_store_work_the_same(backend: Backend) {
     );
 }
 
+/// A file sent in two sessions belongs to both: deleting one session keeps the other's.
+async fn a_file_sent_in_two_sessions_survives_deleting_one(backend: Backend) {
+    let app = files_app(backend).await;
+    let u = app.signed_up("twice@example.com", "correct horse").await;
+    let id = app
+        .upload(&u.access, "shared.txt", b"used twice")
+        .await
+        .data()["file_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let session = app.new_session(&u.access).await;
+        // No model here: the run places its files, stores the message, then explains.
+        let mut stream = app
+            .chat(
+                &u.access,
+                &session,
+                json!({"message": "use the file", "attachments": [{"file_id": id}]}),
+            )
+            .await
+            .unwrap_or_else(|r| panic!("{} {}", r.status, r.body));
+        let events = stream.collect().await;
+        let user = events
+            .iter()
+            .find(|e| e.event == "message")
+            .expect("user message");
+        assert_eq!(user.data["attachments"][0]["filename"], "shared.txt");
+        sessions.push(session);
+    }
+    let files_of = |s: String| {
+        let app = &app;
+        let token = u.access.clone();
+        async move {
+            app.get(&format!("/api/v1/sessions/{s}/files"), Some(&token))
+                .await
+                .data()
+                .clone()
+        }
+    };
+    let first = files_of(sessions[0].clone()).await;
+    let second = files_of(sessions[1].clone()).await;
+    assert_eq!(
+        first[0]["file_id"],
+        id.as_str(),
+        "the upload belongs to the first session"
+    );
+    assert_ne!(
+        second[0]["file_id"],
+        id.as_str(),
+        "the second session got its own copy"
+    );
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/sessions/{}", sessions[0]),
+        Some(&u.access),
+        None,
+    )
+    .await
+    .assert_ok();
+    let copy = second[0]["file_id"].as_str().expect("id");
+    let (status, _, body) = app
+        .get_bytes(
+            &format!("/api/v1/files/{copy}/download"),
+            Some(&u.access),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, b"used twice".as_slice())
+    );
+}
+
 on_both_backends!(
+    a_file_sent_in_two_sessions_survives_deleting_one,
     files_on_an_s3_store_work_the_same,
     upload_download_ranges_signed_urls_and_delete,
     another_users_file_is_not_found_on_any_route,

@@ -316,6 +316,46 @@ impl TestApp {
         (reply, sent, started.elapsed())
     }
 
+    /// Uploads like [`TestApp::upload`] but over a raw connection that reads the answer while
+    /// still writing: for uploads the server refuses before reading them whole (a normal
+    /// client may fail on the closed connection before it sees the 413).
+    pub async fn upload_refused_early(&self, token: &str, filename: &str, bytes: &[u8]) -> Reply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (content_type, body) = multipart("file", filename, bytes);
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let (mut read, mut write) = stream.into_split();
+        let head = format!(
+            "POST /api/v1/files HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let writer = tokio::spawn(async move {
+            write.write_all(head.as_bytes()).await.ok()?;
+            for piece in body.chunks(64 * 1024) {
+                write.write_all(piece).await.ok()?;
+            }
+            Some(())
+        });
+        let mut buf = Vec::new();
+        let mut piece = [0u8; 8192];
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let reply = loop {
+            if let Some(reply) = parse_http_response(&buf) {
+                break reply;
+            }
+            match tokio::time::timeout_at(deadline, read.read(&mut piece)).await {
+                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&piece[..n]),
+                other => panic!(
+                    "no complete answer ({other:?}): {}",
+                    String::from_utf8_lossy(&buf)
+                ),
+            }
+        };
+        writer.abort();
+        reply
+    }
+
     /// Uploads `bytes` as `filename` through `POST /api/v1/files`.
     pub async fn upload(&self, token: &str, filename: &str, bytes: &[u8]) -> Reply {
         let (content_type, body) = multipart("file", filename, bytes);
