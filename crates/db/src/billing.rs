@@ -438,6 +438,45 @@ macro_rules! impl_billing_store {
                         .map_err(store_err)
                 }
 
+                async fn sweep_files(
+                    &self,
+                    unsent_before: Option<OffsetDateTime>,
+                    now: OffsetDateTime,
+                ) -> StoreResult<u64> {
+                    let mut tx = self.writer().begin().await.map_err(store_err)?;
+                    // One statement deletes and names the keys, so nothing deleted is missed.
+                    let mut keys: Vec<String> = sqlx::query_scalar(
+                        "DELETE FROM files WHERE session_id IS NOT NULL
+                           AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = files.session_id)
+                         RETURNING storage_key",
+                    )
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(store_err)?;
+                    if let Some(before) = unsent_before {
+                        let unsent: Vec<String> = sqlx::query_scalar(
+                            "DELETE FROM files WHERE session_id IS NULL AND created_at < $1 RETURNING storage_key",
+                        )
+                        .bind(to_ms(before))
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(store_err)?;
+                        keys.extend(unsent);
+                    }
+                    for key in &keys {
+                        sqlx::query(
+                            "INSERT INTO blob_garbage (storage_key, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(key)
+                        .bind(to_ms(now))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_err)?;
+                    }
+                    tx.commit().await.map_err(store_err)?;
+                    Ok(keys.len() as u64)
+                }
+
                 async fn forget_blob_garbage(&self, keys: &[String]) -> StoreResult<()> {
                     let mut tx = self.writer().begin().await.map_err(store_err)?;
                     for key in keys {

@@ -77,6 +77,7 @@ on_both_backends!(
     a_payment_event_applies_once_under_concurrent_delivery,
     files_stay_within_the_quota_even_when_stored_concurrently,
     agent_files_replace_their_copy_and_deleted_bytes_are_collected,
+    unreachable_files_are_swept,
 );
 
 fn now() -> OffsetDateTime {

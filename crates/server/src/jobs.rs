@@ -128,9 +128,11 @@ pub async fn session_upkeep(state: crate::AppState, holder: String, shutdown: Ca
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = cleanup.tick() => {
-                if let Err(error) = cleanup_sessions_once(&state, &holder, OffsetDateTime::now_utc()).await {
+                let now = OffsetDateTime::now_utc();
+                if let Err(error) = cleanup_sessions_once(&state, &holder, now).await {
                     tracing::warn!(%error, "session retention pass failed; will retry");
                 }
+                sweep_files_once(&state, now).await;
             }
             _ = reap.tick() => {
                 let stopped = state.sessions.sandboxes().reap_idle().await;
@@ -164,5 +166,17 @@ fn remove_stale_uploads(dir: &std::path::Path) {
         if stale {
             let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+/// Deletes file records nothing can reach: files of sessions that are gone, and (with
+/// retention on) uploads never sent in a session and older than the retention period.
+pub async fn sweep_files_once(state: &crate::AppState, now: OffsetDateTime) {
+    let days = state.settings.sessions.retention_days;
+    let unsent_before = (days > 0).then(|| now - time::Duration::days(days as i64));
+    match state.files.sweep(unsent_before).await {
+        Ok(0) => {}
+        Ok(swept) => tracing::info!(files = swept, "removed unreachable files"),
+        Err(error) => tracing::warn!(%error, "file sweep failed; will retry"),
     }
 }

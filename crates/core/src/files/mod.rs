@@ -113,6 +113,15 @@ pub trait FileStore: Send + Sync {
     /// Blob keys whose records are gone (deleted files, sessions, replaced copies).
     async fn blob_garbage(&self, limit: i64) -> StoreResult<Vec<String>>;
     async fn forget_blob_garbage(&self, keys: &[String]) -> StoreResult<()>;
+    /// Deletes records that can no longer be reached, queueing their keys: files of a
+    /// session that is gone (a copy that raced the session's deletion) and, with
+    /// `unsent_before`, uploads never sent in any session and older than that. Returns how
+    /// many went.
+    async fn sweep_files(
+        &self,
+        unsent_before: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
 }
 
 /// The longest display name kept (bytes, cut at a character boundary, extension kept).

@@ -369,6 +369,18 @@ impl FileService {
         Ok(self.store.session_files(session).await?)
     }
 
+    /// Deletes unreachable records (see [`super::FileStore::sweep_files`]) and their bytes.
+    pub async fn sweep(&self, unsent_before: Option<OffsetDateTime>) -> Result<u64, DomainError> {
+        let swept = self
+            .store
+            .sweep_files(unsent_before, OffsetDateTime::now_utc())
+            .await?;
+        if swept > 0 {
+            self.collect_garbage().await;
+        }
+        Ok(swept)
+    }
+
     /// Removes the blobs of deleted records. Failures stay queued for the next pass.
     pub async fn collect_garbage(&self) -> usize {
         let keys = match self.store.blob_garbage(200).await {

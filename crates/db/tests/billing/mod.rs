@@ -479,3 +479,60 @@ pub async fn agent_files_replace_their_copy_and_deleted_bytes_are_collected(db: 
     );
     assert_eq!(db.store.storage_used(u).await.expect("q"), 0);
 }
+
+pub async fn unreachable_files_are_swept(db: Db) {
+    let u = user_for(&db, "sweep@example.com").await;
+    let t = OffsetDateTime::now_utc();
+    let live_session = session_for(&db, u, t).await;
+    let live = file(u, 1, Some("/home/ubuntu/live.txt"), Some(live_session.id));
+    let orphan = file(
+        u,
+        1,
+        Some("/home/ubuntu/gone.txt"),
+        Some(ironhand_core::SessionId::new()),
+    );
+    let old_unsent = StoredFile {
+        created_at: super::sessions::now_ms() - time::Duration::days(100),
+        ..file(u, 1, None, None)
+    };
+    let fresh_unsent = file(u, 1, None, None);
+    for f in [&live, &orphan, &old_unsent, &fresh_unsent] {
+        db.store.insert_file(f, 1_000).await.expect("insert");
+    }
+    // Without an age for unsent uploads only the orphan goes.
+    assert_eq!(db.store.sweep_files(None, t).await.expect("sweep"), 1);
+    assert!(db.store.file_by_id(orphan.id).await.expect("q").is_none());
+    assert_eq!(
+        db.store
+            .sweep_files(Some(t - time::Duration::days(90)), t)
+            .await
+            .expect("sweep"),
+        1
+    );
+    assert!(
+        db.store
+            .file_by_id(old_unsent.id)
+            .await
+            .expect("q")
+            .is_none()
+    );
+    assert!(
+        db.store
+            .file_by_id(fresh_unsent.id)
+            .await
+            .expect("q")
+            .is_some()
+    );
+    assert!(db.store.file_by_id(live.id).await.expect("q").is_some());
+    let garbage: HashSet<String> = db
+        .store
+        .blob_garbage(10)
+        .await
+        .expect("q")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        garbage,
+        HashSet::from([orphan.storage_key.clone(), old_unsent.storage_key.clone()])
+    );
+}
