@@ -137,6 +137,19 @@ macro_rules! impl_billing_store {
                 row.as_ref().map(subscription_row).transpose().map_err(store_err)
             }
 
+            /// Queues a blob key for removal after the transaction commits.
+            async fn queue_garbage(tx: &mut Tx<'_>, key: &str, now: OffsetDateTime) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO blob_garbage (storage_key, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(key)
+                .bind(to_ms(now))
+                .execute(&mut **tx)
+                .await
+                .map_err(store_err)?;
+                Ok(())
+            }
+
             impl $store {
                 async fn subscription_where(&self, sql: &'static str, value: &str) -> StoreResult<Option<Subscription>> {
                     let row = sqlx::query(sql)
@@ -319,14 +332,7 @@ macro_rules! impl_billing_store {
                     }
                     let id = match &existing {
                         Some(old) => {
-                            sqlx::query(
-                                "INSERT INTO blob_garbage (storage_key, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                            )
-                            .bind(&old.storage_key)
-                            .bind(to_ms(f.created_at))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(store_err)?;
+                            queue_garbage(&mut tx, &old.storage_key, f.created_at).await?;
                             sqlx::query(
                                 "UPDATE files SET filename = $2, content_type = $3, size = $4, sha256 = $5,
                                     storage_key = $6, created_at = $7 WHERE id = $1",
@@ -409,14 +415,7 @@ macro_rules! impl_billing_store {
                             .await
                             .map_err(store_err)?;
                     if let Some(key) = &key {
-                        sqlx::query(
-                            "INSERT INTO blob_garbage (storage_key, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(key)
-                        .bind(to_ms(now))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(store_err)?;
+                        queue_garbage(&mut tx, key, now).await?;
                     }
                     tx.commit().await.map_err(store_err)?;
                     Ok(key.is_some())
@@ -464,14 +463,7 @@ macro_rules! impl_billing_store {
                         keys.extend(unsent);
                     }
                     for key in &keys {
-                        sqlx::query(
-                            "INSERT INTO blob_garbage (storage_key, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(key)
-                        .bind(to_ms(now))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(store_err)?;
+                        queue_garbage(&mut tx, key, now).await?;
                     }
                     tx.commit().await.map_err(store_err)?;
                     Ok(keys.len() as u64)

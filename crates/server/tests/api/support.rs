@@ -201,7 +201,7 @@ impl TestApp {
     /// before it has read the body, and a normal client would fail on the closed pipe
     /// before seeing that answer.
     pub async fn post_oversized(&self, path: &str, chunked: bool) -> Reply {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let stream = tokio::net::TcpStream::connect(self.addr)
             .await
             .expect("connect");
@@ -232,21 +232,7 @@ impl TestApp {
             }
             Some(())
         });
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        let reply = loop {
-            if let Some(reply) = parse_http_response(&buf) {
-                break reply;
-            }
-            match tokio::time::timeout_at(deadline, read.read(&mut chunk)).await {
-                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                other => panic!(
-                    "no complete answer ({other:?}): {}",
-                    String::from_utf8_lossy(&buf)
-                ),
-            }
-        };
+        let reply = read_answer(&mut read, 10).await;
         writer.abort();
         reply
     }
@@ -262,7 +248,7 @@ impl TestApp {
     ) -> (Reply, u64, std::time::Duration) {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicU64, Ordering};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let started = std::time::Instant::now();
         let stream = tokio::net::TcpStream::connect(self.addr)
             .await
@@ -296,21 +282,7 @@ impl TestApp {
             write.write_all(b"0\r\n\r\n").await.ok()?;
             Some(())
         });
-        let mut buf = Vec::new();
-        let mut piece = [0u8; 8192];
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        let reply = loop {
-            if let Some(reply) = parse_http_response(&buf) {
-                break reply;
-            }
-            match tokio::time::timeout_at(deadline, read.read(&mut piece)).await {
-                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&piece[..n]),
-                other => panic!(
-                    "no complete answer ({other:?}): {}",
-                    String::from_utf8_lossy(&buf)
-                ),
-            }
-        };
+        let reply = read_answer(&mut read, 60).await;
         let sent = written.load(Ordering::Relaxed);
         writer.abort();
         (reply, sent, started.elapsed())
@@ -320,7 +292,7 @@ impl TestApp {
     /// still writing: for uploads the server refuses before reading them whole (a normal
     /// client may fail on the closed connection before it sees the 413).
     pub async fn upload_refused_early(&self, token: &str, filename: &str, bytes: &[u8]) -> Reply {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let (content_type, body) = multipart("file", filename, bytes);
         let stream = tokio::net::TcpStream::connect(self.addr)
             .await
@@ -337,21 +309,7 @@ impl TestApp {
             }
             Some(())
         });
-        let mut buf = Vec::new();
-        let mut piece = [0u8; 8192];
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        let reply = loop {
-            if let Some(reply) = parse_http_response(&buf) {
-                break reply;
-            }
-            match tokio::time::timeout_at(deadline, read.read(&mut piece)).await {
-                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&piece[..n]),
-                other => panic!(
-                    "no complete answer ({other:?}): {}",
-                    String::from_utf8_lossy(&buf)
-                ),
-            }
-        };
+        let reply = read_answer(&mut read, 30).await;
         writer.abort();
         reply
     }
@@ -520,6 +478,27 @@ impl Reply {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Reads a raw connection until it holds a complete answer (the request may still be
+/// being written by another task), for at most `secs` seconds.
+async fn read_answer(read: &mut tokio::net::tcp::OwnedReadHalf, secs: u64) -> Reply {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut piece = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(reply) = parse_http_response(&buf) {
+            return reply;
+        }
+        match tokio::time::timeout_at(deadline, read.read(&mut piece)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&piece[..n]),
+            other => panic!(
+                "no complete answer ({other:?}): {}",
+                String::from_utf8_lossy(&buf)
+            ),
+        }
     }
 }
 
