@@ -17,6 +17,36 @@ macro_rules! file_columns {
     };
 }
 
+/// The insert of a subscription for `$user` (the query, bound; the caller executes it), with
+/// `$suffix` after the values (e.g. an `ON CONFLICT` clause).
+macro_rules! insert_subscription {
+    ($sub:expr, $user:expr, $suffix:literal) => {
+        sqlx::query(concat!(
+            "INSERT INTO subscriptions (id, user_id, plan, status, monthly_agent_runs, monthly_agent_runs_limit,
+                current_period_start, current_period_end, cancel_at_period_end, is_trial, trial_end, trial_used,
+                stripe_customer_id, stripe_subscription_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            $suffix
+        ))
+        .bind($sub.id)
+        .bind($user)
+        .bind(&$sub.plan)
+        .bind(&$sub.status)
+        .bind($sub.monthly_agent_runs)
+        .bind($sub.monthly_agent_runs_limit)
+        .bind($sub.current_period_start)
+        .bind($sub.current_period_end)
+        .bind($sub.cancel_at_period_end)
+        .bind($sub.is_trial)
+        .bind($sub.trial_end)
+        .bind($sub.trial_used)
+        .bind($sub.stripe_customer_id.as_deref())
+        .bind($sub.stripe_subscription_id.as_deref())
+        .bind($sub.created_at)
+        .bind($sub.updated_at)
+    };
+}
+
 /// The update every subscription change goes through; `$1` is the user, `$17` an optional
 /// period version the row must still have. A period with another start resets the usage
 /// (decided here, against the row as it is, so two events announcing the same renewal
@@ -192,29 +222,7 @@ macro_rules! impl_billing_store {
             #[async_trait]
             impl BillingStore for $store {
                 async fn ensure_subscription(&self, sub: &Subscription) -> StoreResult<()> {
-                    sqlx::query(
-                        "INSERT INTO subscriptions (id, user_id, plan, status, monthly_agent_runs, monthly_agent_runs_limit,
-                            current_period_start, current_period_end, cancel_at_period_end, is_trial, trial_end, trial_used,
-                            stripe_customer_id, stripe_subscription_id, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(sub.id)
-                    .bind(sub.user_id.0)
-                    .bind(&sub.plan)
-                    .bind(&sub.status)
-                    .bind(sub.monthly_agent_runs)
-                    .bind(sub.monthly_agent_runs_limit)
-                    .bind(sub.current_period_start)
-                    .bind(sub.current_period_end)
-                    .bind(sub.cancel_at_period_end)
-                    .bind(sub.is_trial)
-                    .bind(sub.trial_end)
-                    .bind(sub.trial_used)
-                    .bind(sub.stripe_customer_id.as_deref())
-                    .bind(sub.stripe_subscription_id.as_deref())
-                    .bind(sub.created_at)
-                    .bind(sub.updated_at)
+                    insert_subscription!(sub, sub.user_id.0, " ON CONFLICT DO NOTHING")
                     .execute(self.writer())
                     .await
                     .map_err(store_err)?;

@@ -95,28 +95,7 @@ macro_rules! impl_store {
                 .await
                 .map_err(store_err)?;
                 let created = user_from_row(&row).map_err(store_err)?;
-                sqlx::query(
-                    "INSERT INTO subscriptions (id, user_id, plan, status, monthly_agent_runs, monthly_agent_runs_limit,
-                        current_period_start, current_period_end, cancel_at_period_end, is_trial, trial_end, trial_used,
-                        stripe_customer_id, stripe_subscription_id, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                )
-                .bind(sub.id)
-                .bind(created.id.0)
-                .bind(&sub.plan)
-                .bind(&sub.status)
-                .bind(sub.monthly_agent_runs)
-                .bind(sub.monthly_agent_runs_limit)
-                .bind(sub.current_period_start)
-                .bind(sub.current_period_end)
-                .bind(sub.cancel_at_period_end)
-                .bind(sub.is_trial)
-                .bind(sub.trial_end)
-                .bind(sub.trial_used)
-                .bind(sub.stripe_customer_id.as_deref())
-                .bind(sub.stripe_subscription_id.as_deref())
-                .bind(sub.created_at)
-                .bind(sub.updated_at)
+                insert_subscription!(sub, created.id.0, "")
                 .execute(&mut *tx)
                 .await
                 .map_err(store_err)?;

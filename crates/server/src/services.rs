@@ -5,7 +5,7 @@ use crate::config::Settings;
 use crate::infra::payments::stripe::StripePayments;
 use anyhow::Context;
 use ironhand_core::billing::{BillingService, BillingSettings, Payments, PlanCatalog};
-use ironhand_core::files::{FileService, FileSettings, UrlSigner};
+use ironhand_core::files::{FileService, FileSettings, Naming, UrlSigner};
 use ironhand_core::ports::{BlobStore, EventBus, Store};
 use ironhand_files::{LocalBlobStore, S3BlobStore, S3Config};
 use secrecy::{ExposeSecret, SecretString};
@@ -64,7 +64,10 @@ pub fn file_service(
             path_prefix: "/api/v1/files".into(),
             public_origin: settings.public_origin(),
         },
-        ironhand_files::sniff::guess_type,
+        Naming {
+            sanitize: ironhand_files::sanitize_filename,
+            guess_type: ironhand_files::guess_type,
+        },
     );
     std::fs::create_dir_all(staging_dir(settings))
         .with_context(|| format!("could not create {}", staging_dir(settings).display()))?;

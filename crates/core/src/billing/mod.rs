@@ -6,7 +6,7 @@ mod plans;
 mod service;
 
 pub use plans::{Plan, PlanCatalog, default_plans};
-pub use service::{BillingService, BillingSettings, RunAdmission};
+pub use service::{BillingService, BillingSettings};
 
 use crate::error::StoreResult;
 use crate::ids::UserId;

@@ -30,12 +30,6 @@ pub struct BillingSettings {
     pub billing_path: String,
 }
 
-/// How a run may start: the meter the run queue applies in the run's transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunAdmission {
-    pub meter: RunMeter,
-}
-
 pub struct BillingService {
     store: Arc<dyn BillingStore>,
     catalog: PlanCatalog,
@@ -214,10 +208,11 @@ impl BillingService {
         }
     }
 
-    /// Whether `user` may start a run now, and the meter its start applies. A new task
-    /// (`counts`) is refused with 402 when billing is enforced and the subscription is
-    /// inactive; the limit itself is checked atomically by the run queue.
-    pub async fn admit(&self, user: UserId, counts: bool) -> Result<RunAdmission, DomainError> {
+    /// Whether `user` may start a run now, and the meter the run queue applies in the run's
+    /// transaction. A new task (`counts`) is refused with 402 when billing is enforced and
+    /// the subscription is inactive or visibly at its limit; the limit itself is decided
+    /// atomically by the run queue.
+    pub async fn admit(&self, user: UserId, counts: bool) -> Result<RunMeter, DomainError> {
         let sub = self.current(user).await?;
         if counts
             && self.settings.enforce_limits
@@ -237,13 +232,11 @@ impl BillingService {
         {
             return Err(self.refusal(&sub, "run_limit_reached"));
         }
-        Ok(RunAdmission {
-            meter: RunMeter {
-                count: counts,
-                enforce_limit: self.settings.enforce_limits,
-                period_version: sub.period_version,
-                max_active_runs: self.plan_of(&sub).max_concurrent_runs,
-            },
+        Ok(RunMeter {
+            count: counts,
+            enforce_limit: self.settings.enforce_limits,
+            period_version: sub.period_version,
+            max_active_runs: self.plan_of(&sub).max_concurrent_runs,
         })
     }
 

@@ -5,7 +5,7 @@
 mod service;
 mod signing;
 
-pub use service::{FileService, FileSettings, StagedUpload};
+pub use service::{FileService, FileSettings, Naming, StagedUpload};
 pub use signing::UrlSigner;
 
 use crate::error::StoreResult;
@@ -86,8 +86,8 @@ impl StoredFile {
 /// What storing a record within the owner's quota did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuotaCheck {
-    /// Stored; for an agent file that replaced an older copy of the same path, the old
-    /// copy's blob key (now in the garbage list).
+    /// Stored. An agent file that replaced the copy of the same path keeps that record's
+    /// id (the old bytes' key is now in the garbage list).
     Stored(StoredFile),
     /// The owner's files would exceed the quota; nothing was stored.
     OverQuota { used: i64 },
@@ -123,9 +123,6 @@ pub trait FileStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
 }
-
-/// The longest display name kept (bytes, cut at a character boundary, extension kept).
-pub const MAX_FILENAME_BYTES: usize = 200;
 
 /// The sandbox directory attachments are copied to.
 pub const UPLOAD_DIR: &str = "/home/ubuntu/upload";

@@ -13,8 +13,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-/// Picks the content type of a file the agent produced, from its name and first bytes.
-pub type TypeGuesser = fn(&str, &[u8]) -> String;
+/// How the upload checks (`ironhand-files`) name and type a file the agent produced: the
+/// same sanitiser and sniffer as uploads, handed in by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Naming {
+    /// A safe display name from any path or client-given name.
+    pub sanitize: fn(&str) -> String,
+    /// The content type from the name and the first bytes.
+    pub guess_type: fn(&str, &[u8]) -> String,
+}
 
 #[derive(Debug, Clone)]
 pub struct FileSettings {
@@ -48,7 +55,7 @@ pub struct FileService {
     blobs: Arc<dyn BlobStore>,
     signer: UrlSigner,
     settings: FileSettings,
-    guess_type: TypeGuesser,
+    naming: Naming,
 }
 
 fn not_found() -> DomainError {
@@ -107,57 +114,20 @@ pub fn sandbox_path(name: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// The last component of a sandbox path, as a display name.
-fn base_name(path: &str) -> String {
-    let name = path.rsplit('/').find(|part| !part.is_empty()).unwrap_or("");
-    let cleaned: String = name
-        .chars()
-        .filter(|c| {
-            !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-        })
-        .collect();
-    let cleaned = cleaned.trim().trim_start_matches('.').to_string();
-    if cleaned.is_empty() {
-        "file".into()
-    } else {
-        truncate_name(&cleaned)
-    }
-}
-
-/// Cuts a name to [`super::MAX_FILENAME_BYTES`] at a character boundary, keeping a short
-/// extension.
-pub fn truncate_name(name: &str) -> String {
-    let max = super::MAX_FILENAME_BYTES;
-    if name.len() <= max {
-        return name.to_string();
-    }
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, e)| e)
-        .filter(|e| !e.is_empty() && e.len() <= 16)
-        .map(|e| format!(".{e}"))
-        .unwrap_or_default();
-    let mut end = max - ext.len();
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{ext}", &name[..end])
-}
-
 impl FileService {
     pub fn new(
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
         signer: UrlSigner,
         settings: FileSettings,
-        guess_type: TypeGuesser,
+        naming: Naming,
     ) -> Self {
         Self {
             store,
             blobs,
             signer,
             settings,
-            guess_type,
+            naming,
         }
     }
 
@@ -535,9 +505,9 @@ impl FileService {
             .await
             .map_err(|error| error.to_string())?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let filename = base_name(&path);
+        let filename = (self.naming.sanitize)(&path);
         let head = &bytes[..bytes.len().min(8192)];
-        let content_type = (self.guess_type)(&filename, head);
+        let content_type = (self.naming.guess_type)(&filename, head);
         let file = StoredFile {
             id: FileId::new(),
             user_id: user,
@@ -558,9 +528,12 @@ impl FileService {
                 tracing::error!(%error, "storing a sandbox file failed");
                 "file storage is unavailable".to_string()
             })?;
+        let new_id = file.id;
         let stored = self.record(file).await.map_err(|error| error.to_string())?;
-        // A replaced copy left its old bytes in the garbage list.
-        self.collect_garbage().await;
+        // A replaced copy (the record kept its id) left its old bytes in the garbage list.
+        if stored.id != new_id {
+            self.collect_garbage().await;
+        }
         Ok(stored)
     }
 }
@@ -579,13 +552,5 @@ mod tests {
             sandbox_path("/home/ubuntu//out/./a.md/"),
             "/home/ubuntu/out/a.md"
         );
-        assert_eq!(base_name("/home/ubuntu/out/a.txt"), "a.txt");
-        assert_eq!(base_name("/home/ubuntu/out/"), "out");
-        assert_eq!(base_name("/home/ubuntu/.env"), "env");
-        assert_eq!(base_name("/x/\u{202E}gpj.exe"), "gpj.exe");
-        assert_eq!(base_name("/"), "file");
-        let long = format!("{}.csv", "é".repeat(300));
-        let cut = truncate_name(&long);
-        assert!(cut.len() <= 200 && cut.ends_with(".csv"));
     }
 }

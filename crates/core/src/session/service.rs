@@ -232,30 +232,22 @@ impl SessionService {
             started_at: None,
             finished_at: None,
         };
-        // A retry of a message that already started its run attaches to it, even when the
-        // plan would refuse a new one now.
-        if let Some(key) = input.client_message_id.as_deref()
-            && let Some(latest) = self.store.latest_run(id).await?
-            && latest.client_message_id.as_deref() == Some(key)
-        {
-            let cursor = match input.cursor {
-                Some(cursor) => cursor,
-                None => self.run_start_cursor(&session, &latest).await?,
-            };
-            return Ok(ChatStart {
-                cursor,
-                run: Some(latest),
-                session,
-            });
-        }
         let mut rolled_over = false;
         let outcome = loop {
-            let admission = self.billing.admit(user, counts).await?;
-            match self.store.start_run(&run, Some(&admission.meter)).await? {
+            let meter = match self.billing.admit(user, counts).await {
+                Ok(meter) => meter,
+                // A retry of a message that already started its run attaches to it, even
+                // when the plan would refuse a new one now.
+                Err(refusal) => match self.retried_run(&input, &session).await? {
+                    Some(run) => break StartRun::Duplicate(run),
+                    None => return Err(refusal),
+                },
+            };
+            match self.store.start_run(&run, Some(&meter)).await? {
                 StartRun::LimitReached => {
                     let sub = self.billing.current(user).await?;
                     // The period rolled over between reading and metering: meter again.
-                    if sub.period_version != admission.meter.period_version && !rolled_over {
+                    if sub.period_version != meter.period_version && !rolled_over {
                         rolled_over = true;
                         continue;
                     }
@@ -298,6 +290,22 @@ impl SessionService {
                 ))
             }
         }
+    }
+
+    /// The session's run that this message already started (same `client_message_id`).
+    async fn retried_run(
+        &self,
+        input: &ChatInput,
+        session: &Session,
+    ) -> Result<Option<Run>, DomainError> {
+        let Some(key) = input.client_message_id.as_deref() else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .latest_run(session.id)
+            .await?
+            .filter(|run| run.client_message_id.as_deref() == Some(key)))
     }
 
     /// Where a retried request's stream starts: just before the user message its run

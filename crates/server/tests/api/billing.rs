@@ -644,7 +644,87 @@ async fn an_unpaid_checkout_never_locks_the_user_out(backend: Backend) {
     );
 }
 
+/// Reading the subscription brings it up to date: an ended period starts a new one from
+/// the signup anniversary with the count at 0, a changed plan limit applies, and an ended
+/// trial goes back to free.
+async fn periods_roll_over_and_trials_end_when_read(backend: Backend) {
+    use ironhand_core::billing::SubscriptionUpdate;
+    let app = TestApp::start(backend).await;
+    let u = app.signed_up("periods@example.com", "correct horse").await;
+    let user = ironhand_core::UserId::parse(&u.user_id).expect("user id");
+    let now = time::OffsetDateTime::now_utc();
+    let store = &app.state.store;
+    // A run counted, then the period's end moved into the past (same start: no reset).
+    start_task(&app, &u.access).await.expect("a run");
+    let before = store
+        .subscription_for_user(user)
+        .await
+        .expect("q")
+        .expect("row");
+    let ended_period = SubscriptionUpdate {
+        period: Some((before.current_period_start, now - time::Duration::days(10))),
+        ..Default::default()
+    };
+    let stale = store
+        .update_subscription(user, None, &ended_period, now)
+        .await
+        .expect("update")
+        .expect("row");
+    assert_eq!(stale.monthly_agent_runs, 1);
+    let sub = subscription(&app, &u.access).await;
+    assert_eq!(sub["monthly_agent_runs"], 0, "{sub}");
+    let end = time::OffsetDateTime::parse(
+        sub["current_period_end"].as_str().expect("end"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("iso");
+    assert!(end > now, "{sub}");
+    // A limit that no longer matches the plan follows the plan.
+    let odd = SubscriptionUpdate {
+        monthly_agent_runs_limit: Some(99),
+        ..Default::default()
+    };
+    store
+        .update_subscription(user, None, &odd, now)
+        .await
+        .expect("update");
+    assert_eq!(
+        subscription(&app, &u.access).await["monthly_agent_runs_limit"],
+        10
+    );
+    // A trial whose end has passed goes back to free, still used.
+    app.post("/api/v1/billing/activate-trial", Some(&u.access), json!({}))
+        .await
+        .assert_ok();
+    let ended = SubscriptionUpdate {
+        trial_end: Some(Some(now - time::Duration::hours(1))),
+        ..Default::default()
+    };
+    store
+        .update_subscription(user, None, &ended, now)
+        .await
+        .expect("update");
+    let sub = subscription(&app, &u.access).await;
+    assert_eq!(
+        (
+            sub["plan"].as_str(),
+            sub["status"].as_str(),
+            sub["is_trial"].as_bool()
+        ),
+        (Some("free"), Some("active"), Some(false)),
+        "{sub}"
+    );
+    assert_eq!(
+        (
+            sub["monthly_agent_runs_limit"].as_i64(),
+            sub["trial_used"].as_bool()
+        ),
+        (Some(10), Some(true))
+    );
+}
+
 on_both_backends!(
+    periods_roll_over_and_trials_end_when_read,
     an_unpaid_checkout_never_locks_the_user_out,
     plans_free_subscription_and_payments_off,
     the_run_limit_refuses_the_next_run_with_402,

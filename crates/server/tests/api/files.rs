@@ -408,6 +408,14 @@ async fn the_storage_quota_counts_every_file(backend: Backend) {
     app.upload(&u.access, "small.txt", &vec![b'c'; 100 * 1024])
         .await
         .assert_ok();
+    // Fill the quota exactly; then even an empty file is refused.
+    let left = 3 * 1024 * 1024 / 2 - (1024 * 1024 + 100 * 1024);
+    app.upload(&u.access, "rest.txt", &vec![b'd'; left])
+        .await
+        .assert_ok();
+    app.upload_refused_early(&u.access, "empty.txt", b"")
+        .await
+        .assert_error(413);
     let v = app.signed_up("quota2@example.com", "correct horse").await;
     app.upload(&v.access, "two.txt", &vec![b'b'; 700 * 1024])
         .await

@@ -307,7 +307,8 @@ impl TestApp {
             for piece in body.chunks(64 * 1024) {
                 write.write_all(piece).await.ok()?;
             }
-            Some(())
+            // Kept open: a half-closed connection would be dropped before the answer.
+            Some(write)
         });
         let reply = read_answer(&mut read, 30).await;
         writer.abort();
