@@ -5,31 +5,57 @@ SHELL := /bin/bash
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: run build test bench fmt lint clean-test-databases sandbox-deps
+.PHONY: run build test web web-test bench fmt lint clean-test-databases sandbox-deps browser-deps
 
-## Build (release) and serve on http://localhost:8000 with SQLite in ./data.
-run: sandbox-deps
+## Build the web app and the server (release), then serve both on http://localhost:8000
+## with SQLite in ./data.
+run: sandbox-deps web
 	cargo run --release --locked -p ironhand-server --bin ironhand -- serve
 
-build:
+build: web
 	cargo build --release --locked -p ironhand-server --bin ironhand
 
-## Every test: unit tests, the storage conformance suite on SQLite and PostgreSQL, and the
-## HTTP suite against the real server on SQLite and on PostgreSQL + Redis.
-test: sandbox-deps clean-test-databases
+## Every test: unit tests, the storage conformance suite on SQLite and PostgreSQL, the
+## HTTP suite against the real server on SQLite and on PostgreSQL + Redis, then the web
+## app's type check, unit tests and browser stories (Chromium against the built binary).
+test: sandbox-deps browser-deps clean-test-databases web
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --locked --no-fail-fast; \
 	else \
 		cargo test --workspace --locked --no-fail-fast; \
 	fi
+	$(MAKE) web-test
+
+## The web app alone: type check, unit tests, then the browser stories against the debug
+## binaries (built here if needed) and the fake model.
+web-test: web browser-deps
+	cd web && npm run type-check && npm run test
+	cargo build --locked -p ironhand-server -p ironhand-fakes --bins
+	cd web && npm run e2e
+
+## The web app (web/dist, embedded into the server binary): npm ci when the lock file
+## changed, vite build when a source changed.
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json web/package.json
+web: web/dist/index.html
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	@scripts/install-web-deps.sh
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run build
+	@touch $@
 
 ## Load and latency on SQLite and on PostgreSQL + Redis, agent runs against the fake model
 ## included (their sandboxes need bubblewrap); writes docs/benchmarks.md.
-bench: sandbox-deps
+bench: sandbox-deps web
 	cargo build --release --locked -p ironhand-server -p ironhand-bench -p ironhand-fakes
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
 	TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379} \
 	target/release/ironhand-bench --server target/release/ironhand --fake-llm target/release/fake-llm --scenarios bench/scenarios --out docs/benchmarks.md
+
+## The browser stories need Chromium (Debian's package; playwright-core drives it).
+browser-deps:
+	@scripts/install-browser-deps.sh
 
 ## The agent's sandbox needs bubblewrap; install it when missing (Debian packages).
 sandbox-deps:

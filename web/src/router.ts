@@ -13,8 +13,11 @@ const routes: RouteRecordRaw[] = [
       { path: '', name: 'home', component: () => import('@/pages/HomePage.vue') },
       { path: 'chat/:id', name: 'chat', component: () => import('@/pages/ChatPage.vue'), props: true },
       { path: 'billing', name: 'billing', component: () => import('@/pages/BillingPage.vue') },
+      { path: 'settings', name: 'settings', component: () => import('@/pages/SettingsPage.vue') },
     ],
   },
+  // the public, read-only replay of a shared session: outside the logged-in layout
+  { path: '/share/:id', name: 'shared', component: () => import('@/pages/SharedPage.vue'), props: true, meta: { public: true } },
   { path: '/:pathMatch(.*)*', name: 'not-found', component: () => import('@/pages/NotFoundPage.vue'), meta: { public: true } },
 ]
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { ApiError, call, clearTokens, getAccessToken, requestRaw, setFetch, setTokens } from '@/api/client'
+import { ApiError, call, clearTokens, getAccessToken, getRefreshToken, refreshAccessToken, requestRaw, setCookieMode, setFetch, setTokens } from '@/api/client'
 
 type Handler = (url: string, init: RequestInit) => Response | Promise<Response>
 
@@ -136,5 +136,34 @@ describe('api client', () => {
     await requestRaw('post', '/auth/login', { body: {}, auth: false })
     const all = Object.keys(localStorage).map((k) => localStorage.getItem(k) ?? '').join(' ')
     expect(all).not.toContain('A')
+  })
+
+  it('in cookie mode keeps no refresh token and proves the origin with the CSRF cookie', async () => {
+    setCookieMode(true)
+    try {
+      setTokens('A', 'refresh-from-body')
+      expect(getRefreshToken()).toBeNull()
+      document.cookie = 'ironhand_csrf=csrf%20value; path=/'
+      let sent: RequestInit | null = null
+      mockFetch((url, init) => {
+        sent = init
+        return json(200, { code: 0, msg: 'success', data: { access_token: 'B', refresh_token: 'R2', token_type: 'bearer', expires_in: 900 } })
+      })
+      await expect(refreshAccessToken()).resolves.toBe(true)
+      const init = sent as unknown as RequestInit
+      expect(init.credentials).toBe('include')
+      expect(init.body).toBe('{}')
+      expect((init.headers as Record<string, string>)['X-CSRF-Token']).toBe('csrf value')
+      expect(getAccessToken()).toBe('B')
+      expect(getRefreshToken()).toBeNull()
+      // no CSRF cookie (first visit, logged out): no request at all
+      document.cookie = 'ironhand_csrf=; max-age=0; path=/'
+      const f = mockFetch(() => json(401, { code: 401, msg: 'no', data: null }))
+      await expect(refreshAccessToken()).resolves.toBe(false)
+      expect(f).not.toHaveBeenCalled()
+    } finally {
+      setCookieMode(false)
+      document.cookie = 'ironhand_csrf=; max-age=0; path=/'
+    }
   })
 })

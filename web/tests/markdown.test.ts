@@ -63,3 +63,15 @@ describe('markdown sanitiser', () => {
     expect(h).toBe('<p>ok</p>')
   })
 })
+
+describe('plainPreview', () => {
+  it('turns markdown into one line of text', async () => {
+    const { plainPreview } = await import('@/lib/markdown')
+    expect(plainPreview('Here is your **sales report**:\n\n- north: 120\n- south: 95\n\nSee [the table](https://x.y) in `report.md`.')).toBe(
+      'Here is your sales report: north: 120 south: 95 See the table in report.md.',
+    )
+    expect(plainPreview('# Title\n> quoted _word_ and snake_case_name')).toBe('Title quoted word and snake_case_name')
+    expect(plainPreview(null)).toBe('')
+    expect(plainPreview('x'.repeat(300)).length).toBe(200)
+  })
+})

@@ -9,12 +9,11 @@ use crate::infra::event_bus::{MemoryBus, RedisBus};
 use crate::infra::mailer::{DevMailer, SmtpMailer, smtp::SmtpTarget};
 use crate::infra::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::infra::redis::RedisHandle;
-use crate::{routes, secrets, telemetry};
+use crate::{routes, secrets, telemetry, web_app};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::response::Html;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use ironhand_agent::{Agent, RunWorker};
@@ -32,6 +31,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -404,8 +404,6 @@ fn describe_responses(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-const LANDING: &str = include_str!("landing.html");
-
 pub fn router(state: AppState) -> Router {
     let (api, doc) = api_router();
     let settings = state.settings.clone();
@@ -419,9 +417,9 @@ pub fn router(state: AppState) -> Router {
                 middleware::envelope_bare_not_found,
             )),
         )
-        .route("/", get(|| async { Html(LANDING) }))
+        .route("/", get(web_app::index).layer(CompressionLayer::new()))
         .route_layer(axum::middleware::from_fn(middleware::record_route))
-        .fallback(middleware::not_found)
+        .fallback(axum::routing::any(web_app::fallback).layer(CompressionLayer::new()))
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.server.max_body_bytes))
         .layer(CatchPanicLayer::custom(middleware::panic_response))

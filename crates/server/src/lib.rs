@@ -12,6 +12,7 @@ pub mod routes;
 pub mod secrets;
 pub mod services;
 pub mod telemetry;
+pub mod web_app;
 
 pub use app::{AppState, router, serve};
 pub use config::Settings;

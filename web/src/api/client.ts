@@ -42,6 +42,9 @@ interface TokenState {
 }
 
 const tokens: TokenState = { access: null, refresh: null }
+/** Cookie mode (`refresh_cookie` in `/auth/status`): the refresh token lives only in the
+ * server's HttpOnly cookie, never in this page's memory. */
+let cookieMode = false
 let fetchImpl: typeof fetch = (...args) => globalThis.fetch(...args)
 let refreshing: Promise<boolean> | null = null
 const authListeners = new Set<(loggedIn: boolean) => void>()
@@ -50,9 +53,21 @@ export function setFetch(f: typeof fetch): void {
   fetchImpl = f
 }
 
+export function setCookieMode(on: boolean): void {
+  cookieMode = on
+  if (on) tokens.refresh = null
+}
+
 export function setTokens(access: string | null, refresh?: string | null): void {
   tokens.access = access
-  if (refresh !== undefined) tokens.refresh = refresh
+  if (refresh !== undefined) tokens.refresh = cookieMode ? null : refresh
+}
+
+/** The double-submit value the server sets next to the refresh cookie (readable by design). */
+function csrfToken(): string | null {
+  if (typeof document === 'undefined') return null
+  const m = /(?:^|;\s*)ironhand_csrf=([^;]+)/.exec(document.cookie)
+  return m?.[1] ? decodeURIComponent(m[1]) : null
 }
 
 export function getAccessToken(): string | null {
@@ -119,10 +134,18 @@ export function refreshAccessToken(): Promise<boolean> {
   if (!refreshing) {
     refreshing = (async () => {
       try {
+        const csrf = tokens.refresh ? null : csrfToken()
+        // cookie mode: the CSRF cookie lives exactly as long as the refresh cookie, so
+        // without it there is nothing to refresh (a first visit, or after logout)
+        if (cookieMode && !tokens.refresh && !csrf) return false
         const res = await fetchImpl(`${API_PREFIX}/auth/refresh`, {
           method: 'POST',
           credentials: 'include',
-          headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+          headers: {
+            'Content-Type': 'application/json',
+            Accept: 'application/json',
+            ...(csrf ? { 'X-CSRF-Token': csrf } : {}),
+          },
           body: JSON.stringify(tokens.refresh ? { refresh_token: tokens.refresh } : {}),
         })
         if (!res.ok) {

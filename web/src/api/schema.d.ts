@@ -678,6 +678,11 @@ export interface components {
              * @description The largest upload `POST /files` accepts (bytes), so clients can check first.
              */
             max_upload_bytes: number;
+            /**
+             * @description Cookie mode: the refresh token also travels in an HttpOnly cookie, so a browser
+             *     client keeps only the access token (in memory) and refreshes with the cookie.
+             */
+            refresh_cookie: boolean;
             registration_open: boolean;
         };
         ChangeFullnameRequest: {
@@ -757,6 +762,11 @@ export interface components {
                  * @description The largest upload `POST /files` accepts (bytes), so clients can check first.
                  */
                 max_upload_bytes: number;
+                /**
+                 * @description Cookie mode: the refresh token also travels in an HttpOnly cookie, so a browser
+                 *     client keeps only the access token (in memory) and refreshes with the cookie.
+                 */
+                refresh_cookie: boolean;
                 registration_open: boolean;
             };
             msg: string;

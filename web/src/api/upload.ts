@@ -5,7 +5,7 @@
  * envelope unwrapped, failures as `ApiError` (413/415 carry the server's `msg`).
  */
 import { i18n } from '@/i18n'
-import { formatSize, MAX_UPLOAD_BYTES } from '@/lib/files'
+import { formatSize, maxUploadBytes } from '@/lib/files'
 import { API_PREFIX, ApiError, authHeaders, errorFromResponse, refreshAccessToken } from './client'
 import type { FileInfo } from './types'
 
@@ -39,7 +39,7 @@ export function setXhrFactory(f: () => XhrLike): void {
 }
 
 /** A sentence when the file must not be sent at all (checked before uploading), else null. */
-export function checkUpload(file: { name: string; size: number }, maxBytes = MAX_UPLOAD_BYTES): string | null {
+export function checkUpload(file: { name: string; size: number }, maxBytes = maxUploadBytes()): string | null {
   if (file.size > maxBytes) {
     return i18n.global.t('files.tooLarge', { name: file.name, size: formatSize(file.size), limit: formatSize(maxBytes) })
   }

@@ -1,11 +1,17 @@
 /** Helpers for files shown in the UI: sizes, icons, and which download URLs we follow. */
 import type { FileInfo } from '@/api/types'
 
-/** The server's default upload limit (api.md: 10 MiB); `VITE_MAX_UPLOAD_BYTES` overrides it. */
-export const MAX_UPLOAD_BYTES: number = (() => {
-  const v = Number(import.meta.env.VITE_MAX_UPLOAD_BYTES)
-  return Number.isFinite(v) && v > 0 ? v : 10 * 1024 * 1024
-})()
+/** The server's default upload limit (api.md: 10 MiB), until `/auth/status` tells the real one. */
+export const DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+let maxUpload = DEFAULT_MAX_UPLOAD_BYTES
+
+/** The largest upload the server accepts (from `/auth/status`'s `max_upload_bytes`). */
+export function maxUploadBytes(): number {
+  return maxUpload
+}
+export function setMaxUploadBytes(bytes: number): void {
+  if (Number.isFinite(bytes) && bytes > 0) maxUpload = bytes
+}
 
 /** 1536 → "1.5 KB" (binary units, one decimal below 10). */
 export function formatSize(bytes: number): string {
@@ -72,16 +78,17 @@ export function fileKind(contentType: string, filename = ''): FileKind {
   return 'other'
 }
 
+/** `AppIcon` names per kind (SVG, so they look the same without an emoji font). */
 export const FILE_ICONS: Record<FileKind, string> = {
-  image: '🖼️',
-  pdf: '📕',
-  text: '📄',
-  code: '📜',
-  archive: '🗜️',
-  audio: '🎵',
-  video: '🎞️',
-  sheet: '📊',
-  other: '📎',
+  image: 'image',
+  pdf: 'file',
+  text: 'file',
+  code: 'code',
+  archive: 'archive',
+  audio: 'music',
+  video: 'film',
+  sheet: 'table',
+  other: 'paperclip',
 }
 
 /** Raster images we show as thumbnails (never SVG: it may carry scripts). */

@@ -57,3 +57,18 @@ export function sanitizeHtml(html: string): string {
 export function renderMarkdown(src: string): string {
   return sanitizeHtml(md.render(src ?? ''))
 }
+
+/** One line of plain text from markdown, for previews (session list, switcher). */
+export function plainPreview(md: string | null | undefined, max = 200): string {
+  if (!md) return ''
+  const text = md
+    .replace(/```[^\n]*\n?/g, ' ')
+    .replace(/!\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .replace(/^\s{0,3}(#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)/gm, '')
+    .replace(/(\*\*|__|~~|`)/g, '')
+    .replace(/(^|[\s(])[*_]([^*_\s][^*_]*)[*_](?=[\s.,;:!?)]|$)/g, '$1$2')
+    .replace(/\s+/g, ' ')
+    .trim()
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text
+}

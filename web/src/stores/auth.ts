@@ -1,6 +1,7 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import { ApiError, call, clearTokens, getRefreshToken, onAuthChange, refreshAccessToken, setTokens } from '@/api/client'
+import { ApiError, call, clearTokens, getRefreshToken, onAuthChange, refreshAccessToken, setCookieMode, setTokens } from '@/api/client'
+import { setMaxUploadBytes } from '@/lib/files'
 import type { AuthResponse, AuthStatusResponse, UserResponse } from '@/api/types'
 
 export const useAuth = defineStore('auth', () => {
@@ -18,6 +19,8 @@ export const useAuth = defineStore('auth', () => {
     if (ready.value) return
     try {
       status.value = await call('get', '/api/v1/auth/status', { auth: false })
+      setCookieMode(status.value.refresh_cookie)
+      setMaxUploadBytes(status.value.max_upload_bytes)
       if (status.value.auth_provider === 'none' || (await refreshAccessToken())) {
         user.value = await call('get', '/api/v1/auth/me')
       }

@@ -1,8 +1,8 @@
 import { defineStore } from 'pinia'
 import { computed, ref, watch } from 'vue'
-import { ApiError, call, onAuthChange, requestRaw } from '@/api/client'
+import { ApiError, call, onAuthChange } from '@/api/client'
 import { backoffMs, isRetryable, openSse } from '@/api/sse'
-import type { Plan, PortalCreated, Subscription } from '@/api/types'
+import type { Plan, Subscription } from '@/api/types'
 import { usageOf } from '@/lib/usage'
 import { useToasts } from './toast'
 
@@ -124,9 +124,7 @@ export const useBilling = defineStore('billing', () => {
   }
 
   async function openPortal(): Promise<void> {
-    // untyped: the OpenAPI document declares `return_url` as a *path* parameter of this
-    // route (IntoParams without `parameter_in = Query`); the body form works either way
-    const r = await requestRaw<PortalCreated>('post', '/billing/create-portal-session', { body: { return_url: billingReturnUrl() } })
+    const r = await call('post', '/api/v1/billing/create-portal-session', { body: { return_url: billingReturnUrl() } })
     window.location.assign(r.portal_url)
   }
 

@@ -35,7 +35,8 @@ fn plan(id: &str, name: &str, price: i64, runs: i64, concurrent: i64, features: 
 }
 
 /// api.md's plans: free 10 runs a month, basic 1000 at $19, pro 5000 at $49, enterprise
-/// unlimited.
+/// unlimited. The features say what the limits do not (clients show the run and concurrency
+/// limits from the numbers, so a configured limit is never contradicted by a feature line).
 pub fn default_plans() -> Vec<Plan> {
     vec![
         plan(
@@ -44,44 +45,17 @@ pub fn default_plans() -> Vec<Plan> {
             0,
             10,
             2,
-            &[
-                "10 agent runs a month",
-                "2 tasks at once",
-                "Sandboxed shell, files and web search",
-                "Public sharing",
-            ],
+            &["Sandboxed shell, files and web search", "Public sharing"],
         ),
-        plan(
-            "basic",
-            "Basic",
-            1900,
-            1000,
-            5,
-            &[
-                "1,000 agent runs a month",
-                "5 tasks at once",
-                "Everything in Free",
-            ],
-        ),
-        plan(
-            "pro",
-            "Pro",
-            4900,
-            5000,
-            10,
-            &[
-                "5,000 agent runs a month",
-                "10 tasks at once",
-                "Everything in Basic",
-            ],
-        ),
+        plan("basic", "Basic", 1900, 1000, 5, &["Everything in Free"]),
+        plan("pro", "Pro", 4900, 5000, 10, &["Everything in Basic"]),
         plan(
             "enterprise",
             "Enterprise",
             0,
             -1,
             25,
-            &["Unlimited agent runs", "25 tasks at once", "Contact us"],
+            &["Everything in Pro", "Contact us"],
         ),
     ]
 }

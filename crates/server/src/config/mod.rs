@@ -145,7 +145,8 @@ pub struct AuthConfig {
     pub jwt_secret: Option<SecretString>,
     pub access_token_minutes: u64,
     pub refresh_token_days: u64,
-    /// Also set the refresh token as an HttpOnly cookie and accept it at /auth/refresh.
+    /// Also set the refresh token as an HttpOnly cookie and accept it at /auth/refresh (on by
+    /// default: the web app keeps only the access token, in memory).
     pub refresh_cookie: bool,
     pub verification_code_ttl_secs: u64,
     pub verification_code_max_attempts: i32,
@@ -169,7 +170,7 @@ impl Default for AuthConfig {
             jwt_secret: None,
             access_token_minutes: 15,
             refresh_token_days: 30,
-            refresh_cookie: false,
+            refresh_cookie: true,
             verification_code_ttl_secs: 600,
             verification_code_max_attempts: 5,
             argon2_memory_kib: argon.memory_kib,

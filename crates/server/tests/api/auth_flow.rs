@@ -38,7 +38,7 @@ async fn register_then_login_then_refresh_then_logout_revokes_tokens(backend: Ba
     status.assert_ok();
     assert_eq!(
         status.data(),
-        &json!({"auth_provider": "password", "registration_open": true, "max_upload_bytes": 10485760})
+        &json!({"auth_provider": "password", "registration_open": true, "max_upload_bytes": 10485760, "refresh_cookie": true})
     );
 
     // Login, then use the access token.

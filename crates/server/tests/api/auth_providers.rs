@@ -15,7 +15,7 @@ async fn local_provider_has_one_configured_account_and_no_registration() {
     let status = app.get("/api/v1/auth/status", None).await;
     assert_eq!(
         status.data(),
-        &json!({"auth_provider": "local", "registration_open": false, "max_upload_bytes": 10485760})
+        &json!({"auth_provider": "local", "registration_open": false, "max_upload_bytes": 10485760, "refresh_cookie": true})
     );
     app.register("Someone", "someone@example.com", "long enough pw")
         .await

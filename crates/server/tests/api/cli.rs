@@ -86,6 +86,25 @@ fn openapi_prints_the_document() {
     assert!(doc["paths"]["/api/v1/auth/login"]["post"].is_object());
 }
 
+/// The web app's typed client is generated from `web/openapi.json`; a route or field changed
+/// on the server without regenerating it fails here (the web tests then check the generated
+/// types against that file). Fix: `cd web && npm run gen:api:server`.
+#[test]
+fn the_web_apps_copy_of_the_openapi_document_is_current() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ironhand(dir.path()).arg("openapi").output().expect("run");
+    assert!(out.status.success());
+    let served: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/openapi.json");
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("web/openapi.json"))
+            .expect("web/openapi.json is JSON");
+    assert!(
+        served == committed,
+        "web/openapi.json is out of date: run `cd web && npm run gen:api:server` and commit it"
+    );
+}
+
 /// `ironhand serve` on a free port with no admin listener, its log in `log`; returns the
 /// process and its base URL once it is healthy.
 async fn serve_with_log(

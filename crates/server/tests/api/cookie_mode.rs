@@ -106,7 +106,9 @@ async fn the_refresh_cookie_is_httponly_strict_and_csrf_checked() {
 
 #[tokio::test]
 async fn without_cookie_mode_the_cookie_is_ignored() {
-    let app = TestApp::start(Backend::Sqlite).await;
+    let app = TestApp::start_with(Backend::Sqlite, |s| s.auth.refresh_cookie = false).await;
+    let status = app.get("/api/v1/auth/status", None).await;
+    assert_eq!(status.data()["refresh_cookie"], false);
     let r = app
         .register("No Cookies", "nocookie@example.com", "long enough pw")
         .await;

@@ -192,8 +192,13 @@ async fn unknown_routes_and_methods_are_enveloped(backend: Backend) {
     app.call(Method::DELETE, "/api/v1/auth/me", None, None)
         .await
         .assert_error(405);
+    // Outside /api a page path is the web app's (its router shows its own 404), but a
+    // missing file is a 404.
     let page = app.get("/somewhere", None).await;
-    assert_eq!(page.status.as_u16(), 404);
+    assert_eq!(page.status.as_u16(), 200);
+    assert_eq!(app.get("/somewhere.png", None).await.status.as_u16(), 404);
+    let post = app.call(Method::POST, "/somewhere", None, None).await;
+    assert_eq!(post.status.as_u16(), 404);
     // Path ids that are not ids are plain 404s, not 500s.
     let admin = app.signed_up("root@example.com", "long enough pw").await;
     app.get("/api/v1/auth/user/not-a-uuid", Some(&admin.access))

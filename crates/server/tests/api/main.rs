@@ -18,3 +18,4 @@ mod multi_instance;
 mod password_reset;
 mod rate_limits;
 mod sessions;
+mod web_app;

@@ -123,4 +123,7 @@ pub struct AuthStatusResponse {
     pub registration_open: bool,
     /// The largest upload `POST /files` accepts (bytes), so clients can check first.
     pub max_upload_bytes: u64,
+    /// Cookie mode: the refresh token also travels in an HttpOnly cookie, so a browser
+    /// client keeps only the access token (in memory) and refreshes with the cookie.
+    pub refresh_cookie: bool,
 }

@@ -77,6 +77,7 @@ async fn status(State(state): State<AppState>) -> Response {
         registration_open: s.registration_open
             && s.provider == ironhand_core::auth::AuthProvider::Password,
         max_upload_bytes: state.settings.files.max_upload_bytes,
+        refresh_cookie: state.settings.auth.refresh_cookie,
     })
 }
 
