@@ -7,7 +7,7 @@
  * `FAKE_LLM_BIN`; `make test` builds them first.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -140,6 +140,11 @@ network = false
     for (const c of children) c.kill('SIGTERM')
     await Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)))))
     children = []
+    // the server's errors (if any) help when a story failed in CI
+    const errors = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => /\bERROR\b/.test(l))
+    if (errors.length) console.warn(`ironhand logged ${errors.length} error(s):\n${errors.slice(-20).join('\n')}`)
     if (!process.env.E2E_KEEP) rmSync(dataDir, { recursive: true, force: true })
   }
 }

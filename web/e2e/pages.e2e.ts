@@ -4,7 +4,7 @@
  * the screen. Screenshots go to a temporary directory, or to docs/screenshots with
  * `npm run screenshots` (SCREENSHOTS_DIR).
  */
-import { mkdirSync, mkdtempSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
@@ -57,6 +57,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await browser?.close()
+  if (!process.env.SCREENSHOTS_DIR) rmSync(outDir, { recursive: true, force: true })
 })
 
 /** Settles a page: no busy region, fonts loaded, a moment for transitions. */
@@ -122,6 +123,23 @@ describe.each(SIZES)('every page at %s width', (size, viewport) => {
     await page.goto(`/chat/${story}`)
     await page.getByTestId('timeline').getByText('The full table is in').waitFor()
     await check(page, `chat-${size}-${variant.name}`, variant, errors)
+    // the shell call in the panel (full-screen on a phone), its output in the terminal
+    await page.locator('[data-test="tool-pill"]', { hasText: 'wc -l report.md' }).click()
+    await page.locator('[data-test="tool-panel"]').getByText('report-ok').first().waitFor()
+    await check(page, `terminal-${size}-${variant.name}`, variant, errors)
+    if (size === 'phone') {
+      await page.locator('[data-test="close-side"]').click()
+      await page.locator('[data-test="menu-button"]').click()
+      await page.locator('[data-test="sidebar"]').getByText('Quick task').waitFor()
+      await check(page, `drawer-${size}-${variant.name}`, variant, errors)
+      await page.keyboard.press('Escape')
+    }
+    // the task switcher
+    await page.keyboard.press('Control+KeyK')
+    await page.getByRole('dialog').locator('input').fill('quick')
+    await page.getByRole('dialog').getByText('Quick task').waitFor()
+    await check(page, `switcher-${size}-${variant.name}`, variant, errors)
+    await page.keyboard.press('Escape')
 
     await page.goto('/billing')
     await page.locator('main h1').first().waitFor()

@@ -105,6 +105,8 @@ const ar: Messages = {
     notFound: 'الصفحة غير موجودة.',
     notFoundHint: 'ربما كُتب العنوان بشكل خاطئ، أو نُقلت الصفحة.',
     backHome: 'العودة إلى Ironhand',
+    pageFailed: 'واجهت هذه الصفحة مشكلة.',
+    retry: 'أعد المحاولة',
     unreadable: 'أرسل الخادم ردًا غير مقروء.',
   },
   settings: {

@@ -104,6 +104,8 @@ const en = {
     notFound: 'Page not found.',
     notFoundHint: 'The address may be mistyped, or the page has moved.',
     backHome: 'Back to Ironhand',
+    pageFailed: 'This page ran into a problem.',
+    retry: 'Try again',
     unreadable: 'The server sent an unreadable answer.',
   },
   settings: {

@@ -105,6 +105,8 @@ const zh: Messages = {
     notFound: '页面不存在。',
     notFoundHint: '地址可能输入有误，或页面已被移动。',
     backHome: '返回 Ironhand',
+    pageFailed: '此页面出现了问题。',
+    retry: '重试',
     unreadable: '服务器返回了无法读取的响应。',
   },
   settings: {
