@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
-import { inject } from 'vitest'
+import { afterAll, beforeAll, expect, inject } from 'vitest'
 
 export const baseUrl = (): string => inject('baseUrl')
 
@@ -130,4 +130,31 @@ export async function waitIdle(token: string, sessionId: string, timeoutMs = 60_
     if (Date.now() > until) throw new Error(`session ${sessionId} still ${r.data?.status} after ${timeoutMs} ms`)
     await new Promise((ok) => setTimeout(ok, 250))
   }
+}
+
+/** One Chromium for the stories of a file: started before them, closed after. */
+export function useBrowser(): () => Browser {
+  let browser: Browser | undefined
+  beforeAll(async () => {
+    browser = await launch()
+  })
+  afterAll(async () => {
+    await browser?.close()
+  })
+  return () => {
+    if (!browser) throw new Error('the browser is not started yet')
+    return browser
+  }
+}
+
+/** Sends a task through the API (as another client would) and waits for its run to end. */
+export async function runTask(token: string, session: string, message: string): Promise<void> {
+  const res = await fetch(`${baseUrl()}/api/v1/sessions/${session}/chat`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+    body: JSON.stringify({ message, client_message_id: crypto.randomUUID() }),
+  })
+  expect(res.status).toBe(200)
+  await res.body?.cancel()
+  await waitIdle(token, session)
 }

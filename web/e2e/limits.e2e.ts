@@ -2,17 +2,10 @@
  * Limits in the browser: at the plan's run limit the message box is disabled with an
  * upgrade link (GAP-BILLING-001).
  */
-import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { api, baseUrl, launch, newContext, PASSWORD, registerByApi, task, uniqueEmail, waitIdle, watchErrors } from './browser'
+import { describe, expect, it } from 'vitest'
+import { api, newContext, PASSWORD, registerByApi, runTask, task, uniqueEmail, useBrowser, watchErrors } from './browser'
 
-let browser: Browser
-beforeAll(async () => {
-  browser = await launch()
-})
-afterAll(async () => {
-  await browser?.close()
-})
+const browser = useBrowser()
 
 describe('limits', () => {
   it('disables the message box at the run limit, with an upgrade link', async () => {
@@ -23,17 +16,10 @@ describe('limits', () => {
     let session = ''
     for (let i = 0; i < limit; i++) {
       session = (await api<{ session_id: string }>('PUT', '/sessions', token)).data.session_id
-      const res = await fetch(`${baseUrl()}/api/v1/sessions/${session}/chat`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'text/event-stream' },
-        body: JSON.stringify({ message: task('quick', `run ${i}`), client_message_id: crypto.randomUUID() }),
-      })
-      expect(res.status).toBe(200)
-      await res.body?.cancel()
-      await waitIdle(token, session)
+      await runTask(token, session, task('quick', `run ${i}`))
     }
 
-    const ctx = await newContext(browser)
+    const ctx = await newContext(browser())
     const page = await ctx.newPage()
     const errors = watchErrors(page)
     await page.goto('/login')

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { api, baseUrl, DESKTOP, launch, newContext, PASSWORD, PHONE, registerByApi, task, uniqueEmail, waitIdle, watchErrors, type Viewport } from './browser'
+import { api, DESKTOP, launch, newContext, PASSWORD, PHONE, registerByApi, runTask, task, uniqueEmail, watchErrors, type Viewport } from './browser'
 
 const outDir = process.env.SCREENSHOTS_DIR ? resolve(process.env.SCREENSHOTS_DIR) : mkdtempSync(join(tmpdir(), 'ironhand-shots-'))
 mkdirSync(outDir, { recursive: true })
@@ -34,25 +34,14 @@ let email = ''
 let story = ''
 let quick = ''
 
-async function chat(token: string, session: string, message: string): Promise<void> {
-  const res = await fetch(`${baseUrl()}/api/v1/sessions/${session}/chat`, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'text/event-stream' },
-    body: JSON.stringify({ message, client_message_id: crypto.randomUUID() }),
-  })
-  expect(res.status).toBe(200)
-  await res.body?.cancel()
-  await waitIdle(token, session)
-}
-
 beforeAll(async () => {
   browser = await launch()
   email = uniqueEmail('shots')
   const token = await registerByApi('Ada Lovelace', email)
   quick = (await api<{ session_id: string }>('PUT', '/sessions', token)).data.session_id
-  await chat(token, quick, task('quick', 'Summarise the meeting notes'))
+  await runTask(token, quick, task('quick', 'Summarise the meeting notes'))
   story = (await api<{ session_id: string }>('PUT', '/sessions', token)).data.session_id
-  await chat(token, story, task('story', 'Write the sales report for this quarter'))
+  await runTask(token, story, task('story', 'Write the sales report for this quarter'))
   expect((await api('POST', `/sessions/${story}/share`, token)).status).toBe(200)
 })
 afterAll(async () => {

@@ -3,21 +3,14 @@
  * an assistant message never run and never become clickable, while the safe link stays a
  * link that opens in a new tab without an opener. The page's CSP forbids inline script.
  */
-import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { baseUrl, launch, newContext, registerInBrowser, startTask, task, uniqueEmail, watchErrors } from './browser'
+import { describe, expect, it } from 'vitest'
+import { baseUrl, newContext, registerInBrowser, startTask, task, uniqueEmail, watchErrors, useBrowser } from './browser'
 
-let browser: Browser
-beforeAll(async () => {
-  browser = await launch()
-})
-afterAll(async () => {
-  await browser?.close()
-})
+const browser = useBrowser()
 
 describe('hostile output', () => {
   it('renders hostile markdown inert', async () => {
-    const ctx = await newContext(browser)
+    const ctx = await newContext(browser())
     const page = await ctx.newPage()
     const errors = watchErrors(page)
     await registerInBrowser(page, 'Mallory Target', uniqueEmail('target'))

@@ -5,21 +5,14 @@
  * logged-out window. Nothing sensitive is left in web storage.
  */
 import { readFileSync } from 'node:fs'
-import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launch, newContext, registerInBrowser, startTask, task, uniqueEmail, watchErrors } from './browser'
+import { describe, expect, it } from 'vitest'
+import { newContext, registerInBrowser, startTask, task, uniqueEmail, watchErrors, useBrowser } from './browser'
 
-let browser: Browser
-beforeAll(async () => {
-  browser = await launch()
-})
-afterAll(async () => {
-  await browser?.close()
-})
+const browser = useBrowser()
 
 describe('a user hands the agent a task', () => {
   it('streams it live, survives a reload mid-run, downloads the result and shares it', async () => {
-    const ctx = await newContext(browser)
+    const ctx = await newContext(browser())
     const page = await ctx.newPage()
     const errors = watchErrors(page)
     await registerInBrowser(page, 'Ada Lovelace', uniqueEmail('ada'))
@@ -83,7 +76,7 @@ describe('a user hands the agent a task', () => {
     const link = await page.getByRole('textbox', { name: 'Link to the read-only conversation' }).inputValue()
     expect(link).toMatch(/\/share\/[0-9a-f-]+$/)
 
-    const stranger = await newContext(browser)
+    const stranger = await newContext(browser())
     const view = await stranger.newPage()
     const viewErrors = watchErrors(view)
     await view.goto(link)
@@ -98,7 +91,7 @@ describe('a user hands the agent a task', () => {
   })
 
   it('stops a run on request and frees the message box', async () => {
-    const ctx = await newContext(browser)
+    const ctx = await newContext(browser())
     const page = await ctx.newPage()
     const errors = watchErrors(page)
     await registerInBrowser(page, 'Grace Hopper', uniqueEmail('grace'))

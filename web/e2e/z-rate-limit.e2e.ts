@@ -2,21 +2,14 @@
  * Too many logins show how long to wait (429), not a generic failure. Runs last (files run
  * in name order): it spends the login rate limit of 127.0.0.1 for a minute.
  */
-import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launch, newContext, uniqueEmail } from './browser'
+import { describe, expect, it } from 'vitest'
+import { newContext, uniqueEmail, useBrowser } from './browser'
 
-let browser: Browser
-beforeAll(async () => {
-  browser = await launch()
-})
-afterAll(async () => {
-  await browser?.close()
-})
+const browser = useBrowser()
 
 describe('rate limits', () => {
   it('tells how long to wait when logins are rate limited', async () => {
-    const ctx = await newContext(browser)
+    const ctx = await newContext(browser())
     const page = await ctx.newPage()
     await page.goto('/login')
     const email = uniqueEmail('nobody')
