@@ -44,6 +44,8 @@ web/node_modules/.package-lock.json: web/package-lock.json
 web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
 	cd web && npm run build
 	@touch $@
+	@# the server's build script switches from its placeholder page to web/dist
+	@touch crates/server/build.rs
 
 ## Load and latency on SQLite and on PostgreSQL + Redis, agent runs against the fake model
 ## included (their sandboxes need bubblewrap); writes docs/benchmarks.md.

@@ -23,6 +23,20 @@ const routes: RouteRecordRaw[] = [
 
 export const router = createRouter({ history: createWebHistory(), routes })
 
+// After a new version is deployed, the chunks this page knows are gone: load the page anew
+// (once per target, so a broken build cannot loop).
+router.onError((e: unknown, to) => {
+  const msg = e instanceof Error ? e.message : String(e)
+  if (!/dynamically imported module|Importing a module script failed|error loading dynamically/i.test(msg)) return
+  const key = `ironhand.reloaded:${to.fullPath}`
+  if (sessionStorage.getItem(key)) {
+    useToasts().error(e)
+    return
+  }
+  sessionStorage.setItem(key, '1')
+  window.location.assign(to.fullPath)
+})
+
 router.beforeEach(async (to) => {
   const auth = useAuth()
   if (!auth.ready) {

@@ -141,9 +141,12 @@ describe('api client', () => {
   it('in cookie mode keeps no refresh token and proves the origin with the CSRF cookie', async () => {
     setCookieMode(true)
     try {
+      // the browser refused the cookies (plain http on another host): keep the token
+      setTokens('A', 'refresh-from-body')
+      expect(getRefreshToken()).toBe('refresh-from-body')
+      document.cookie = 'ironhand_csrf=csrf%20value; path=/'
       setTokens('A', 'refresh-from-body')
       expect(getRefreshToken()).toBeNull()
-      document.cookie = 'ironhand_csrf=csrf%20value; path=/'
       let sent: RequestInit | null = null
       mockFetch((url, init) => {
         sent = init
@@ -161,6 +164,11 @@ describe('api client', () => {
       const f = mockFetch(() => json(401, { code: 401, msg: 'no', data: null }))
       await expect(refreshAccessToken()).resolves.toBe(false)
       expect(f).not.toHaveBeenCalled()
+      // and the next refresh is a new attempt, not the settled one
+      document.cookie = 'ironhand_csrf=again; path=/'
+      mockFetch(() => json(200, { code: 0, msg: 'success', data: { access_token: 'C', refresh_token: 'R3', token_type: 'bearer', expires_in: 900 } }))
+      await expect(refreshAccessToken()).resolves.toBe(true)
+      expect(getAccessToken()).toBe('C')
     } finally {
       setCookieMode(false)
       document.cookie = 'ironhand_csrf=; max-age=0; path=/'

@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest'
 import { defineComponent, h } from 'vue'
 import { createMemoryHistory, createRouter } from 'vue-router'
 import ErrorBoundary from '@/components/ErrorBoundary.vue'
+import { useToasts } from '@/stores/toast'
 import { flush, mountWith } from './helpers'
 
 let failures = 1
@@ -33,5 +34,28 @@ describe('ErrorBoundary', () => {
     await flush()
     expect(w.find('[data-test="error-boundary"]').exists()).toBe(false)
     expect(w.get('[data-test="page"]').text()).toBe('page content')
+  })
+
+  it('keeps the page when only a click handler failed, and says so', async () => {
+    const router = createRouter({ history: createMemoryHistory(), routes: [{ path: '/', component: Flaky }] })
+    await router.push('/')
+    vi.spyOn(console, 'error').mockImplementation(() => undefined)
+    const Clicky = defineComponent({
+      setup() {
+        return () =>
+          h('button', {
+            'data-test': 'boom',
+            onClick: () => {
+              throw new Error('the click broke')
+            },
+          })
+      },
+    })
+    const w = mountWith(ErrorBoundary, { slots: { default: () => h(Clicky) }, global: { plugins: [router] } })
+    await w.get('[data-test="boom"]').trigger('click')
+    await flush()
+    expect(w.find('[data-test="error-boundary"]').exists()).toBe(false)
+    expect(w.find('[data-test="boom"]').exists()).toBe(true)
+    expect(useToasts().toasts.map((t) => t.text).join(' ')).toContain('the click broke')
   })
 })

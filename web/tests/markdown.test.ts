@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { renderMarkdown, sanitizeHtml } from '@/lib/markdown'
+import { plainPreview, renderMarkdown, sanitizeHtml } from '@/lib/markdown'
 
 function dom(html: string): HTMLElement {
   const d = document.createElement('div')
@@ -65,8 +65,7 @@ describe('markdown sanitiser', () => {
 })
 
 describe('plainPreview', () => {
-  it('turns markdown into one line of text', async () => {
-    const { plainPreview } = await import('@/lib/markdown')
+  it('turns markdown into one line of text', () => {
     expect(plainPreview('Here is your **sales report**:\n\n- north: 120\n- south: 95\n\nSee [the table](https://x.y) in `report.md`.')).toBe(
       'Here is your sales report: north: 120 south: 95 See the table in report.md.',
     )

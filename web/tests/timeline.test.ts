@@ -101,3 +101,16 @@ describe('timeline reducer', () => {
     expect(t.items).toHaveLength(0)
   })
 })
+
+describe('an interrupted tool call', () => {
+  it('stops being "calling" when the run ends, fails or waits', () => {
+    for (const end of ['done', 'error', 'wait']) {
+      const t = applyEvents(createTimeline(), [
+        { event: 'tool', data: { event_id: 'e1', tool_call_id: 'c1', name: 'shell', function: 'shell_exec', args: { id: 's', command: 'sleep 30' }, status: 'calling' } },
+        { event: end, data: { event_id: 'e2', error: 'stopped' } },
+      ])
+      const tool = t.items.find((i) => i.kind === 'tool')
+      expect(tool && tool.kind === 'tool' && tool.status, end).toBe('called')
+    }
+  })
+})

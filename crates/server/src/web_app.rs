@@ -92,10 +92,17 @@ fn serve(name: &str, file: EmbeddedFile, immutable: bool, req: &HeaderMap, head:
         headers.insert(header::ETAG, v);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    // the body may be gzipped on the way out (the compression layer)
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    // weak comparison (RFC 9110 §13.1.2): a proxy that compresses marks the tag `W/`
     let fresh = req
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+        });
     if fresh {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }

@@ -60,7 +60,10 @@ export function setCookieMode(on: boolean): void {
 
 export function setTokens(access: string | null, refresh?: string | null): void {
   tokens.access = access
-  if (refresh !== undefined) tokens.refresh = cookieMode ? null : refresh
+  // In cookie mode the cookie holds the refresh token, unless the browser refused it
+  // (`Secure` cookies over plain http on a host other than localhost): then keep it in
+  // memory, or the user would be signed out when the access token expires.
+  if (refresh !== undefined) tokens.refresh = cookieMode && csrfToken() ? null : refresh
 }
 
 /** The double-submit value the server sets next to the refresh cookie (readable by design). */
@@ -127,12 +130,22 @@ function networkError(e: unknown): ApiError {
 }
 
 /**
- * One refresh at a time: concurrent 401s share it. Resolves true when a new access token
- * was obtained.
+ * In cookie mode every tab of this site shares one refresh cookie, and the server revokes
+ * the whole token family when a rotated token is used again: tabs must take turns, so the
+ * second one sends the cookie the first one's answer just replaced.
+ */
+function acrossTabs<T>(f: () => Promise<T>): Promise<T> {
+  const locks = typeof navigator !== 'undefined' ? (navigator as Navigator & { locks?: LockManager }).locks : undefined
+  return cookieMode && locks ? (locks.request('ironhand-refresh', f) as Promise<T>) : f()
+}
+
+/**
+ * One refresh at a time: concurrent 401s share it (and tabs take turns, see `acrossTabs`).
+ * Resolves true when a new access token was obtained.
  */
 export function refreshAccessToken(): Promise<boolean> {
   if (!refreshing) {
-    refreshing = (async () => {
+    refreshing = acrossTabs(async () => {
       try {
         const csrf = tokens.refresh ? null : csrfToken()
         // cookie mode: the CSRF cookie lives exactly as long as the refresh cookie, so
@@ -164,10 +177,10 @@ export function refreshAccessToken(): Promise<boolean> {
         return true
       } catch {
         return false
-      } finally {
-        refreshing = null
       }
-    })()
+    }).finally(() => {
+      refreshing = null
+    })
   }
   return refreshing
 }

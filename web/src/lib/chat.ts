@@ -7,7 +7,7 @@ import { reactive, ref } from 'vue'
 import { call } from '@/api/client'
 import { backoffMs, isRetryable, MAX_RECONNECT_ATTEMPTS, openSse } from '@/api/sse'
 import type { Attachment, ChatRequest } from '@/api/types'
-import { applyEvent, createTimeline, type SseEvent, type Timeline } from './timeline'
+import { applyEvent, createTimeline, settleTools, type SseEvent, type Timeline } from './timeline'
 import { uuid } from './uuid'
 
 export type Connection = 'idle' | 'open' | 'reconnecting' | 'failed'
@@ -38,6 +38,7 @@ export function useChat(sessionId: string, hooks: ChatHooks) {
     sessionStatus.value = s.status
     if (s.title) timeline.title = s.title
     for (const h of s.events) apply({ event: h.event, data: h.data as Record<string, unknown> })
+    if (!['running', 'pending', 'waiting'].includes(s.status)) settleTools(timeline)
   }
 
   function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -190,12 +190,15 @@ export function applyEvent(t: Timeline, ev: SseEvent): boolean {
     case 'error':
       t.items.push({ kind: 'error', key, error: str(d.error, 'Something went wrong.'), timestamp: ts })
       t.run = 'failed'
+      settleTools(t)
       break
     case 'wait':
       t.items.push({ kind: 'wait', key, timestamp: ts })
       t.run = 'waiting'
+      settleTools(t)
       break
     case 'done': {
+      settleTools(t)
       const si = streamingIndex(t)
       if (si >= 0) {
         const it = t.items[si]!
@@ -210,6 +213,14 @@ export function applyEvent(t: Timeline, ev: SseEvent): boolean {
       break
   }
   return true
+}
+
+/**
+ * The run is over (or waits for the user): a tool call still `calling` was interrupted (a
+ * stop ends a command without its `called` event) and will not change any more.
+ */
+export function settleTools(t: Timeline): void {
+  for (const it of t.items) if (it.kind === 'tool' && it.status === 'calling') it.status = 'called'
 }
 
 export function applyEvents(t: Timeline, evs: SseEvent[]): Timeline {

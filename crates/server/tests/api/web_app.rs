@@ -51,10 +51,28 @@ async fn pages_get_the_app_and_files_get_their_bytes() {
         .await
         .expect("request");
     assert_eq!(again.status().as_u16(), 304);
-    // HEAD: the headers without a body
-    let head = app.client.head(app.url("/")).send().await.expect("request");
-    assert_eq!(head.status().as_u16(), 200);
-    assert_eq!(head.bytes().await.expect("body").len(), 0);
+    // …also when a proxy weakened the tag
+    let weak = app
+        .client
+        .get(app.url("/login"))
+        .header("if-none-match", format!("\"other\", W/{etag}"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(weak.status().as_u16(), 304);
+    assert_eq!(headers["vary"], "accept-encoding");
+    // HEAD: the headers of the GET without its body
+    let head = raw(&app, "HEAD / HTTP/1.1").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length = format!("content-length: {}", index.len());
+    assert!(
+        head.to_ascii_lowercase().contains(&length),
+        "{length} in {head}"
+    );
+    assert!(
+        head.ends_with("\r\n\r\n"),
+        "a HEAD answer has no body: {head:?}"
+    );
 
     // files of the build; hashed assets are cached for good
     let assets: Vec<String> = index
@@ -95,17 +113,60 @@ async fn pages_get_the_app_and_files_get_their_bytes() {
         assert_eq!(r.headers()["content-encoding"], "gzip");
     }
 
-    // missing files and paths that climb out are 404s, never the app or a file elsewhere
-    for path in [
-        "/assets/nope.js",
-        "/favicon-missing.ico",
-        "/assets/../Cargo.toml",
-        "/%2e%2e/Cargo.toml",
-    ] {
+    // missing files are 404s, never the app
+    for path in ["/assets/nope.js", "/favicon-missing.ico"] {
         let (status, _, _) = app.get_bytes(path, None, None).await;
         assert_eq!(status.as_u16(), 404, "{path}");
     }
+    // paths that climb out, sent as written (an HTTP client would clean them up first):
+    // never a file from elsewhere, never a 500
+    for path in [
+        "/assets/../../../Cargo.toml",
+        "/../crates/server/build.rs",
+        "/assets/%2e%2e/%2e%2e/Cargo.toml",
+        "/..%2f..%2fCargo.toml",
+        "/assets/..\\..\\Cargo.toml",
+    ] {
+        let answer = raw(&app, &format!("GET {path} HTTP/1.1")).await;
+        assert!(
+            !answer.contains("[package]") && !answer.contains("fn main"),
+            "{path} served a file from outside the build: {answer}"
+        );
+        let status = answer.get(9..12).unwrap_or_default();
+        assert!(matches!(status, "404" | "400" | "200"), "{path}: {answer}");
+        if status == "200" {
+            // a page path: the app itself, nothing else
+            assert!(answer.contains("<title>"), "{path}: {answer}");
+        }
+    }
     app.stop().await;
+}
+
+/// Sends `request_line` as is over a new connection and returns the whole answer.
+async fn raw(app: &TestApp, request_line: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    conn.write_all(
+        format!("{request_line}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_end(&mut answer),
+    )
+    .await
+    .expect("an answer in time")
+    .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]
