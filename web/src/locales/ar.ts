@@ -1,6 +1,6 @@
 import type { Messages } from './en'
 const ar: Messages = {
-  app: { name: 'Ironhand' },
+  app: { name: 'Ironhand', tagline: 'سلّم مهمة إلى وكيل ذكاء اصطناعي وشاهده يعمل.' },
   nav: { newTask: 'مهمة جديدة', logout: 'تسجيل الخروج', sessions: 'المهام', theme: 'المظهر', language: 'اللغة', billing: 'الخطة والاستخدام' },
   theme: { system: 'النظام', light: 'فاتح', dark: 'داكن' },
   auth: {

@@ -1,5 +1,5 @@
 const en = {
-  app: { name: 'Ironhand' },
+  app: { name: 'Ironhand', tagline: 'Hand a task to an AI agent and watch it work.' },
   nav: { newTask: 'New task', logout: 'Log out', sessions: 'Tasks', theme: 'Theme', language: 'Language', billing: 'Plan & usage' },
   theme: { system: 'System', light: 'Light', dark: 'Dark' },
   auth: {

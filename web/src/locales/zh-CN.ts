@@ -1,6 +1,6 @@
 import type { Messages } from './en'
 const zh: Messages = {
-  app: { name: 'Ironhand' },
+  app: { name: 'Ironhand', tagline: '把任务交给 AI 智能体，实时看它完成。' },
   nav: { newTask: '新任务', logout: '退出登录', sessions: '任务', theme: '主题', language: '语言', billing: '套餐与用量' },
   theme: { system: '跟随系统', light: '浅色', dark: '深色' },
   auth: {
