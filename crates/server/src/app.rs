@@ -417,7 +417,7 @@ pub fn router(state: AppState) -> Router {
                 middleware::envelope_bare_not_found,
             )),
         )
-        .route("/", get(web_app::index).layer(CompressionLayer::new()))
+        .route("/", get(web_app::fallback).layer(CompressionLayer::new()))
         .route_layer(axum::middleware::from_fn(middleware::record_route))
         .fallback(axum::routing::any(web_app::fallback).layer(CompressionLayer::new()))
         .method_not_allowed_fallback(middleware::method_not_allowed)

@@ -21,7 +21,7 @@ struct Dist;
 
 const INDEX: &str = "index.html";
 
-/// The router's fallback: the web app for page loads, the JSON 404 for everything else.
+/// The router's fallback (and `GET /`): the web app for page loads, the JSON 404 for everything else.
 pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
     if !(method == Method::GET || method == Method::HEAD) || reserved(path) {
@@ -48,11 +48,6 @@ fn reserved(path: &str) -> bool {
         path.strip_prefix(p)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     })
-}
-
-/// `GET /`: the app itself.
-pub async fn index(method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    fallback(method, uri, headers).await
 }
 
 /// Whether the web app in this binary is the real build (not the placeholder page).

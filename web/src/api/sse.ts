@@ -98,3 +98,61 @@ export const MAX_RECONNECT_ATTEMPTS = 8
 export function isRetryable(e: unknown): boolean {
   return e instanceof ApiError ? e.status === 0 || e.status >= 500 : true
 }
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+    function done() {
+      clearTimeout(t)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+  })
+}
+
+export interface LiveStreamOptions extends SseOptions {
+  /** true once the stream is open, false whenever it closes */
+  onConnected: (on: boolean) => void
+  /** a failure the user should see */
+  onError: (e: unknown) => void
+}
+
+/**
+ * Keeps a live stream (the session list, the subscription) open until `signal` aborts:
+ * reconnects with bounded backoff, waits `retry_after` on 429 (too many open streams), and
+ * reports a failure once it repeats (third attempt in a row) or cannot be retried (then
+ * gives up).
+ */
+export async function keepStreamOpen(opts: LiveStreamOptions): Promise<void> {
+  const { signal } = opts
+  let attempt = 0
+  while (!signal.aborted) {
+    let wait: number | null = null
+    try {
+      await openSse({
+        ...opts,
+        onOpen: () => {
+          opts.onConnected(true)
+          attempt = 0
+          opts.onOpen?.()
+        },
+      })
+    } catch (e) {
+      if (signal.aborted) break
+      if (e instanceof ApiError && e.status === 429) {
+        opts.onError(e)
+        wait = 1000 * Math.max(1, e.retryAfter ?? 30)
+      } else if (!isRetryable(e)) {
+        opts.onError(e)
+        break
+      } else if (attempt === 2) {
+        opts.onError(e)
+      }
+    } finally {
+      opts.onConnected(false)
+    }
+    if (signal.aborted) break
+    await sleep(wait ?? backoffMs(attempt++), signal)
+  }
+}

@@ -1,7 +1,7 @@
 import { defineStore } from 'pinia'
 import { computed, ref, watch } from 'vue'
-import { ApiError, call, onAuthChange } from '@/api/client'
-import { backoffMs, isRetryable, openSse } from '@/api/sse'
+import { call, onAuthChange } from '@/api/client'
+import { keepStreamOpen } from '@/api/sse'
 import type { Plan, Subscription } from '@/api/types'
 import { usageOf } from '@/lib/usage'
 import { useToasts } from './toast'
@@ -51,50 +51,26 @@ export const useBilling = defineStore('billing', () => {
     plans.value = await call('get', '/api/v1/billing/plans', { auth: false })
   }
 
-  /** Keeps the stream open (bounded backoff) until `stop()`. */
+  /** Keeps the stream open (bounded backoff, 429 waits) until `stop()`. */
   function start(): void {
     if (ctrl) return
     const c = new AbortController()
     ctrl = c
     const toasts = useToasts()
-    void (async () => {
-      let attempt = 0
-      while (!c.signal.aborted) {
-        let wait: number | null = null
-        try {
-          await openSse({
-            path: '/billing/subscription/stream',
-            method: 'GET',
-            signal: c.signal,
-            onOpen: () => {
-              connected.value = true
-              attempt = 0
-            },
-            onEvent: (ev) => {
-              if (ev.event === 'subscription' && typeof ev.data.plan === 'string') {
-                subscription.value = ev.data as unknown as Subscription
-              }
-            },
-          })
-        } catch (e) {
-          if (c.signal.aborted) break
-          if (e instanceof ApiError && e.status === 429) {
-            // too many open streams: wait as told, then try again
-            toasts.error(e)
-            wait = 1000 * Math.max(1, e.retryAfter ?? 30)
-          } else if (!isRetryable(e)) {
-            toasts.error(e)
-            break
-          } else if (attempt === 2) {
-            toasts.error(e)
-          }
-        } finally {
-          connected.value = false
+    void keepStreamOpen({
+      path: '/billing/subscription/stream',
+      method: 'GET',
+      signal: c.signal,
+      onConnected: (on) => {
+        connected.value = on
+      },
+      onError: (e) => toasts.error(e),
+      onEvent: (ev) => {
+        if (ev.event === 'subscription' && typeof ev.data.plan === 'string') {
+          subscription.value = ev.data as unknown as Subscription
         }
-        if (c.signal.aborted) break
-        await sleep(wait ?? backoffMs(attempt++), c.signal)
-      }
-    })()
+      },
+    })
   }
 
   function stop(): void {
@@ -185,15 +161,3 @@ export const useBilling = defineStore('billing', () => {
     waitForPaidPlan,
   }
 })
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-    function done() {
-      clearTimeout(t)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-  })
-}

@@ -1,7 +1,7 @@
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
 import { call } from '@/api/client'
-import { backoffMs, isRetryable, openSse } from '@/api/sse'
+import { keepStreamOpen } from '@/api/sse'
 import type { ListSessionItem } from '@/api/types'
 import { useToasts } from './toast'
 
@@ -16,43 +16,25 @@ export const useSessions = defineStore('sessions', () => {
     items.value = r.sessions
   }
 
-  /** Keeps the stream open with bounded backoff until `stop()`. */
+  /** Keeps the stream open (bounded backoff, 429 waits) until `stop()`. */
   function start(): void {
     if (ctrl) return
     const c = new AbortController()
     ctrl = c
     const toasts = useToasts()
-    void (async () => {
-      let attempt = 0
-      while (!c.signal.aborted) {
-        try {
-          await openSse({
-            path: '/sessions',
-            signal: c.signal,
-            onOpen: () => {
-              connected.value = true
-              attempt = 0
-            },
-            onEvent: (ev) => {
-              if (ev.event === 'sessions' && Array.isArray(ev.data.sessions)) {
-                items.value = ev.data.sessions as ListSessionItem[]
-              }
-            },
-          })
-        } catch (e) {
-          if (c.signal.aborted) break
-          if (!isRetryable(e)) {
-            toasts.error(e)
-            break
-          }
-          if (attempt === 2) toasts.error(e)
-        } finally {
-          connected.value = false
+    void keepStreamOpen({
+      path: '/sessions',
+      signal: c.signal,
+      onConnected: (on) => {
+        connected.value = on
+      },
+      onError: (e) => toasts.error(e),
+      onEvent: (ev) => {
+        if (ev.event === 'sessions' && Array.isArray(ev.data.sessions)) {
+          items.value = ev.data.sessions as ListSessionItem[]
         }
-        if (c.signal.aborted) break
-        await new Promise((r) => setTimeout(r, backoffMs(attempt++)))
-      }
-    })()
+      },
+    })
   }
 
   function stop(): void {
