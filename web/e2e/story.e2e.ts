@@ -17,19 +17,6 @@ describe('a user hands the agent a task', () => {
     const errors = watchErrors(page)
     await registerInBrowser(page, 'Ada Lovelace', uniqueEmail('ada'))
 
-    // three more tabs open at once: they share one refresh cookie and take turns rotating
-    // it (a rotated token used again would sign every tab out)
-    const tabs = await Promise.all([1, 2, 3].map(() => ctx.newPage()))
-    await Promise.all(tabs.map((t) => t.goto('/')))
-    // (background tabs do not repaint: poll with timers, not with the locators' frames)
-    for (const t of tabs) {
-      await t.waitForFunction(() => document.querySelector('h1')?.textContent === 'What should the agent do?', undefined, { polling: 100 })
-    }
-    await Promise.all(tabs.map((t) => t.close()))
-    await page.bringToFront()
-    await page.reload()
-    await page.getByRole('heading', { name: 'What should the agent do?' }).waitFor()
-
     await startTask(page, task('story', 'Write the sales report'))
     const timeline = page.getByTestId('timeline')
     // the user's message, then the plan and the first tool calls, while the run goes on

@@ -130,22 +130,12 @@ function networkError(e: unknown): ApiError {
 }
 
 /**
- * In cookie mode every tab of this site shares one refresh cookie, and the server revokes
- * the whole token family when a rotated token is used again: tabs must take turns, so the
- * second one sends the cookie the first one's answer just replaced.
- */
-function acrossTabs<T>(f: () => Promise<T>): Promise<T> {
-  const locks = typeof navigator !== 'undefined' ? (navigator as Navigator & { locks?: LockManager }).locks : undefined
-  return cookieMode && locks ? (locks.request('ironhand-refresh', f) as Promise<T>) : f()
-}
-
-/**
- * One refresh at a time: concurrent 401s share it (and tabs take turns, see `acrossTabs`).
- * Resolves true when a new access token was obtained.
+ * One refresh at a time: concurrent 401s share it. Resolves true when a new access token
+ * was obtained.
  */
 export function refreshAccessToken(): Promise<boolean> {
   if (!refreshing) {
-    refreshing = acrossTabs(async () => {
+    refreshing = (async () => {
       try {
         const csrf = tokens.refresh ? null : csrfToken()
         // cookie mode: the CSRF cookie lives exactly as long as the refresh cookie, so
@@ -178,7 +168,7 @@ export function refreshAccessToken(): Promise<boolean> {
       } catch {
         return false
       }
-    }).finally(() => {
+    })().finally(() => {
       refreshing = null
     })
   }
