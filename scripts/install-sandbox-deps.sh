@@ -19,6 +19,14 @@ command -v slirp4netns >/dev/null 2>&1 || missing+=(slirp4netns)
 { command -v unshare && command -v nsenter; } >/dev/null 2>&1 || missing+=(util-linux)
 [ -x /bin/bash ] || missing+=(bash)
 [ -x /bin/sh ] || missing+=(dash)
+# As root the server contains sandboxes further: iptables for the egress filter (private
+# ranges, the metadata address, the host's own addresses), mkfs.ext4 for size-limited
+# workspaces, setpriv (util-linux) to enter a sandbox's cgroup.
+if [ "$(id -u)" -eq 0 ]; then
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+  command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
+  command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+fi
 
 if [ "$(id -u)" -eq 0 ]; then
   sudo=()

@@ -117,6 +117,8 @@ max_retries = 0
 
 [sandbox]
 network = false
+# the server is killed at the end: plain workspace directories leave no mounts behind
+workspace_max_bytes = 0
 `,
   )
   const server = spawn(binary('IRONHAND_BIN', 'ironhand'), ['--config', config, 'serve'], {

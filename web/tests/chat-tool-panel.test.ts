@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { defineComponent, h } from 'vue'
 import { clearTokens, setFetch, setTokens } from '@/api/client'
 import ChatPage from '@/pages/ChatPage.vue'
+import { useFakeRfb } from './fake-rfb'
 import { freshPinia, mountWith } from './helpers'
 
 async function until(cond: () => boolean, ms = 3000) {
@@ -34,6 +35,7 @@ const frame = (e: { event: string; data: { event_id: string } }) => `id: ${e.dat
 let push: (chunk: string) => void = () => {}
 
 beforeEach(() => {
+  useFakeRfb()
   Element.prototype.scrollTo = () => {}
   setTokens('tok', 'r')
   setFetch((async (url: string) => {
@@ -62,6 +64,7 @@ beforeEach(() => {
       })
     if (url.endsWith('/clear_unread_message_count')) return json(null)
     if (url === '/api/v1/sessions/s1/files') return json([])
+    if (url === '/api/v1/sessions/s1/vnc/signed-url') return json(null, 409, 409, 'No browser is running for this session yet.')
     return json(null, 404, 404, 'Not found')
   }) as unknown as typeof fetch)
   // the attach stream stays open; the test pushes events into it
@@ -146,8 +149,12 @@ describe('chat page tool panel', () => {
     expect(side.attributes('role')).toBe('dialog')
     expect(opener.attributes('aria-expanded')).toBe('true')
 
-    // tabs switch with the arrow keys
+    // tabs switch with the arrow keys: computer, browser, files
     await w.get('[data-test=tab-computer]').trigger('keydown', { key: 'ArrowRight' })
+    expect(w.get('[data-test=tab-browser]').attributes('aria-selected')).toBe('true')
+    expect(document.activeElement).toBe(w.get('[data-test=tab-browser]').element)
+    await until(() => w.find('[data-test=browser-not-running]').exists())
+    await w.get('[data-test=tab-browser]').trigger('keydown', { key: 'ArrowRight' })
     expect(w.get('[data-test=tab-files]').attributes('aria-selected')).toBe('true')
     expect(document.activeElement).toBe(w.get('[data-test=tab-files]').element)
     expect(w.get('#chat-tabpanel-files').attributes('style') ?? '').not.toContain('display: none')

@@ -162,4 +162,45 @@ describe('shared page', () => {
     expect(w.text()).toContain('still running')
     w.unmount()
   })
+
+  it('shows browser screenshots (thumbnails, the panel) and takeover notes, never the live view or its controls', async () => {
+    const shot = '/api/v1/files/f7/download?signature=s&expires=4102444800'
+    respond = (url) => {
+      if (url === '/api/v1/sessions/shared/s1') {
+        n = 0
+        return json({
+          session_id: 's1',
+          title: 'Browsing',
+          status: 'completed',
+          is_shared: true,
+          events: [
+            ev('message', { role: 'user', content: 'Open the page', attachments: [] }),
+            ev('tool', { tool_call_id: 'b1', name: 'browser', function: 'browser_navigate', args: { url: 'https://example.com/' }, status: 'called', content: { screenshot: shot } }),
+            ev('takeover', { status: 'user' }),
+            ev('takeover', { status: 'agent' }),
+            ev('done', {}),
+          ],
+        })
+      }
+      if (url === '/api/v1/sessions/s1/share/files') return json([])
+      return json(null, 404, 404, 'Not found')
+    }
+    const w = await page()
+    expect(w.get('[data-test=tool-action]').text()).toBe('Navigating to example.com')
+    expect(w.get('[data-test=screenshot-thumb] img').attributes('src')).toBe(shot)
+    expect(w.get('[data-test=shared-tool-panel] [data-test=screenshot]').attributes('src')).toBe(shot)
+    expect(w.findAll('[data-test=takeover-note]').map((x) => x.text())).toEqual([
+      'The user took control of the browser here.',
+      'The user handed the browser back to the agent.',
+    ])
+    for (const sel of ['browser-view', 'vnc-screen', 'take-over', 'hand-back', 'ask-take-over', 'takeover-banner']) {
+      expect(w.find(`[data-test=${sel}]`).exists(), sel).toBe(false)
+    }
+    // the thumbnail enlarges here too
+    await w.get('[data-test=screenshot-thumb]').trigger('click')
+    await flush()
+    expect(document.querySelector('[data-test=screenshot-dialog] img')!.getAttribute('src')).toBe(shot)
+    expect(requests.some((r) => r.url.includes('/vnc') || r.url.includes('/takeover'))).toBe(false)
+    w.unmount()
+  })
 })

@@ -38,11 +38,32 @@ pub struct LocalSandboxConfig {
     /// CPU time per process in seconds (`RLIMIT_CPU`; the process gets `SIGXCPU`, one
     /// second later `SIGKILL`). Default 300.
     pub cpu_seconds: u64,
-    /// Address space per process in bytes (`RLIMIT_AS`). Default 4 GiB.
+    /// Memory of the whole sandbox in bytes (every process of it together, the browser and
+    /// `/tmp` included), enforced by its cgroup: past it the kernel's OOM killer stops a
+    /// process of that sandbox only. Where cgroups are unavailable (see [`Self::cgroups`])
+    /// this is the address space of each process instead (`RLIMIT_AS`). Default 4 GiB.
     pub memory_bytes: u64,
-    /// Processes and threads per sandbox, all shells together (`RLIMIT_NPROC`, counted per
-    /// user namespace; see the crate docs). Default 256.
+    /// Processes and threads per sandbox, all shells together (its cgroup's `pids.max`, and
+    /// `RLIMIT_NPROC` counted per user namespace; see the crate docs). Default 256.
     pub max_processes: u64,
+    /// Put each sandbox in a cgroup of its own (root servers; v1 or v2) for the
+    /// whole-sandbox memory and process limits. Default true; when unavailable the
+    /// per-process limits remain and the log says why.
+    pub cgroups: bool,
+    /// Size of a session's workspace (`/home/ubuntu`) in bytes: a root server gives it its
+    /// own loop-mounted filesystem of this size, so writes past it fail with "No space
+    /// left"; otherwise a periodic check stops sandboxes over it. 0 = no limit.
+    /// Default 1 GiB.
+    pub workspace_max_bytes: u64,
+    /// Size of a sandbox's `/tmp` (a `tmpfs`, counted in its memory) when the workspace is
+    /// a loop-mounted filesystem. 0 = a plain directory. Default 512 MiB.
+    pub tmp_max_bytes: u64,
+    /// Refuse connections from sandboxes to private, link-local, loopback and the host's
+    /// own addresses (root servers; see the `egress` module). Default true.
+    pub egress_filter: bool,
+    /// What the egress filter lets through anyway: `CIDR` or address, optionally `:port`
+    /// (`10.0.5.0/24`, `10.0.5.7:5432`, `[fd00::7]:443`).
+    pub egress_allow: Vec<String>,
     /// Open files per process (`RLIMIT_NOFILE`). Default 1024.
     pub max_open_files: u64,
     /// Output kept per command in bytes: the first and the last half of this; the middle is
@@ -100,6 +121,11 @@ impl Default for LocalSandboxConfig {
             cpu_seconds: 300,
             memory_bytes: 4 * 1024 * 1024 * 1024,
             max_processes: 256,
+            cgroups: true,
+            workspace_max_bytes: 1024 * 1024 * 1024,
+            tmp_max_bytes: 512 * 1024 * 1024,
+            egress_filter: true,
+            egress_allow: Vec::new(),
             max_open_files: 1024,
             output_cap_bytes: 64 * 1024,
             output_stop_bytes: 256 * 1024 * 1024,

@@ -2,7 +2,10 @@
 //! on, slirp4netns, `unshare` and `nsenter`) are, which user the sandboxes run as, which
 //! parts of `/etc` must be hidden, and the command lines that build a sandbox.
 
+use crate::cgroup::Cgroups;
 use crate::config::LocalSandboxConfig;
+use crate::egress::Egress;
+use crate::volume::Volumes;
 use ironhand_core::ports::sandbox::{SANDBOX_HOME, SandboxError};
 use std::ffi::OsString;
 use std::fs;
@@ -74,6 +77,15 @@ pub(crate) struct Host {
     pub(crate) network: Network,
     /// `Some((uid, gid))` when the server is root: bubblewrap is started as this user.
     pub(crate) run_as: Option<(u32, u32)>,
+    /// Whole-sandbox memory and process limits (see the `cgroup` module).
+    pub(crate) cgroups: Cgroups,
+    /// util-linux's `setpriv`, which drops from root to the sandbox user after a process
+    /// joined its cgroup.
+    pub(crate) setpriv: PathBuf,
+    /// Size-limited workspaces (see the `volume` module).
+    pub(crate) volumes: Volumes,
+    /// What the sandboxes may reach on the network (see the `egress` module).
+    pub(crate) egress: Egress,
     /// bubblewrap ≥ 0.8 can forbid new user namespaces inside the sandbox.
     disable_userns: bool,
     /// The generated `/etc` files (passwd, group, hosts, hostname, resolv.conf).
@@ -178,6 +190,28 @@ impl Host {
             Network::Off
         };
 
+        let setpriv = find_program("setpriv").unwrap_or_else(|| PathBuf::from("/usr/bin/setpriv"));
+        let mut cgroups = Cgroups::discover(config.cgroups, is_root);
+        if cgroups.active() && !is_executable(&setpriv) {
+            cgroups = Cgroups::Off("util-linux's setpriv is missing".into());
+        }
+        match &cgroups {
+            Cgroups::Off(why) => tracing::warn!(
+                %why,
+                "sandbox cgroups unavailable: memory and processes are limited per process only \
+                 (RLIMIT_AS, RLIMIT_NPROC)"
+            ),
+            other => {
+                tracing::info!(cgroups = ?other, "whole-sandbox memory and process limits by cgroup")
+            }
+        }
+        let volumes = Volumes::discover(config.workspace_max_bytes, config.tmp_max_bytes, is_root);
+        let egress = if config.network {
+            Egress::install(config, run_as)
+        } else {
+            Egress::NotNeeded
+        };
+
         let mut top_level = Vec::new();
         for name in TOP_LEVEL {
             let path = Path::new("/").join(name);
@@ -221,6 +255,10 @@ impl Host {
             bwrap,
             network,
             run_as,
+            cgroups,
+            setpriv,
+            volumes,
+            egress,
             disable_userns,
             etc_dir,
             top_level,
@@ -252,6 +290,9 @@ impl Host {
 
     /// Refuses to start anything when the network is on but cannot be isolated.
     pub(crate) fn require_network(&self) -> Result<(), SandboxError> {
+        if let crate::egress::Egress::Failed(why) = &self.egress {
+            return Err(unavailable(why.clone()));
+        }
         match &self.network {
             Network::Missing(msg) => Err(unavailable(msg.clone())),
             Network::Off | Network::Slirp(_) => Ok(()),

@@ -129,7 +129,9 @@
 //! `nsenter`, and `/dev/net/tun` readable and writable by the sandbox's host user (mode
 //! 0666, as udev creates it).
 
+mod cgroup;
 mod config;
+mod egress;
 mod files;
 mod host;
 mod net;
@@ -137,7 +139,9 @@ mod output;
 mod provider;
 mod sandbox;
 mod shell;
+mod volume;
 
 pub use config::LocalSandboxConfig;
+pub use egress::parse_allow as parse_egress_allow;
 pub use provider::LocalSandboxProvider;
 pub use sandbox::LocalSandbox;

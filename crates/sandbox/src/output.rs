@@ -104,6 +104,19 @@ impl OutputBuf {
     }
 }
 
+/// A limit as configured, in whole units when it is one (`1 GiB`, `512 MiB`), else like
+/// [`human_bytes`].
+pub(crate) fn limit_bytes(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n > 0 && n.is_multiple_of(1024 * MIB) {
+        format!("{} GiB", n / (1024 * MIB))
+    } else if n > 0 && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else {
+        human_bytes(n)
+    }
+}
+
 /// `1.5 MiB (1572864 bytes)`-style sizes for messages.
 pub(crate) fn human_bytes(n: u64) -> String {
     const KIB: f64 = 1024.0;

@@ -32,11 +32,23 @@ impl LocalSandboxProvider {
     /// process (use [`SandboxProvider::check`] for that).
     pub fn new(config: LocalSandboxConfig) -> Result<Self, SandboxError> {
         let host = Host::discover(&config)?;
+        host.volumes.release_stale(&config.root_dir);
         Ok(Self {
             host: Arc::new(host),
             config: Arc::new(config),
             sandboxes: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How this host contains sandboxes (memory and processes, workspace size, egress), in
+    /// words: logged at start and shown by readiness.
+    pub fn containment(&self) -> String {
+        format!(
+            "memory/processes: {}; disk: {}; egress: {}",
+            self.host.cgroups.describe(),
+            self.host.volumes.describe(),
+            self.host.egress.describe()
+        )
     }
 
     pub fn config(&self) -> &LocalSandboxConfig {
@@ -75,14 +87,20 @@ impl SandboxProvider for LocalSandboxProvider {
         match existing {
             Some(sandbox) => sandbox.destroy(remove_workspace).await,
             None if remove_workspace => {
-                let base = SessionDirs::new(&self.config.root_dir, &session.to_string()).base;
-                tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&base) {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(SandboxError::Unavailable(format!(
-                        "could not remove the workspace {}: {e}",
-                        base.display()
-                    ))),
+                let dirs = SessionDirs::new(&self.config.root_dir, &session.to_string());
+                let host = self.host.clone();
+                tokio::task::spawn_blocking(move || {
+                    // Left mounted by a server that did not stop cleanly.
+                    host.volumes.release(&dirs);
+                    let base = dirs.base;
+                    match std::fs::remove_dir_all(&base) {
+                        Ok(()) => Ok(()),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                        Err(e) => Err(SandboxError::Unavailable(format!(
+                            "could not remove the workspace {}: {e}",
+                            base.display()
+                        ))),
+                    }
                 })
                 .await
                 .map_err(|e| SandboxError::Unavailable(format!("workspace removal failed: {e}")))?
@@ -96,7 +114,9 @@ impl SandboxProvider for LocalSandboxProvider {
             self.map().iter().map(|(k, v)| (*k, v.clone())).collect();
         let mut stopped = 0;
         for (_, sandbox) in &all {
-            if sandbox.reap_if_idle(self.config.idle_timeout).await {
+            if sandbox.reap_if_idle(self.config.idle_timeout).await
+                || sandbox.stop_if_over_disk_limit().await
+            {
                 stopped += 1;
             }
         }

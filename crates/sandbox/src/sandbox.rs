@@ -1,5 +1,6 @@
 //! One session's sandbox: its directories, its user namespace and its shells.
 
+use crate::cgroup::SandboxCgroup;
 use crate::config::LocalSandboxConfig;
 use crate::files::SessionFiles;
 use crate::host::{Host, INSTALL_HINT, Network, SANDBOX_UID, SessionDirs};
@@ -13,7 +14,7 @@ use ironhand_core::ports::sandbox::{
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -31,12 +32,17 @@ pub(crate) struct SessionNs {
     pub(crate) userns: OwnedFd,
     /// `network = true`: the session's network namespace (else each shell has its own).
     pub(crate) net: Option<SessionNet>,
+    /// The sandbox's cgroup (whole-sandbox memory and process limits), when available.
+    pub(crate) cgroup: Option<Arc<SandboxCgroup>>,
 }
 
 impl SessionNs {
     async fn stop(&self) {
         if let Some(net) = &self.net {
             net.stop().await;
+        }
+        if let Some(group) = self.cgroup.clone() {
+            let _ = tokio::task::spawn_blocking(move || group.remove()).await;
         }
     }
 }
@@ -60,6 +66,10 @@ pub struct LocalSandbox {
     destroyed: AtomicBool,
     /// False after a stop emptied `/tmp` and the control files.
     dirs_ready: AtomicBool,
+    /// Whether the workspace's filesystem and `/tmp` are mounted (size-limited workspaces).
+    volume_ready: tokio::sync::Mutex<bool>,
+    /// OOM kills in the sandbox's cgroup already reported to the model.
+    ooms_reported: AtomicU64,
 }
 
 impl std::fmt::Debug for LocalSandbox {
@@ -89,6 +99,8 @@ impl LocalSandbox {
             lifecycle: RwLock::new(()),
             destroyed: AtomicBool::new(false),
             dirs_ready: AtomicBool::new(true),
+            volume_ready: tokio::sync::Mutex::new(false),
+            ooms_reported: AtomicU64::new(0),
         })
     }
 
@@ -127,7 +139,96 @@ impl LocalSandbox {
             self.env.dirs.create(&self.env.host)?;
             self.dirs_ready.store(true, Ordering::SeqCst);
         }
+        self.ensure_volume().await?;
         Ok(guard)
+    }
+
+    /// Mounts the size-limited workspace and `/tmp` (see the `volume` module) once.
+    async fn ensure_volume(&self) -> SandboxResult<()> {
+        if !self.env.host.volumes.enforced_by_filesystem() {
+            return Ok(());
+        }
+        let mut ready = self.volume_ready.lock().await;
+        if *ready {
+            return Ok(());
+        }
+        let env = self.env.clone();
+        tokio::task::spawn_blocking(move || {
+            let owner = env.host.run_as.unwrap_or_else(|| {
+                (
+                    rustix::process::geteuid().as_raw(),
+                    rustix::process::getegid().as_raw(),
+                )
+            });
+            env.host
+                .volumes
+                .prepare(&env.dirs, owner)
+                .map_err(|e| unavailable(format!("the workspace could not be prepared: {e}")))?;
+            // The mounted roots get the workspace's owner and modes.
+            env.dirs.create(&env.host)
+        })
+        .await
+        .map_err(|e| unavailable(format!("workspace preparation failed: {e}")))??;
+        *ready = true;
+        Ok(())
+    }
+
+    /// What a limit of the whole sandbox did to the last command, in words: an OOM kill in
+    /// its cgroup, or a write that found the workspace full.
+    fn sandbox_limit(&self, out: &ShellOutcome) -> Option<String> {
+        if out.running || out.limit_hit.is_some() {
+            return None;
+        }
+        if let Ok(slot) = self.ns.try_lock()
+            && let Some(group) = slot.as_ref().and_then(|ns| ns.cgroup.clone())
+        {
+            let kills = group.oom_kills();
+            let before = self.ooms_reported.swap(kills, Ordering::SeqCst);
+            if kills > before {
+                return Some(format!(
+                    "memory limit of the sandbox reached ({} for all its processes together): \
+                     the kernel stopped a process",
+                    crate::output::limit_bytes(group.memory_bytes())
+                ));
+            }
+        }
+        if let Some(max) = self.env.host.volumes.max_bytes()
+            && out.output.contains("No space left on device")
+        {
+            return Some(format!(
+                "No space left: the workspace limit is {}",
+                crate::output::limit_bytes(max)
+            ));
+        }
+        None
+    }
+
+    fn with_limits(&self, mut out: ShellOutcome) -> ShellOutcome {
+        if let Some(limit) = self.sandbox_limit(&out) {
+            out.limit_hit = Some(limit);
+        }
+        out
+    }
+
+    /// For the periodic check where workspaces have no filesystem of their own: stops the
+    /// sandbox when its workspace is over the limit. True when it did.
+    pub(crate) async fn stop_if_over_disk_limit(&self) -> bool {
+        let env = self.env.clone();
+        let over = tokio::task::spawn_blocking(move || env.host.volumes.over_limit(&env.dirs))
+            .await
+            .ok()
+            .flatten();
+        let Some(used) = over else {
+            return false;
+        };
+        tracing::warn!(
+            session = %self.label,
+            used = %crate::output::human_bytes(used),
+            "a workspace is over its size limit: stopping its sandbox"
+        );
+        let _guard = self.lifecycle.write().await;
+        self.stop_locked().await;
+        true
     }
 
     fn shell(&self, id: &str) -> SandboxResult<Arc<Shell>> {
@@ -188,9 +289,36 @@ impl LocalSandbox {
                 old.stop().await;
             }
         }
-        let ns = Arc::new(create_namespaces(&self.env.host).await?);
+        let group = self.create_cgroup().await?;
+        let ns = match create_namespaces(&self.env.host).await {
+            Ok(ns) => Arc::new(SessionNs {
+                cgroup: group,
+                ..ns
+            }),
+            Err(e) => {
+                if let Some(group) = group {
+                    let _ = tokio::task::spawn_blocking(move || group.remove()).await;
+                }
+                return Err(e);
+            }
+        };
+        self.ooms_reported.store(0, Ordering::SeqCst);
         *slot = Some(ns.clone());
         Ok(ns)
+    }
+
+    async fn create_cgroup(&self) -> SandboxResult<Option<Arc<SandboxCgroup>>> {
+        let env = self.env.clone();
+        let label = self.label.clone();
+        tokio::task::spawn_blocking(move || {
+            env.host
+                .cgroups
+                .create(&label, env.config.memory_bytes, env.config.max_processes)
+        })
+        .await
+        .map_err(|e| unavailable(format!("cgroup set-up failed: {e}")))?
+        .map(|g| g.map(Arc::new))
+        .map_err(|e| unavailable(format!("the sandbox's cgroup could not be created: {e}")))
     }
 
     /// Stops every process (the workspace stays; `/tmp` and the control files are
@@ -214,8 +342,12 @@ impl LocalSandbox {
             ns.stop().await;
         }
         self.dirs_ready.store(false, Ordering::SeqCst);
+        let mut volume = self.volume_ready.lock().await;
+        *volume = false;
+        let env = self.env.clone();
         let dirs = self.env.dirs.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            env.host.volumes.release(&env.dirs);
             for d in [&dirs.tmp, &dirs.run] {
                 if let Err(e) = std::fs::remove_dir_all(d)
                     && e.kind() != std::io::ErrorKind::NotFound
@@ -295,7 +427,7 @@ impl LocalSandbox {
     ) -> SandboxResult<T> {
         let _guard = self.begin().await?;
         let env = self.env.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             op(&SessionFiles {
                 host: &env.host,
                 config: &env.config,
@@ -303,7 +435,33 @@ impl LocalSandbox {
             })
         })
         .await
-        .map_err(|e| unavailable(format!("file operation failed: {e}")))?
+        .map_err(|e| unavailable(format!("file operation failed: {e}")))?;
+        // A full workspace, said in the limit's words.
+        match (result, self.env.host.volumes.max_bytes()) {
+            (Err(e), Some(max)) if e.to_string().contains("No space left on device") => {
+                Err(SandboxError::Invalid(format!(
+                    "No space left: the workspace limit is {}",
+                    crate::output::limit_bytes(max)
+                )))
+            }
+            (result, _) => result,
+        }
+    }
+}
+
+/// A sandbox dropped while in use (the server or a test ending without destroying it):
+/// its cgroup's processes are killed and its mounts detached, so neither outlives it.
+impl Drop for LocalSandbox {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.ns.try_lock()
+            && let Some(ns) = slot.take()
+            && let Some(group) = ns.cgroup.clone()
+        {
+            group.remove();
+        }
+        if self.volume_ready.try_lock().is_ok_and(|ready| *ready) {
+            self.env.host.volumes.release(&self.env.dirs);
+        }
     }
 }
 
@@ -394,11 +552,16 @@ pub(crate) async fn create_namespaces(host: &Host) -> SandboxResult<SessionNs> {
                             .map(|net| SessionNs {
                                 userns,
                                 net: Some(net),
+                                cgroup: None,
                             })
                     }
                     None => Err(unavailable("the sandbox's anchor process ended early")),
                 },
-                Network::Off => Ok(SessionNs { userns, net: None }),
+                Network::Off => Ok(SessionNs {
+                    userns,
+                    net: None,
+                    cgroup: None,
+                }),
                 Network::Missing(msg) => Err(unavailable(msg.clone())),
             },
             Err(e) => Err(e),
@@ -470,13 +633,13 @@ impl Sandbox for LocalSandbox {
         let ns = self.namespaces().await?;
         let out = shell.exec(&ns, exec_dir, command).await;
         self.touch();
-        out
+        out.map(|o| self.with_limits(o))
     }
 
     async fn shell_view(&self, shell_id: &str) -> SandboxResult<ShellOutcome> {
         let _guard = self.begin().await?;
         let shell = self.shell(shell_id)?;
-        Ok(shell.outcome())
+        Ok(self.with_limits(shell.outcome()))
     }
 
     async fn shell_wait(
@@ -488,7 +651,7 @@ impl Sandbox for LocalSandbox {
         let shell = self.shell(shell_id)?;
         let out = shell.wait(seconds).await;
         self.touch();
-        Ok(out)
+        Ok(self.with_limits(out))
     }
 
     async fn shell_write(

@@ -724,15 +724,27 @@ impl Shell {
         let out_w2 = out_w
             .try_clone()
             .map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
-        let mut cmd = tokio::process::Command::new(&launch.program);
-        cmd.args(&launch.args)
+        // In a cgroup, a root wrapper joins it and drops to the sandbox user itself.
+        let (program, args) = match &ns.cgroup {
+            Some(group) => group.wrap(
+                &env.host.setpriv,
+                env.host.run_as,
+                &launch.program,
+                &launch.args,
+            ),
+            None => (launch.program.clone(), launch.args.clone()),
+        };
+        let mut cmd = tokio::process::Command::new(&program);
+        cmd.args(&args)
             .env_clear()
             .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::from(out_w))
             .stderr(Stdio::from(out_w2))
             .kill_on_drop(true);
-        if let Some((uid, gid)) = env.host.run_as {
+        if ns.cgroup.is_none()
+            && let Some((uid, gid)) = env.host.run_as
+        {
             cmd.uid(uid).gid(gid);
         }
         cmd.fd_mappings(fds)
@@ -789,7 +801,13 @@ impl Shell {
              exec 62>&1\numask 022\nPS1='\\u@\\h:\\w \\$ '\nbuiltin cd -- {SANDBOX_HOME}\n",
             cpu = cfg.cpu_seconds.max(1),
             cpu_hard = cfg.cpu_seconds.max(1) + 1,
-            mem_kib = (cfg.memory_bytes / 1024).max(1024),
+            // With a cgroup the memory limit is the whole sandbox's; address space stays free
+            // (a browser reserves far more than it uses).
+            mem_kib = if ns.cgroup.is_some() {
+                "unlimited".to_string()
+            } else {
+                (cfg.memory_bytes / 1024).max(1024).to_string()
+            },
             files = cfg.max_open_files.max(16),
             procs = cfg.max_processes.max(4),
             fsize_kib = (cfg.max_file_bytes / 1024).max(1),

@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// Fields drop in order: the provider (unmounting workspaces) before the directory.
 struct Env {
-    _dir: tempfile::TempDir,
-    base: PathBuf,
     provider: LocalSandboxProvider,
+    base: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 fn test_config(root: &Path) -> LocalSandboxConfig {
@@ -753,7 +754,15 @@ async fn wall_time_cpu_and_memory_limits() {
         Some("CPU time limit of 1 s reached")
     );
 
-    let out = run(&sb, "m", "python3 -c 'b = bytearray(1024 * 1024 * 1024)'").await;
+    // Memory: the whole sandbox's (cgroup) or, without cgroups, each process's.
+    let env = setup(|c| c.memory_bytes = 512 * 1024 * 1024);
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(
+        &sb,
+        "m",
+        "python3 -c 'b = bytearray(1024 * 1024 * 1024); b[::4096] = b\"x\" * len(b[::4096])'",
+    )
+    .await;
     assert_ne!(out.exit_code, Some(0));
     assert!(
         out.limit_hit
@@ -935,7 +944,15 @@ async fn network_off_reaches_nothing() {
 /// serves on its loopback (databases, the server's own API) nor its abstract unix sockets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_on_reaches_out_but_not_the_host_loopback() {
-    let env = setup(|c| c.network = true);
+    // The host's own outside address is refused by the egress filter (see
+    // sandboxes_cannot_reach_private_…); allowed here, with a sandbox user of this test's
+    // own, to show what the filter lets through is reached.
+    let outside_ip = host_outside_ipv4();
+    let env = setup(|c| {
+        c.network = true;
+        c.run_as_uid = 60000 + (std::process::id() % 500) + 1100;
+        c.egress_allow = outside_ip.iter().map(|ip| ip.to_string()).collect();
+    });
     let sb = env.sandbox(SessionId::new()).await;
 
     let lo = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
@@ -966,7 +983,7 @@ async fn network_on_reaches_out_but_not_the_host_loopback() {
     drop(abstract_listener);
 
     // What an outside machine could reach, the sandbox reaches: outbound connectivity.
-    match host_outside_ipv4() {
+    match outside_ip {
         Some(ip) => {
             let outside = std::net::TcpListener::bind((ip, 0)).expect("listen");
             let port = outside.local_addr().expect("addr").port();
@@ -1189,6 +1206,8 @@ async fn helper_probe_child() {
     let env = setup(|c| {
         c.network = true;
         c.idle_timeout = Duration::from_millis(300);
+        // Killed mid-way on purpose: no mounts to leave behind.
+        c.workspace_max_bytes = 0;
     });
     env.provider.check().await.expect("check");
     assert_eq!(own_slirp_helpers(), Vec::<u32>::new(), "after check");
@@ -1225,7 +1244,12 @@ async fn helper_probe_child() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroy_and_reap() {
-    let env = setup(|c| c.idle_timeout = Duration::from_millis(400));
+    // A plain workspace directory, visible on the host while the sandbox is stopped (a
+    // size-limited one is unmounted then: see a_full_workspace_stops_writes_…).
+    let env = setup(|c| {
+        c.idle_timeout = Duration::from_millis(400);
+        c.workspace_max_bytes = 0;
+    });
     let session = SessionId::new();
     let sb = env.sandbox(session).await;
     let same = env.sandbox(session).await;
@@ -1655,4 +1679,240 @@ async fn dropped_check_leaves_nothing_behind() {
         }
         assert_eq!(leftovers(), 0, "after a check dropped at {ms} ms");
     }
+}
+
+// --- Whole-sandbox containment: memory (cgroup), workspace size, egress -----------------
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[tokio::test]
+async fn memory_is_limited_for_the_whole_sandbox_and_oom_kills_are_reported() {
+    let env = setup(|c| c.memory_bytes = 256 * 1024 * 1024);
+    let containment = env.provider.containment();
+    if !is_root() {
+        assert!(
+            containment.contains("per-process limits only"),
+            "{containment}"
+        );
+        return;
+    }
+    assert!(containment.contains("cgroup"), "{containment}");
+    let sb = env.sandbox(SessionId::new()).await;
+    // Four processes of 100 MiB each: each is far under any per-process limit, together
+    // they are over the sandbox's 256 MiB.
+    let hold = "python3 -c 'import time; b = bytearray(100 * 1024 * 1024); b[::4096] = b\"x\" * len(b[::4096]); time.sleep(8)'";
+    let out = run(
+        &sb,
+        "mem",
+        &format!("for i in 1 2 3 4; do {hold} & done; wait; echo finished"),
+    )
+    .await;
+    assert!(out.output.contains("finished"), "{out:?}");
+    let limit = out.limit_hit.clone().unwrap_or_default();
+    assert!(
+        limit.contains("memory limit of the sandbox"),
+        "the OOM kill is reported: {out:?}"
+    );
+    // The sandbox itself goes on.
+    let after = run(&sb, "mem", "echo still-here").await;
+    assert_eq!(after.output.trim(), "still-here");
+    assert_eq!(after.limit_hit, None, "reported once");
+}
+
+#[tokio::test]
+async fn a_full_workspace_stops_writes_with_a_clear_error() {
+    let env = setup(|c| {
+        c.workspace_max_bytes = 64 * 1024 * 1024;
+        c.tmp_max_bytes = 16 * 1024 * 1024;
+    });
+    let session = SessionId::new();
+    let sb = env.sandbox(session).await;
+    if !is_root() {
+        let containment = env.provider.containment();
+        assert!(
+            containment.contains("checked periodically"),
+            "{containment}"
+        );
+        return;
+    }
+    let out = run(
+        &sb,
+        "disk",
+        "echo kept > keep.txt && fallocate -l 100M big; echo rc=$?",
+    )
+    .await;
+    assert!(out.output.contains("rc=1"), "{out:?}");
+    assert_eq!(
+        out.limit_hit.as_deref(),
+        Some("No space left: the workspace limit is 64 MiB"),
+        "{out:?}"
+    );
+    // dd into the workspace stops at the limit too, and the host's disk holds no more
+    // than the limit.
+    let out = run(
+        &sb,
+        "disk",
+        "rm -f big; dd if=/dev/zero of=big bs=1M count=200 2>&1 | grep -m1 'No space'",
+    )
+    .await;
+    assert!(out.output.contains("No space left"), "{out:?}");
+    let image = env
+        .base
+        .join("root")
+        .join(session.to_string())
+        .join("workspace.img");
+    let on_disk = std::fs::metadata(&image).expect("image").blocks() * 512;
+    assert!(on_disk <= 64 * 1024 * 1024, "{on_disk}");
+    // The file tools say the same.
+    let err = sb
+        .file_write(
+            "more.txt",
+            &"x".repeat(8 * 1024 * 1024),
+            &WriteOptions::default(),
+        )
+        .await
+        .expect_err("full");
+    assert!(
+        err.to_string().contains("workspace limit is 64 MiB"),
+        "{err}"
+    );
+    // /tmp has its own small limit.
+    let out = run(&sb, "disk", "fallocate -l 32M /tmp/big; echo rc=$?").await;
+    assert!(out.output.contains("rc=1"), "{out:?}");
+    // Deleting makes room again, and the workspace survives the sandbox's stop.
+    let out = run(&sb, "disk", "rm -f big && fallocate -l 8M small && echo ok").await;
+    assert!(out.output.contains("ok"), "{out:?}");
+    drop(sb);
+    env.provider.destroy(session, false).await.expect("stop");
+    let home = env.provider.workspace_dir(session);
+    assert!(!home.join("keep.txt").exists(), "unmounted after the stop");
+    let sb = env.sandbox(session).await;
+    let out = run(&sb, "disk", "cat keep.txt; ls").await;
+    assert!(out.output.contains("kept"), "{out:?}");
+    assert!(!out.output.contains("lost+found"), "{out:?}");
+}
+
+/// A private network the test makes itself: a network namespace behind a veth pair, with
+/// a TCP listener inside. Removed on drop.
+struct PrivateNet {
+    name: String,
+    host_ip: String,
+    peer_ip: String,
+    listener: std::process::Child,
+}
+
+impl PrivateNet {
+    fn new(port: u16) -> PrivateNet {
+        let n: u8 = (std::process::id() % 200) as u8 + 20;
+        let name = format!("ih-egress-{}", std::process::id());
+        let (host_ip, peer_ip) = (format!("10.213.{n}.1"), format!("10.213.{n}.2"));
+        let (veth_host, veth_peer) = (format!("ihh{n}"), format!("ihp{n}"));
+        let sh = |cmd: String| {
+            let status = std::process::Command::new("sh")
+                .args(["-c", &cmd])
+                .status()
+                .expect("sh");
+            assert!(status.success(), "{cmd}");
+        };
+        sh(format!("ip netns add {name}"));
+        sh(format!(
+            "ip link add {veth_host} type veth peer name {veth_peer}"
+        ));
+        sh(format!("ip link set {veth_peer} netns {name}"));
+        sh(format!(
+            "ip addr add {host_ip}/30 dev {veth_host} && ip link set {veth_host} up"
+        ));
+        sh(format!(
+            "ip netns exec {name} sh -c 'ip addr add {peer_ip}/30 dev {veth_peer} && ip link set {veth_peer} up && ip link set lo up'"
+        ));
+        let listener = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &name,
+                "python3",
+                "-m",
+                "http.server",
+                "--bind",
+            ])
+            .arg(&peer_ip)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("listener");
+        // Reachable from the host (so a refusal below is the filter's).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((peer_ip.as_str(), port)).is_err() {
+            assert!(Instant::now() < deadline, "the test listener did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        PrivateNet {
+            name,
+            host_ip,
+            peer_ip,
+            listener,
+        }
+    }
+}
+
+impl Drop for PrivateNet {
+    fn drop(&mut self) {
+        let _ = self.listener.kill();
+        let _ = self.listener.wait();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn connect_probe(ip: &str, port: u16) -> String {
+    format!(
+        "python3 -c \"import socket,time\nt=time.time()\ntry:\n  socket.create_connection(('{ip}', {port}), timeout=8).close(); print('CONNECTED')\nexcept Exception as e:\n  print('REFUSED', type(e).__name__, round(time.time()-t, 1))\""
+    )
+}
+
+#[tokio::test]
+async fn sandboxes_cannot_reach_private_or_host_addresses_unless_allowed() {
+    if !is_root() {
+        let env = setup(|_| {});
+        assert!(env.provider.containment().contains("not filtered"));
+        return;
+    }
+    let port = 18000 + (std::process::id() % 1000) as u16;
+    let net = PrivateNet::new(port);
+    // Its own sandbox user, so its chain is not another test's.
+    let env = setup(|c| c.run_as_uid = 60000 + (std::process::id() % 500) + 100);
+    let containment = env.provider.containment();
+    assert!(containment.contains("egress: filtered"), "{containment}");
+    let sb = env.sandbox(SessionId::new()).await;
+    for (ip, what) in [
+        (net.peer_ip.as_str(), "a private network"),
+        (net.host_ip.as_str(), "the host's own address"),
+        ("169.254.169.254", "the metadata address"),
+    ] {
+        let out = run(&sb, "net", &connect_probe(ip, port)).await;
+        assert!(out.output.contains("REFUSED"), "{what}: {out:?}");
+        assert!(
+            out.output.contains("ConnectionRefusedError"),
+            "{what} is refused at once, not timed out: {out:?}"
+        );
+    }
+    drop(sb);
+    drop(env);
+
+    // egress_allow opens exactly what it names.
+    let uid = 60000 + (std::process::id() % 500) + 600;
+    let env = setup(|c| {
+        c.run_as_uid = uid;
+        c.run_as_gid = uid;
+        c.egress_allow = vec![format!("{}:{port}", net.peer_ip)];
+    });
+    let sb = env.sandbox(SessionId::new()).await;
+    let out = run(&sb, "net", &connect_probe(&net.peer_ip, port)).await;
+    assert!(out.output.contains("CONNECTED"), "{out:?}");
+    let out = run(&sb, "net", &connect_probe(&net.host_ip, port)).await;
+    assert!(out.output.contains("REFUSED"), "{out:?}");
 }

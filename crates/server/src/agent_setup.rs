@@ -104,6 +104,11 @@ fn sandbox_config(settings: &Settings, root: PathBuf) -> LocalSandboxConfig {
         max_open_files: b.max_open_files,
         output_cap_bytes: b.output_cap_kib * 1024,
         idle_timeout: Duration::from_secs(b.idle_timeout_secs),
+        cgroups: b.cgroups,
+        workspace_max_bytes: b.workspace_max_bytes,
+        tmp_max_bytes: b.tmp_max_bytes,
+        egress_filter: b.egress_filter,
+        egress_allow: b.egress_allow.clone(),
         hidden_paths: b
             .hidden_paths
             .iter()
@@ -120,6 +125,7 @@ pub fn sandbox_provider(settings: &Settings) -> anyhow::Result<Arc<dyn SandboxPr
         .with_context(|| format!("could not create {}", root.display()))?;
     let provider = LocalSandboxProvider::new(sandbox_config(settings, root))
         .map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
+    tracing::info!(containment = %provider.containment(), "sandboxes");
     Ok(Arc::new(provider))
 }
 

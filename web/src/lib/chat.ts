@@ -59,7 +59,7 @@ export function useChat(sessionId: string, hooks: ChatHooks) {
    * Runs one logical stream: the first POST may carry a message; after the server accepted
    * it (stream opened), reconnects only carry the cursor.
    */
-  async function run(first: ChatRequest): Promise<void> {
+  async function run(first: ChatRequest, once = false): Promise<void> {
     ctrl?.abort()
     const c = new AbortController()
     ctrl = c
@@ -74,7 +74,7 @@ export function useChat(sessionId: string, hooks: ChatHooks) {
           body,
           signal: c.signal,
           onOpen: () => {
-            connection.value = 'open'
+            if (!once) connection.value = 'open'
             // accepted: from now on only attach, never send the message again
             body = {}
           },
@@ -87,9 +87,9 @@ export function useChat(sessionId: string, hooks: ChatHooks) {
           },
         })
         // the server closed the stream
-        if (ended || !gotEvents || c.signal.aborted) break
+        if (once || ended || !gotEvents || c.signal.aborted) break
       } catch (e) {
-        if (c.signal.aborted) break
+        if (c.signal.aborted || once) break
         if (!isRetryable(e) || attempt >= MAX_RECONNECT_ATTEMPTS) {
           const unsent = body.message ? body : null
           // a refused message (402, 409, 429…) left no stream to reconnect to
@@ -115,6 +115,16 @@ export function useChat(sessionId: string, hooks: ChatHooks) {
     return run({})
   }
 
+  /**
+   * When no stream is open: applies the events stored after the cursor, once, without
+   * reconnecting (a `takeover` recorded while the run waits for a reply reaches the page this
+   * way). Failures are quiet: the next attach catches up anyway.
+   */
+  function catchUp(): Promise<void> {
+    if (ctrl) return Promise.resolve()
+    return run({}, true)
+  }
+
   function send(message: string, attachments: Attachment[] = []): Promise<void> {
     const req: ChatRequest = { message, timestamp: Math.floor(Date.now() / 1000), client_message_id: uuid() }
     if (attachments.length) req.attachments = attachments
@@ -131,5 +141,5 @@ export function useChat(sessionId: string, hooks: ChatHooks) {
     connection.value = 'idle'
   }
 
-  return { timeline, connection, retryInSec, sessionStatus, loadHistory, attach, send, stop, close }
+  return { timeline, connection, retryInSec, sessionStatus, loadHistory, attach, catchUp, send, stop, close }
 }

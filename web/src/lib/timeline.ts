@@ -61,8 +61,13 @@ export type TimelineItem =
   | { kind: 'error'; key: string; error: string; timestamp: number }
   | { kind: 'wait'; key: string; timestamp: number }
   | { kind: 'done'; key: string; timestamp: number }
+  /** the user took control of the browser (`user`) or handed it back (`agent`) */
+  | { kind: 'takeover'; key: string; status: BrowserControl; timestamp: number }
 
 export type RunState = 'idle' | 'running' | 'waiting' | 'done' | 'failed'
+
+/** Who controls the agent's browser: the agent, or the user after a take-over. */
+export type BrowserControl = 'agent' | 'user'
 
 export interface Timeline {
   items: TimelineItem[]
@@ -72,6 +77,8 @@ export interface Timeline {
   lastEventId: string | null
   seen: Set<string>
   run: RunState
+  /** from the latest `takeover` event (`agent` until there is one) */
+  control: BrowserControl
 }
 
 export interface SseEvent {
@@ -80,7 +87,7 @@ export interface SseEvent {
 }
 
 export function createTimeline(): Timeline {
-  return { items: [], plan: [], title: null, lastEventId: null, seen: new Set(), run: 'idle' }
+  return { items: [], plan: [], title: null, lastEventId: null, seen: new Set(), run: 'idle', control: 'agent' }
 }
 
 const str = (v: unknown, d = ''): string => (typeof v === 'string' ? v : v == null ? d : String(v))
@@ -197,6 +204,13 @@ export function applyEvent(t: Timeline, ev: SseEvent): boolean {
       t.run = 'waiting'
       settleTools(t)
       break
+    case 'takeover': {
+      // an unknown status (a later version's) changes nothing
+      if (d.status !== 'user' && d.status !== 'agent') break
+      t.control = d.status
+      t.items.push({ kind: 'takeover', key, status: d.status, timestamp: ts })
+      break
+    }
     case 'done': {
       settleTools(t)
       const si = streamingIndex(t)

@@ -95,6 +95,16 @@ pub struct SandboxSettings {
     pub output_cap_kib: usize,
     /// A sandbox idle this long is stopped (its workspace stays).
     pub idle_timeout_secs: u64,
+    /// Whole-sandbox memory and process limits with a cgroup per sandbox (root servers).
+    pub cgroups: bool,
+    /// Size of each workspace (`/home/ubuntu`) in bytes; 0 = no limit.
+    pub workspace_max_bytes: u64,
+    /// Size of each sandbox's `/tmp` (a tmpfs counted in its memory) in bytes.
+    pub tmp_max_bytes: u64,
+    /// Refuse sandbox connections to private, link-local, loopback and host addresses.
+    pub egress_filter: bool,
+    /// CIDRs or addresses, optionally with `:port`, the egress filter lets through.
+    pub egress_allow: Vec<String>,
 }
 
 impl Default for SandboxSettings {
@@ -112,6 +122,11 @@ impl Default for SandboxSettings {
             max_open_files: 1024,
             output_cap_kib: 64,
             idle_timeout_secs: 30 * 60,
+            cgroups: true,
+            workspace_max_bytes: 1024 * 1024 * 1024,
+            tmp_max_bytes: 512 * 1024 * 1024,
+            egress_filter: true,
+            egress_allow: Vec::new(),
         }
     }
 }
@@ -226,6 +241,14 @@ impl Settings {
             || b.max_open_files < 64
         {
             problems.push("sandbox limits: command_timeout_secs and cpu_seconds ≥ 1, memory_mb ≥ 64, max_processes ≥ 8, max_open_files ≥ 64".into());
+        }
+        if b.workspace_max_bytes != 0 && b.workspace_max_bytes < 16 * 1024 * 1024 {
+            problems.push("sandbox.workspace_max_bytes: 0 (no limit) or at least 16 MiB".into());
+        }
+        for entry in &b.egress_allow {
+            if let Err(e) = ironhand_sandbox::parse_egress_allow(entry) {
+                problems.push(format!("sandbox.{e}"));
+            }
         }
         let a = &self.agent;
         if a.max_steps == 0

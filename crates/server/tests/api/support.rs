@@ -76,6 +76,10 @@ pub async fn settings_for(backend: Backend, dir: &std::path::Path) -> Settings {
     s.server.admin_bind = String::new();
     s.server.data_dir = dir.to_path_buf();
     s.server.shutdown_grace_secs = 2;
+    // Test servers end with their test process, often without stopping their sandboxes:
+    // plain workspace directories leave no loop mounts behind (the sandbox suite tests the
+    // size-limited workspace).
+    s.sandbox.workspace_max_bytes = 0;
     s.auth.argon2_memory_kib = 1024;
     s.auth.argon2_iterations = 1;
     s.rate_limits = relaxed_limits();
