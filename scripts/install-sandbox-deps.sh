@@ -59,6 +59,32 @@ else
   say "installed: ${missing[*]} ($(bwrap --version 2>/dev/null || echo bwrap))"
 fi
 
+# The sandbox's browser (optional: without it the server offers no browser tools and
+# /api/v1/ready says why): Chromium, TigerVNC's Xvnc (display and VNC server in one), and
+# fonts for pages in Chinese, Japanese, Korean and Arabic.
+browser_missing=()
+{ [ -x /usr/lib/chromium/chromium ] || [ -x /usr/bin/chromium ]; } || browser_missing+=(chromium)
+{ [ -x /usr/bin/Xtigervnc ] || [ -x /usr/bin/Xvnc ]; } || browser_missing+=(tigervnc-standalone-server)
+for pkg in fonts-noto-core fonts-noto-cjk; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || browser_missing+=("$pkg")
+done
+if [ ${#browser_missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "${sudo[*]}" != false ]; then
+    say "installing the sandbox browser: ${browser_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${browser_missing[@]}" >/dev/null 2>&1; then
+      "${sudo[@]}" apt-get update -qq || true
+      "${sudo[@]}" apt-get install -y --no-install-recommends "${browser_missing[@]}" ||
+        echo "install-sandbox-deps: WARNING: could not install ${browser_missing[*]}: the agent gets no browser" >&2
+    fi
+  else
+    echo "install-sandbox-deps: WARNING: ${browser_missing[*]} missing: the agent gets no browser" \
+      "(apt-get install -y ${browser_missing[*]})" >&2
+  fi
+else
+  say "the sandbox browser (chromium, Xvnc, fonts) is present"
+fi
+
 # slirp4netns opens /dev/net/tun as the sandbox's (unprivileged) user. udev makes it 0666 on
 # a normal system; minimal VMs and containers without udev may leave it 0600 or missing.
 tun=/dev/net/tun

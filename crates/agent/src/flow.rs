@@ -7,16 +7,16 @@ use crate::context;
 use crate::memory::{AgentMemory, Phase, StepResult};
 use crate::plan::{parse_create_plan, parse_steps, truncate_chars};
 use crate::prompts;
-use crate::tools::{self, ToolOutcome, Toolbox, group_of};
+use crate::tools::{self, ToolContext, ToolOutcome, ToolRegistry, Toolbox};
 use ironhand_core::files::FileService;
 use ironhand_core::ids::FileId;
 use ironhand_core::ports::{SandboxProvider, Store};
 use ironhand_core::session::event::{PlanStep, StepStatus, ToolStatus};
-use ironhand_core::session::{AgentEvent, EventPublisher, Run, RunKind};
+use ironhand_core::session::takeover::TAKEOVER_EVENT;
+use ironhand_core::session::{AgentEvent, EventPublisher, Run, RunKind, TakeoverStatus};
 use ironhand_llm::{
     ChatMessage, ChatModel, ChatRequest, Completion, StreamEvent, ToolCall, ToolChoice,
 };
-use ironhand_search::SearchProvider;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -88,12 +88,19 @@ enum Abort {
     Lost,
 }
 
+/// How often a paused run asks whether the user handed the browser back.
+const TAKEOVER_POLL: Duration = Duration::from_millis(500);
+/// Told to the model with the first result after the user handed the browser back.
+const TAKEN_OVER_NOTE: &str = " (Meanwhile the user took control of the browser and has \
+    handed it back: the page may have changed. Look at it with browser_view before relying on \
+    what you saw earlier.)";
+
 pub struct Agent {
     model: Option<Arc<dyn ChatModel>>,
     store: Arc<dyn Store>,
     publisher: EventPublisher,
     sandboxes: Arc<dyn SandboxProvider>,
-    search: Option<Arc<dyn SearchProvider>>,
+    tools: ToolRegistry,
     files: Arc<FileService>,
     config: AgentConfig,
 }
@@ -104,7 +111,7 @@ impl Agent {
         store: Arc<dyn Store>,
         publisher: EventPublisher,
         sandboxes: Arc<dyn SandboxProvider>,
-        search: Option<Arc<dyn SearchProvider>>,
+        tools: ToolRegistry,
         files: Arc<FileService>,
         config: AgentConfig,
     ) -> Self {
@@ -113,7 +120,7 @@ impl Agent {
             store,
             publisher,
             sandboxes,
-            search,
+            tools,
             files,
             config,
         }
@@ -131,13 +138,12 @@ impl Agent {
             run,
             control,
             deadline: Instant::now() + self.config.max_run_time,
-            tools: Toolbox::new(
+            tools: self.tools.for_session(ToolContext::new(
                 run.session_id,
                 run.user_id,
                 self.sandboxes.clone(),
-                self.search.clone(),
                 self.files.clone(),
-            ),
+            )),
             memory: AgentMemory::new_task(&run.message, None),
         };
         match turn.work().await {
@@ -629,7 +635,7 @@ impl Turn<'_> {
                 .await?;
             self.save().await?;
         }
-        let specs = self.tools.specs();
+        let specs = self.tools.offer().await;
         loop {
             let budget = model.context_window().saturating_sub(4_096).max(2_048);
             context::fit(&mut self.memory.messages, budget, 3);
@@ -736,21 +742,15 @@ impl Turn<'_> {
                         }
                         self.answer(call, &outcome);
                     }
-                    name if group_of(name) == "unknown"
-                        || !specs.iter().any(|s| s.name == name) =>
-                    {
-                        self.answer(
-                            call,
-                            &ToolOutcome::failed(format!(
-                                "Unknown tool `{}`. Use only the tools you were given.",
-                                truncate_chars(name, 80)
-                            )),
-                        );
+                    name if !self.tools.offers(name) => {
+                        self.answer(call, &tools::unknown_tool(name));
                     }
                     _ => {
+                        // While the user drives the browser, nothing runs.
+                        let paused = self.wait_for_hand_back().await?;
                         self.tool_event(call, &args, ToolStatus::Calling, None)
                             .await?;
-                        let outcome = tokio::select! {
+                        let mut outcome = tokio::select! {
                             outcome = self.tools.call(&call.name, &args) => outcome,
                             _ = self.control.cancelled() => {
                                 // Stopping the run stops the command it was waiting on.
@@ -758,7 +758,11 @@ impl Turn<'_> {
                                 return Err(Abort::Stopped);
                             }
                         };
-                        metrics::counter!("ironhand_tool_calls_total", "group" => group_of(&call.name), "success" => outcome.success.to_string()).increment(1);
+                        if paused {
+                            outcome.message.push_str(TAKEN_OVER_NOTE);
+                        }
+                        let group = self.tools.group_of(&call.name).unwrap_or("unknown");
+                        metrics::counter!("ironhand_tool_calls_total", "group" => group, "success" => outcome.success.to_string()).increment(1);
                         self.tool_event(call, &args, ToolStatus::Called, outcome.content.clone())
                             .await?;
                         self.answer(call, &outcome);
@@ -770,6 +774,48 @@ impl Turn<'_> {
                 self.finish_step(index, success, result, attachments)
                     .await?;
                 return Ok(None);
+            }
+        }
+    }
+
+    /// Waits while the user has taken the browser over (the latest `takeover` event says
+    /// `user`): the run pauses at its next tool call until the user hands it back, is
+    /// stopped, or reaches its time limit. True when it paused.
+    async fn wait_for_hand_back(&self) -> Result<bool, Abort> {
+        let mut paused = false;
+        loop {
+            let latest = self
+                .agent
+                .store
+                .latest_event(self.run.session_id, TAKEOVER_EVENT)
+                .await;
+            let status = match latest {
+                Ok(event) => event
+                    .and_then(|e| {
+                        e.data
+                            .get("status")
+                            .and_then(Value::as_str)
+                            .and_then(TakeoverStatus::parse)
+                    })
+                    .unwrap_or_default(),
+                Err(error) => {
+                    tracing::warn!(%error, "could not read who drives the browser; going on");
+                    TakeoverStatus::Agent
+                }
+            };
+            if status == TakeoverStatus::Agent {
+                return Ok(paused);
+            }
+            if !paused {
+                tracing::info!(session = %self.run.session_id, "the user drives the browser: the run waits");
+            }
+            paused = true;
+            tokio::select! {
+                _ = tokio::time::sleep(TAKEOVER_POLL) => {}
+                _ = self.control.cancelled() => return Err(Abort::Stopped),
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    return Err(Abort::Failed("The task took longer than its time limit and was stopped (the user had the browser).".into()));
+                }
             }
         }
     }
@@ -791,7 +837,11 @@ impl Turn<'_> {
     ) -> Result<(), Abort> {
         self.emit(&AgentEvent::Tool {
             tool_call_id: call.id.clone(),
-            name: group_of(&call.name).to_string(),
+            name: self
+                .tools
+                .group_of(&call.name)
+                .unwrap_or("unknown")
+                .to_string(),
             function: call.name.clone(),
             args: shown_args(args),
             status,

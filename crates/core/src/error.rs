@@ -34,6 +34,9 @@ pub enum DomainError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A take-over asked for while the session's sandbox runs no browser (409).
+    #[error("No browser is running in this session. Take over once the agent has opened a page.")]
+    BrowserNotRunning,
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
     /// Too much at once for the plan (runs in progress); 429 with this sentence.

@@ -393,7 +393,8 @@ macro_rules! impl_billing_store {
 
                 async fn session_files(&self, session_id: SessionId) -> StoreResult<Vec<StoredFile>> {
                     let rows = sqlx::query(concat!(
-                        "SELECT ", file_columns!(), " FROM files WHERE session_id = $1 ORDER BY created_at, id LIMIT 1000"
+                        "SELECT ", file_columns!(), " FROM files WHERE session_id = $1 AND source <> 'screenshot'
+                         ORDER BY created_at, id LIMIT 1000"
                     ))
                     .bind(session_id.0)
                     .fetch_all(self.reader())

@@ -463,6 +463,23 @@ macro_rules! impl_session_store {
                     .map_err(store_err)?;
                     rows.iter().map(event_from_row).collect::<Result<_, _>>().map_err(store_err)
                 }
+
+                async fn latest_event(
+                    &self,
+                    session_id: SessionId,
+                    event: &str,
+                ) -> StoreResult<Option<StoredEvent>> {
+                    let row = sqlx::query(
+                        "SELECT session_id, seq, event, data, created_at FROM session_events
+                         WHERE session_id = $1 AND event = $2 ORDER BY seq DESC LIMIT 1",
+                    )
+                    .bind(session_id.0)
+                    .bind(event)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(store_err)?;
+                    row.as_ref().map(event_from_row).transpose().map_err(store_err)
+                }
             }
 
             #[async_trait]

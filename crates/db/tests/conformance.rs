@@ -11,8 +11,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 mod billing;
+mod files;
 mod sessions;
 use billing::*;
+use files::*;
 use sessions::*;
 
 struct Db {
@@ -62,6 +64,7 @@ on_both_backends!(
     plain_accounts_do_not_take_the_first_admin_slot,
     sessions_are_listed_paged_and_updated,
     events_are_numbered_and_update_the_session,
+    the_latest_event_of_one_kind_is_found_per_session,
     concurrent_appends_get_gap_free_numbers,
     start_run_is_idempotent_and_refuses_a_busy_session,
     concurrent_start_runs_start_exactly_one,
@@ -78,6 +81,7 @@ on_both_backends!(
     files_stay_within_the_quota_even_when_stored_concurrently,
     agent_files_replace_their_copy_and_deleted_bytes_are_collected,
     unreachable_files_are_swept,
+    screenshots_are_session_files_left_out_of_the_list,
 );
 
 fn now() -> OffsetDateTime {

@@ -64,6 +64,12 @@ pub struct LocalSandboxConfig {
     /// What the egress filter lets through anyway: `CIDR` or address, optionally `:port`
     /// (`10.0.5.0/24`, `10.0.5.7:5432`, `[fd00::7]:443`).
     pub egress_allow: Vec<String>,
+    /// Give sandboxes a browser (Chromium on an Xvnc display, see the `browser` module)
+    /// when Chromium and Xvnc are installed. Default true.
+    pub browser: bool,
+    /// A browser without a call (or a new viewer) for this long is stopped; the next call
+    /// starts it again with the same profile. Default 300 s.
+    pub browser_idle_timeout: Duration,
     /// Open files per process (`RLIMIT_NOFILE`). Default 1024.
     pub max_open_files: u64,
     /// Output kept per command in bytes: the first and the last half of this; the middle is
@@ -126,6 +132,8 @@ impl Default for LocalSandboxConfig {
             tmp_max_bytes: 512 * 1024 * 1024,
             egress_filter: true,
             egress_allow: Vec::new(),
+            browser: true,
+            browser_idle_timeout: Duration::from_secs(300),
             max_open_files: 1024,
             output_cap_bytes: 64 * 1024,
             output_stop_bytes: 256 * 1024 * 1024,

@@ -86,6 +86,8 @@ pub(crate) struct Host {
     pub(crate) volumes: Volumes,
     /// What the sandboxes may reach on the network (see the `egress` module).
     pub(crate) egress: Egress,
+    /// Chromium and Xvnc for the sandboxes' browser, or why there is none.
+    pub(crate) browser: Result<crate::browser::BrowserTools, String>,
     /// bubblewrap ≥ 0.8 can forbid new user namespaces inside the sandbox.
     disable_userns: bool,
     /// The generated `/etc` files (passwd, group, hosts, hostname, resolv.conf).
@@ -205,6 +207,10 @@ impl Host {
                 tracing::info!(cgroups = ?other, "whole-sandbox memory and process limits by cgroup")
             }
         }
+        let browser = crate::browser::BrowserTools::discover(config.browser);
+        if let Err(why) = &browser {
+            tracing::warn!(%why, "sandboxes have no browser: the browser tools are not offered");
+        }
         let volumes = Volumes::discover(config.workspace_max_bytes, config.tmp_max_bytes, is_root);
         let egress = if config.network {
             Egress::install(config, run_as)
@@ -259,6 +265,7 @@ impl Host {
             setpriv,
             volumes,
             egress,
+            browser,
             disable_userns,
             etc_dir,
             top_level,
@@ -375,10 +382,27 @@ impl Host {
         dirs: &SessionDirs,
         shared_net: bool,
     ) -> Result<Launch, SandboxError> {
+        self.launch(
+            dirs,
+            shared_net,
+            &["/bin/bash", "--noprofile", "--norc", "-s"],
+            &[],
+        )
+    }
+
+    /// Like [`Self::shell_launch`] for any program: `command` runs as PID 1 of a sandbox
+    /// with the same view, namespaces and environment as the shells (plus `extra_env`).
+    pub(crate) fn launch(
+        &self,
+        dirs: &SessionDirs,
+        shared_net: bool,
+        command: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Result<Launch, SandboxError> {
         match (&self.network, shared_net) {
             (Network::Off, false) => Ok(Launch {
                 program: self.bwrap.clone(),
-                args: self.shell_args(dirs, false),
+                args: self.shell_args(dirs, false, command, extra_env),
             }),
             (Network::Slirp(tools), true) => {
                 let mut args: Vec<OsString> = vec![
@@ -388,7 +412,7 @@ impl Host {
                     "--".into(),
                     self.bwrap.clone().into(),
                 ];
-                args.extend(self.shell_args(dirs, true));
+                args.extend(self.shell_args(dirs, true, command, extra_env));
                 Ok(Launch {
                     program: tools.nsenter.clone(),
                     args,
@@ -401,7 +425,13 @@ impl Host {
         }
     }
 
-    fn shell_args(&self, dirs: &SessionDirs, shared_net: bool) -> Vec<OsString> {
+    fn shell_args(
+        &self,
+        dirs: &SessionDirs,
+        shared_net: bool,
+        command: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Vec<OsString> {
         let uid = SANDBOX_UID.to_string();
         let gid = SANDBOX_GID.to_string();
         let mut args: Vec<OsString> = Vec::new();
@@ -435,7 +465,7 @@ impl Host {
         } else {
             args.push("--unshare-net".into());
         }
-        for (k, v) in sandbox_env() {
+        for (k, v) in sandbox_env().into_iter().chain(extra_env.iter().copied()) {
             push(&mut args, ["--setenv", k, v]);
         }
         self.system_args(&mut args);
@@ -476,18 +506,8 @@ impl Host {
         args.push("--bind".into());
         args.push(dirs.home.as_os_str().into());
         args.push(SANDBOX_HOME.into());
-        push(
-            &mut args,
-            [
-                "--chdir",
-                SANDBOX_HOME,
-                "--",
-                "/bin/bash",
-                "--noprofile",
-                "--norc",
-                "-s",
-            ],
-        );
+        push(&mut args, ["--chdir", SANDBOX_HOME, "--"]);
+        push(&mut args, command.iter().copied());
         args
     }
 

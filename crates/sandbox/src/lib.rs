@@ -129,6 +129,7 @@
 //! `nsenter`, and `/dev/net/tun` readable and writable by the sandbox's host user (mode
 //! 0666, as udev creates it).
 
+mod browser;
 mod cgroup;
 mod config;
 mod egress;

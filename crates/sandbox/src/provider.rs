@@ -73,11 +73,8 @@ impl SandboxProvider for LocalSandboxProvider {
         if let Some(s) = map.get(&session) {
             return Ok(s.clone());
         }
-        let sandbox = Arc::new(LocalSandbox::new(
-            &session.to_string(),
-            self.host.clone(),
-            self.config.clone(),
-        )?);
+        let sandbox =
+            LocalSandbox::new(&session.to_string(), self.host.clone(), self.config.clone())?;
         map.insert(session, sandbox.clone());
         Ok(sandbox)
     }
@@ -114,6 +111,9 @@ impl SandboxProvider for LocalSandboxProvider {
             self.map().iter().map(|(k, v)| (*k, v.clone())).collect();
         let mut stopped = 0;
         for (_, sandbox) in &all {
+            sandbox
+                .reap_browser_if_idle(self.config.browser_idle_timeout)
+                .await;
             if sandbox.reap_if_idle(self.config.idle_timeout).await
                 || sandbox.stop_if_over_disk_limit().await
             {
@@ -138,11 +138,11 @@ impl SandboxProvider for LocalSandboxProvider {
         }
         self.host.require_network()?;
         let label = format!(".check-{}", uuid::Uuid::new_v4().simple());
-        let guard = CheckSandbox(Some(Arc::new(LocalSandbox::new(
+        let guard = CheckSandbox(Some(LocalSandbox::new(
             &label,
             self.host.clone(),
             self.config.clone(),
-        )?)));
+        )?));
         let Some(sandbox) = guard.0.clone() else {
             return Err(SandboxError::Unavailable("no test sandbox".into()));
         };
@@ -186,6 +186,18 @@ impl SandboxProvider for LocalSandboxProvider {
             }
             e => e,
         })
+    }
+
+    fn browser_support(&self) -> Result<(), String> {
+        self.host.browser.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    fn running_browser(
+        &self,
+        session: SessionId,
+    ) -> Option<Arc<dyn ironhand_core::ports::SandboxBrowser>> {
+        let sandbox = self.map().get(&session).cloned()?;
+        sandbox.running_browser()
     }
 
     fn kind(&self) -> &'static str {

@@ -1,5 +1,6 @@
 //! One session's sandbox: its directories, its user namespace and its shells.
 
+use crate::browser::{BrowserHandle, RunningBrowser};
 use crate::cgroup::SandboxCgroup;
 use crate::config::LocalSandboxConfig;
 use crate::files::SessionFiles;
@@ -8,6 +9,7 @@ use crate::net::SessionNet;
 use crate::shell::{Shell, ShellEnv};
 use async_trait::async_trait;
 use command_fds::{CommandFdExt, FdMapping};
+use ironhand_core::ports::SandboxBrowser;
 use ironhand_core::ports::sandbox::{
     ContentMatch, FileText, Sandbox, SandboxError, SandboxResult, ShellOutcome, WriteOptions,
 };
@@ -15,7 +17,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::RwLock;
@@ -70,6 +72,11 @@ pub struct LocalSandbox {
     volume_ready: tokio::sync::Mutex<bool>,
     /// OOM kills in the sandbox's cgroup already reported to the model.
     ooms_reported: AtomicU64,
+    /// This sandbox (for the browser handles it gives out).
+    me: Weak<LocalSandbox>,
+    /// The browser (Xvnc + Chromium), started on the first browser call.
+    browser: tokio::sync::Mutex<Option<RunningBrowser>>,
+    browser_used: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for LocalSandbox {
@@ -86,10 +93,10 @@ impl LocalSandbox {
         label: &str,
         host: Arc<Host>,
         config: Arc<LocalSandboxConfig>,
-    ) -> SandboxResult<Self> {
+    ) -> SandboxResult<Arc<Self>> {
         let dirs = SessionDirs::new(&config.root_dir, label);
         dirs.create(&host)?;
-        Ok(Self {
+        Ok(Arc::new_cyclic(|me| Self {
             label: label.to_string(),
             env: Arc::new(ShellEnv { host, config, dirs }),
             shells: Mutex::new(HashMap::new()),
@@ -101,7 +108,99 @@ impl LocalSandbox {
             dirs_ready: AtomicBool::new(true),
             volume_ready: tokio::sync::Mutex::new(false),
             ooms_reported: AtomicU64::new(0),
-        })
+            me: me.clone(),
+            browser: tokio::sync::Mutex::new(None),
+            browser_used: Mutex::new(Instant::now()),
+        }))
+    }
+
+    pub(crate) fn env(&self) -> &Arc<ShellEnv> {
+        &self.env
+    }
+
+    /// Runs a browser tool, starting the browser first when it is not running
+    /// (`browser_restart` starts it afresh, then navigates).
+    pub(crate) async fn browser_call(
+        &self,
+        function: &str,
+        args: &serde_json::Value,
+    ) -> SandboxResult<ironhand_browser::BrowserOutcome> {
+        let _guard = self.begin().await?;
+        let tools = self
+            .env
+            .host
+            .browser
+            .as_ref()
+            .map_err(|why| unavailable(why.clone()))?
+            .clone();
+        *self.browser_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        let restart = function == ironhand_browser::RESTART_TOOL;
+        let browser = {
+            let mut slot = self.browser.lock().await;
+            let alive = slot.as_mut().is_some_and(RunningBrowser::is_alive);
+            if restart || !alive {
+                if let Some(old) = slot.take() {
+                    old.stop().await;
+                }
+                let ns = self.namespaces().await?;
+                *slot = Some(self.start_browser(&ns, &tools).await?);
+            }
+            match slot.as_ref() {
+                Some(running) => crate::browser::browser_of(running),
+                None => return Err(unavailable("the browser is not running")),
+            }
+        };
+        let outcome = if restart {
+            browser.call("browser_navigate", args).await
+        } else {
+            browser.call(function, args).await
+        };
+        self.touch();
+        *self.browser_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Ok(outcome)
+    }
+
+    pub(crate) async fn browser_vnc(&self) -> SandboxResult<ironhand_core::ports::VncStream> {
+        if !self.browser_running() {
+            return Err(unavailable("the browser is not running"));
+        }
+        *self.browser_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.connect_vnc_socket().await
+    }
+
+    pub(crate) fn browser_running(&self) -> bool {
+        self.browser
+            .try_lock()
+            .map(|mut slot| slot.as_mut().is_some_and(RunningBrowser::is_alive))
+            // Busy: being started or used right now.
+            .unwrap_or(true)
+    }
+
+    pub(crate) fn running_browser(&self) -> Option<Arc<dyn SandboxBrowser>> {
+        if !self.browser_running() {
+            return None;
+        }
+        let sandbox = self.me.upgrade()?;
+        Some(Arc::new(BrowserHandle { sandbox }))
+    }
+
+    /// Stops the browser when no browser call or new viewer came for `idle`.
+    pub(crate) async fn reap_browser_if_idle(&self, idle: Duration) {
+        let used = self
+            .browser_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        if used < idle {
+            return;
+        }
+        let Ok(mut slot) = self.browser.try_lock() else {
+            return;
+        };
+        if let Some(running) = slot.take() {
+            tracing::debug!(session = %self.label, "stopping an idle browser");
+            running.stop().await;
+        }
     }
 
     /// The sandbox's own directory (`<root_dir>/<label>`).
@@ -324,6 +423,10 @@ impl LocalSandbox {
     /// Stops every process (the workspace stays; `/tmp` and the control files are
     /// emptied). The next operation starts afresh.
     async fn stop_locked(&self) {
+        let browser = self.browser.lock().await.take();
+        if let Some(running) = browser {
+            running.stop().await;
+        }
         let shells: Vec<Arc<Shell>> = self
             .shells
             .lock()
@@ -721,5 +824,20 @@ impl Sandbox for LocalSandbox {
     async fn get_file(&self, path: &str, max_bytes: u64) -> SandboxResult<Vec<u8>> {
         let path = path.to_string();
         self.files(move |f| f.get_bytes(&path, max_bytes)).await
+    }
+
+    async fn browser(&self) -> SandboxResult<Arc<dyn SandboxBrowser>> {
+        if let Err(why) = &self.env.host.browser {
+            return Err(unavailable(why.clone()));
+        }
+        let sandbox = self
+            .me
+            .upgrade()
+            .ok_or_else(|| unavailable("this sandbox is being dropped"))?;
+        Ok(Arc::new(BrowserHandle { sandbox }))
+    }
+
+    fn running_browser(&self) -> Option<Arc<dyn SandboxBrowser>> {
+        LocalSandbox::running_browser(self)
     }
 }

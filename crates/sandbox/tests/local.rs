@@ -1916,3 +1916,134 @@ async fn sandboxes_cannot_reach_private_or_host_addresses_unless_allowed() {
     let out = run(&sb, "net", &connect_probe(&net.host_ip, port)).await;
     assert!(out.output.contains("REFUSED"), "{out:?}");
 }
+
+// --- The browser inside the sandbox ------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_runs_inside_the_sandbox_and_sees_what_its_shell_serves() {
+    let env = setup(|c| {
+        c.network = true;
+        c.memory_bytes = 2048 * 1024 * 1024;
+        c.max_processes = 256;
+    });
+    if let Err(why) = env.provider.browser_support() {
+        panic!("the sandbox browser is unavailable ({why}): run scripts/install-sandbox-deps.sh");
+    }
+    let session = SessionId::new();
+    let sb = env.sandbox(session).await;
+    assert!(
+        env.provider.running_browser(session).is_none(),
+        "started lazily"
+    );
+    // A page served inside the sandbox, on the sandbox's own loopback.
+    let page = "<html><head><title>Inside</title></head><body><h1>marker-4711</h1>\
+        <button onclick=\"document.getElementById('out').textContent='clicked-ok'\">Press</button>\
+        <p id=out>not yet</p></body></html>";
+    sb.file_write("site/index.html", page, &WriteOptions::default())
+        .await
+        .expect("write");
+    let out = sb
+        .shell_exec(
+            "web",
+            "/home/ubuntu/site",
+            "python3 -m http.server 8765 --bind 127.0.0.1 >/dev/null 2>&1 &",
+        )
+        .await
+        .expect("serve");
+    assert!(!out.running, "{out:?}");
+    let browser = sb.browser().await.expect("browser");
+    let mut outcome = browser
+        .call(
+            "browser_navigate",
+            &serde_json::json!({"url": "http://127.0.0.1:8765/"}),
+        )
+        .await;
+    for _ in 0..20 {
+        if outcome.success {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        outcome = browser
+            .call(
+                "browser_navigate",
+                &serde_json::json!({"url": "http://127.0.0.1:8765/"}),
+            )
+            .await;
+    }
+    assert!(outcome.success, "{outcome:?}");
+    let text = outcome.data.to_string();
+    assert!(text.contains("marker-4711"), "{text}");
+    let shot = outcome.screenshot.clone().expect("screenshot");
+    assert_eq!(&shot[..2], &[0xFF, 0xD8], "a JPEG");
+    assert!(env.provider.running_browser(session).is_some());
+
+    // The numbered button, clicked; the result read back.
+    let index = find_index(&outcome.data, "Press").expect("the button is listed");
+    let clicked = browser
+        .call("browser_click", &serde_json::json!({"index": index}))
+        .await;
+    assert!(clicked.success, "{clicked:?}");
+    assert!(
+        clicked.data.to_string().contains("clicked-ok"),
+        "{clicked:?}"
+    );
+
+    // The host's loopback is not the sandbox's.
+    let host = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = host.local_addr().expect("addr").port();
+    let refused = browser
+        .call(
+            "browser_navigate",
+            &serde_json::json!({"url": format!("http://127.0.0.1:{port}/")}),
+        )
+        .await;
+    assert!(!refused.success, "{refused:?}");
+
+    // The live view: plain RFB from the display's socket.
+    let mut vnc = browser.connect_vnc().await.expect("vnc");
+    let mut hello = [0u8; 12];
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_exact(&mut vnc, &mut hello),
+    )
+    .await
+    .expect("in time")
+    .expect("read");
+    assert!(hello.starts_with(b"RFB 003.00"), "{hello:?}");
+
+    // The profile lives in the workspace; a restart keeps it and works.
+    let restarted = browser
+        .call(
+            "browser_restart",
+            &serde_json::json!({"url": "http://127.0.0.1:8765/"}),
+        )
+        .await;
+    assert!(restarted.success, "{restarted:?}");
+    let out = run(
+        &sb,
+        "ls",
+        "test -d ~/.config/ironhand-browser && echo profile",
+    )
+    .await;
+    assert_eq!(out.output.trim(), "profile");
+
+    // Stopping the sandbox stops the browser.
+    drop(vnc);
+    drop(browser);
+    drop(sb);
+    env.provider.destroy(session, false).await.expect("stop");
+    assert!(env.provider.running_browser(session).is_none());
+}
+
+/// The index of the first listed element whose line mentions `label`.
+fn find_index(data: &serde_json::Value, label: &str) -> Option<u64> {
+    data["elements"]
+        .as_str()?
+        .lines()
+        .find(|line| line.contains(label))
+        .and_then(|line| {
+            let start = line.find('[')? + 1;
+            let end = line[start..].find(']')? + start;
+            line[start..end].trim().parse().ok()
+        })
+}

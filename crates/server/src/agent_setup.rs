@@ -3,6 +3,8 @@
 
 use crate::config::Settings;
 use anyhow::Context;
+use ironhand_agent::tools::ToolRegistry;
+
 use ironhand_agent::{Agent, AgentConfig, WorkerConfig};
 use ironhand_core::ports::{EventBus, SandboxProvider, Store};
 use ironhand_core::session::{EventPublisher, SessionService};
@@ -109,6 +111,10 @@ fn sandbox_config(settings: &Settings, root: PathBuf) -> LocalSandboxConfig {
         tmp_max_bytes: b.tmp_max_bytes,
         egress_filter: b.egress_filter,
         egress_allow: b.egress_allow.clone(),
+        browser: b.browser,
+        browser_idle_timeout: Duration::from_secs(b.browser_idle_timeout_secs.max(1)),
+        run_as_uid: b.run_as_uid,
+        run_as_gid: b.run_as_gid,
         hidden_paths: b
             .hidden_paths
             .iter()
@@ -157,8 +163,13 @@ pub fn build(
     };
     let llm_model = model.as_ref().map(|m| m.model().to_string());
     let search_provider = search.as_ref().map(|s| s.name());
+    let mut tools = ToolRegistry::builtin(search);
+    match sandboxes.browser_support() {
+        Ok(()) => tools = tools.with(ironhand_agent::tools::BrowserTools),
+        Err(why) => tracing::warn!(%why, "the browser tools are not offered"),
+    }
     let agent = Arc::new(Agent::new(
-        model, store, publisher, sandboxes, search, files, config,
+        model, store, publisher, sandboxes, tools, files, config,
     ));
     Ok(AgentParts {
         sessions,

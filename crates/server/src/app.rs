@@ -56,6 +56,8 @@ pub struct AppState {
     pub stopping: CancellationToken,
     /// Event streams open per user on this instance.
     pub streams: Arc<crate::routes::sessions::stream::StreamSlots>,
+    /// Signed live-view links and the live views open per user on this instance.
+    pub live_view: Arc<crate::routes::sessions::vnc::LiveView>,
     /// The last sandbox self-check and when it ran (readiness probes share it).
     sandbox_checked: CheckCache,
     /// The same for the file store.
@@ -232,6 +234,11 @@ impl AppState {
         let streams = Arc::new(crate::routes::sessions::stream::StreamSlots::new(
             settings.server.max_streams_per_user,
         ));
+        let live_view = Arc::new(crate::routes::sessions::vnc::LiveView::new(
+            secrets::files_signing_key(&settings)?
+                .expose_secret()
+                .as_bytes(),
+        ));
         Ok(Self {
             settings: Arc::new(settings),
             auth: Arc::new(auth),
@@ -249,6 +256,7 @@ impl AppState {
             sandbox_checked: Arc::default(),
             files_checked: Arc::default(),
             streams,
+            live_view,
         })
     }
 

@@ -22,6 +22,9 @@ pub enum FileSource {
     Upload,
     /// Copied out of the session's sandbox (named in a result, or written by a file tool).
     Agent,
+    /// A JPEG of the browser after a browser tool call, shown in that `tool` event. Left out
+    /// of file lists; readable like the session's other files.
+    Screenshot,
 }
 
 impl FileSource {
@@ -29,6 +32,7 @@ impl FileSource {
         match self {
             FileSource::Upload => "upload",
             FileSource::Agent => "agent",
+            FileSource::Screenshot => "screenshot",
         }
     }
 
@@ -36,6 +40,7 @@ impl FileSource {
         match raw {
             "upload" => Some(FileSource::Upload),
             "agent" => Some(FileSource::Agent),
+            "screenshot" => Some(FileSource::Screenshot),
             _ => None,
         }
     }
@@ -102,7 +107,8 @@ pub trait FileStore: Send + Sync {
     /// moved to the garbage list.
     async fn insert_file(&self, file: &StoredFile, quota_bytes: i64) -> StoreResult<QuotaCheck>;
     async fn file_by_id(&self, id: FileId) -> StoreResult<Option<StoredFile>>;
-    /// The session's files, oldest first.
+    /// The session's files as its file list shows them (uploads and agent files; browser
+    /// screenshots are left out), oldest first.
     async fn session_files(&self, session_id: SessionId) -> StoreResult<Vec<StoredFile>>;
     /// Ties an upload to the session it was sent in (only if it has none yet).
     async fn attach_file(&self, id: FileId, session_id: SessionId) -> StoreResult<()>;

@@ -8,10 +8,14 @@ use crate::ports::sandbox::SANDBOX_HOME;
 use crate::ports::{BlobError, BlobStore, ByteStream, Sandbox, Store};
 use bytes::Bytes;
 use futures::TryStreamExt as _;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 use time::OffsetDateTime;
+
+/// Largest browser screenshot kept (a viewport JPEG is far smaller; this bounds a bad one).
+pub const MAX_SCREENSHOT_BYTES: usize = 4 * 1024 * 1024;
 
 /// How the upload checks (`ironhand-files`) name and type a file the agent produced: the
 /// same sanitiser and sniffer as uploads, handed in by the server.
@@ -91,6 +95,87 @@ fn to_i64(n: u64) -> i64 {
 /// A fresh, opaque blob key: `<user>/<uuid>` (never derived from the file name).
 fn new_key(user: UserId) -> String {
     format!("{}/{}", user.0.simple(), uuid::Uuid::now_v7().simple())
+}
+
+/// `screenshot-20260102-150405-123.jpg` (UTC, to the millisecond).
+fn screenshot_name(at: OffsetDateTime) -> String {
+    format!(
+        "screenshot-{:04}{:02}{:02}-{:02}{:02}{:02}-{:03}.jpg",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
+fn download_path(settings: &FileSettings, id: FileId) -> String {
+    format!("{}/{id}", settings.path_prefix)
+}
+
+/// A screenshot is kept only as a JPEG (it starts FF D8 FF) of at most
+/// [`MAX_SCREENSHOT_BYTES`].
+fn check_screenshot(jpeg: &[u8]) -> Result<(), String> {
+    if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Err("The screenshot was not kept: it is not a JPEG image.".into());
+    }
+    if jpeg.len() > MAX_SCREENSHOT_BYTES {
+        return Err(format!(
+            "The screenshot was not kept: it is larger than {}.",
+            mib(MAX_SCREENSHOT_BYTES as u64)
+        ));
+    }
+    Ok(())
+}
+
+/// A URL that downloads file `id` without a token for `ttl_secs`.
+fn download_url(signer: &UrlSigner, settings: &FileSettings, id: FileId, ttl_secs: i64) -> String {
+    let path = download_path(settings, id);
+    let expires = OffsetDateTime::now_utc().unix_timestamp() + ttl_secs;
+    format!(
+        "{}{path}?{}",
+        settings.public_origin,
+        signer.query(&path, expires)
+    )
+}
+
+/// [`FileService::sign_event_data`] with the signer and settings handed in.
+fn sign_event_files(signer: &UrlSigner, settings: &FileSettings, event: &str, data: &mut Value) {
+    let url = |id| Value::String(download_url(signer, settings, id, settings.url_ttl_secs));
+    match event {
+        "message" => {
+            let Some(attachments) = data.get_mut("attachments").and_then(Value::as_array_mut)
+            else {
+                return;
+            };
+            for attachment in attachments {
+                let id = attachment
+                    .get("file_id")
+                    .and_then(Value::as_str)
+                    .and_then(FileId::parse);
+                if let (Some(id), Some(object)) = (id, attachment.as_object_mut()) {
+                    object.insert("file_url".into(), url(id));
+                }
+            }
+        }
+        // Only the browser group shows screenshots; their ids are written by the agent from
+        // `store_screenshot`, never taken from the model.
+        "tool" if data.get("name").and_then(Value::as_str) == Some("browser") => {
+            let Some(content) = data.get_mut("content").and_then(Value::as_object_mut) else {
+                return;
+            };
+            let id = content
+                .get("screenshot_file_id")
+                .and_then(Value::as_str)
+                .and_then(FileId::parse);
+            if let Some(id) = id {
+                content.insert("screenshot".into(), url(id));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// `name` as a sandbox path: relative names are under the home directory.
@@ -255,7 +340,7 @@ impl FileService {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         if !self
             .signer
-            .verify(&self.download_path(id), expires, signature, now)
+            .verify(&download_path(&self.settings, id), expires, signature, now)
         {
             return Err(DomainError::NotFound(
                 "This link is not valid or has expired. Ask for a new one.".into(),
@@ -264,46 +349,18 @@ impl FileService {
         self.store.file_by_id(id).await?.ok_or_else(not_found)
     }
 
-    fn download_path(&self, id: FileId) -> String {
-        format!("{}/{id}", self.settings.path_prefix)
-    }
-
     /// A URL that downloads `file` without a token for `ttl_secs`.
     pub fn signed_url(&self, file: &StoredFile, ttl_secs: i64) -> String {
-        self.signed_url_for(file.id, ttl_secs)
+        download_url(&self.signer, &self.settings, file.id, ttl_secs)
     }
 
-    /// Adds fresh signed URLs to the attachments of a `message` event's data (stored
-    /// events keep none: a stored URL would expire while the history lives on).
-    pub fn sign_event_data(&self, event: &str, data: &mut serde_json::Value) {
-        if event != "message" {
-            return;
-        }
-        let Some(attachments) = data.get_mut("attachments").and_then(|a| a.as_array_mut()) else {
-            return;
-        };
-        for attachment in attachments {
-            let id = attachment
-                .get("file_id")
-                .and_then(|v| v.as_str())
-                .and_then(FileId::parse);
-            if let (Some(id), Some(object)) = (id, attachment.as_object_mut()) {
-                object.insert(
-                    "file_url".into(),
-                    serde_json::Value::String(self.signed_url_for(id, self.settings.url_ttl_secs)),
-                );
-            }
-        }
-    }
-
-    fn signed_url_for(&self, id: FileId, ttl_secs: i64) -> String {
-        let path = self.download_path(id);
-        let expires = OffsetDateTime::now_utc().unix_timestamp() + ttl_secs;
-        format!(
-            "{}{path}?{}",
-            self.settings.public_origin,
-            self.signer.query(&path, expires)
-        )
+    /// Adds fresh signed URLs to the files an event's data names (stored events keep none:
+    /// a stored URL would expire while the history lives on): each attachment of a
+    /// `message` gets `file_url`; a browser `tool` event whose `content` has
+    /// `screenshot_file_id` gets `content.screenshot` (the id stays, so a client can ask
+    /// for a new URL once this one expires).
+    pub fn sign_event_data(&self, event: &str, data: &mut Value) {
+        sign_event_files(&self.signer, &self.settings, event, data);
     }
 
     /// `FileInfo` with a fresh signed URL.
@@ -489,6 +546,46 @@ impl FileService {
         Ok(placed)
     }
 
+    /// Stores a browser screenshot as a file of the session, for the `tool` event that
+    /// shows it (`content.screenshot_file_id`). It is left out of file lists but readable
+    /// like the session's other files (owner, shared-session readers, signed URLs) and goes
+    /// with the session. It counts against the owner's storage quota like every stored
+    /// byte. Refused, with a sentence, when it is not a JPEG, is over
+    /// [`MAX_SCREENSHOT_BYTES`] or would pass the quota; the caller then shows none.
+    pub async fn store_screenshot(
+        &self,
+        user: UserId,
+        session: SessionId,
+        jpeg: Vec<u8>,
+    ) -> Result<StoredFile, String> {
+        check_screenshot(&jpeg)?;
+        let now = OffsetDateTime::now_utc();
+        let sha256 = hex::encode(Sha256::digest(&jpeg));
+        let file = StoredFile {
+            id: FileId::new(),
+            user_id: user,
+            session_id: Some(session),
+            filename: screenshot_name(now),
+            content_type: "image/jpeg".into(),
+            size: to_i64(jpeg.len() as u64),
+            sha256: sha256.clone(),
+            storage_key: new_key(user),
+            source: FileSource::Screenshot,
+            sandbox_path: None,
+            created_at: now,
+        };
+        self.blobs
+            .put_bytes(&file.storage_key, Bytes::from(jpeg), &sha256)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "storing a screenshot failed");
+                "The screenshot was not kept: file storage is unavailable.".to_string()
+            })?;
+        self.record(file)
+            .await
+            .map_err(|error| format!("The screenshot was not kept. {error}"))
+    }
+
     /// Copies a file out of the sandbox into the store as the session's file (replacing
     /// an earlier copy of the same path). Errors are sentences for the model or the log.
     pub async fn copy_out_of_sandbox(
@@ -541,6 +638,115 @@ impl FileService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn settings() -> FileSettings {
+        FileSettings {
+            max_upload_bytes: 1024,
+            quota_bytes: 4096,
+            max_agent_file_bytes: 1024,
+            url_ttl_secs: 600,
+            path_prefix: "/api/v1/files".into(),
+            public_origin: "https://ironhand.example".into(),
+        }
+    }
+
+    /// The file id a signed URL names, if its signature holds now.
+    fn verified(signer: &UrlSigner, url: &Value) -> Option<String> {
+        let url = url.as_str()?.strip_prefix("https://ironhand.example")?;
+        let (path, query) = url.split_once('?')?;
+        let field = |name: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        };
+        let expires: i64 = field("expires")?.parse().ok()?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        if !signer.verify(path, expires, field("signature")?, now) {
+            return None;
+        }
+        path.strip_prefix("/api/v1/files/").map(str::to_string)
+    }
+
+    #[test]
+    fn browser_tool_events_get_a_fresh_screenshot_url() {
+        let signer = UrlSigner::new(b"files key");
+        let id = FileId::new();
+        let mut data = json!({
+            "tool_call_id": "call_1", "name": "browser", "function": "browser_navigate",
+            "args": {"url": "https://example.com"}, "status": "called",
+            "content": {"screenshot_file_id": id.to_string()},
+        });
+        sign_event_files(&signer, &settings(), "tool", &mut data);
+        assert_eq!(
+            verified(&signer, &data["content"]["screenshot"]),
+            Some(id.to_string()),
+            "{data}"
+        );
+        assert_eq!(data["content"]["screenshot_file_id"], id.to_string());
+
+        // Nothing to sign: other groups, other events, no or a malformed id, no content.
+        let untouched = [
+            (
+                "tool",
+                json!({"name": "mcp", "content": {"screenshot_file_id": id.to_string()}}),
+            ),
+            (
+                "step",
+                json!({"name": "browser", "content": {"screenshot_file_id": id.to_string()}}),
+            ),
+            (
+                "tool",
+                json!({"name": "browser", "content": {"screenshot_file_id": "not-an-id"}}),
+            ),
+            ("tool", json!({"name": "browser", "content": {}})),
+            ("tool", json!({"name": "browser", "status": "calling"})),
+            ("tool", json!({"name": "browser", "content": "text"})),
+        ];
+        for (event, before) in untouched {
+            let mut after = before.clone();
+            sign_event_files(&signer, &settings(), event, &mut after);
+            assert_eq!(after, before, "{event}");
+        }
+    }
+
+    #[test]
+    fn message_attachments_get_fresh_urls() {
+        let signer = UrlSigner::new(b"files key");
+        let id = FileId::new();
+        let mut data = json!({
+            "role": "user", "content": "see",
+            "attachments": [{"file_id": id.to_string(), "filename": "a.txt"}, {"filename": "b"}],
+        });
+        sign_event_files(&signer, &settings(), "message", &mut data);
+        assert_eq!(
+            verified(&signer, &data["attachments"][0]["file_url"]),
+            Some(id.to_string())
+        );
+        assert!(data["attachments"][1].get("file_url").is_none());
+    }
+
+    #[test]
+    fn screenshots_are_jpegs_within_the_cap() {
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+        assert!(check_screenshot(&jpeg).is_ok());
+        jpeg.resize(MAX_SCREENSHOT_BYTES, 0);
+        assert!(check_screenshot(&jpeg).is_ok());
+        jpeg.push(0);
+        let refusal = check_screenshot(&jpeg).expect_err("too large");
+        assert!(refusal.contains("4 MiB"), "{refusal}");
+        let png = b"\x89PNG\r\n\x1a\n";
+        assert!(check_screenshot(png).expect_err("png").contains("JPEG"));
+        assert!(check_screenshot(&[]).is_err());
+        assert!(check_screenshot(&[0xFF, 0xD8]).is_err());
+    }
+
+    #[test]
+    fn screenshot_names_carry_the_time() {
+        let at =
+            OffsetDateTime::from_unix_timestamp_nanos(1_767_366_245_123_000_000).expect("valid");
+        assert_eq!(screenshot_name(at), "screenshot-20260102-150405-123.jpg");
+    }
 
     #[test]
     fn names_from_sandbox_paths() {

@@ -2,6 +2,7 @@
 //! Each has an embedded implementation and a scale-out one (see docs/architecture.md).
 
 pub mod blob_store;
+pub mod browser;
 pub mod denylist;
 pub mod event_bus;
 pub mod mailer;
@@ -11,6 +12,7 @@ pub mod sessions;
 pub mod store;
 
 pub use blob_store::{BlobError, BlobStore, ByteStream};
+pub use browser::{BrowserOutcome, SandboxBrowser, VncStream};
 pub use denylist::TokenDenylist;
 pub use event_bus::EventBus;
 pub use mailer::{Mail, Mailer};

@@ -6,6 +6,7 @@
 //! that would leave it (`..`, symlinks pointing outside).
 
 use crate::ids::SessionId;
+use crate::ports::browser::SandboxBrowser;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -136,6 +137,17 @@ pub trait Sandbox: Send + Sync {
     async fn put_file(&self, path: &str, bytes: &[u8]) -> SandboxResult<()>;
     /// Reads a file's bytes out of the sandbox, refusing files over `max_bytes`.
     async fn get_file(&self, path: &str, max_bytes: u64) -> SandboxResult<Vec<u8>>;
+
+    /// The sandbox's browser, started on first use (a provider without one says why).
+    async fn browser(&self) -> SandboxResult<Arc<dyn SandboxBrowser>> {
+        Err(SandboxError::Unavailable(
+            "this sandbox has no browser".into(),
+        ))
+    }
+    /// The browser if it is running now (never starts one).
+    fn running_browser(&self) -> Option<Arc<dyn SandboxBrowser>> {
+        None
+    }
 }
 
 #[async_trait]
@@ -151,4 +163,14 @@ pub trait SandboxProvider: Send + Sync {
     async fn check(&self) -> SandboxResult<()>;
     /// `local`, `docker`, …
     fn kind(&self) -> &'static str;
+    /// Whether sandboxes get a browser (the browser tools are offered only then), or why
+    /// not (shown by readiness).
+    fn browser_support(&self) -> Result<(), String> {
+        Err("this sandbox provider has no browser".into())
+    }
+    /// The running browser of a session's live sandbox, if any (for the live view: never
+    /// starts a sandbox or a browser).
+    fn running_browser(&self, _session: SessionId) -> Option<Arc<dyn SandboxBrowser>> {
+        None
+    }
 }

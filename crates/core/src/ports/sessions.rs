@@ -86,6 +86,13 @@ pub trait EventLog: Send + Sync {
         after_seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<StoredEvent>>;
+    /// The session's newest event named `event` (e.g. the latest `takeover`), if any. Walks
+    /// the `(session_id, seq)` key backwards, so it costs at most the session's own events.
+    async fn latest_event(
+        &self,
+        session_id: SessionId,
+        event: &str,
+    ) -> StoreResult<Option<StoredEvent>>;
 }
 
 /// Whether a worker still holds a run, and whether someone asked to stop it.

@@ -2,6 +2,7 @@
 //! streamed: `name()` is the SSE event name and `data()` its fields (the log adds
 //! `event_id` and `timestamp`).
 
+use crate::session::takeover::TakeoverStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -64,6 +65,10 @@ pub enum AgentEvent {
         error: String,
     },
     Wait,
+    /// The user took the browser over from the live view, or handed it back.
+    Takeover {
+        status: TakeoverStatus,
+    },
     Done,
 }
 
@@ -121,6 +126,7 @@ impl AgentEvent {
             Self::Title { .. } => "title",
             Self::Error { .. } => "error",
             Self::Wait => "wait",
+            Self::Takeover { .. } => "takeover",
             Self::Done => "done",
         }
     }
@@ -170,6 +176,7 @@ impl AgentEvent {
             Self::Plan { steps } => json!({ "steps": steps }),
             Self::Title { title } => json!({ "title": title }),
             Self::Error { error } => json!({ "error": error }),
+            Self::Takeover { status } => json!({ "status": status.as_str() }),
             Self::Wait | Self::Done => json!({}),
         }
     }

@@ -215,7 +215,9 @@ pub enum StartRun {
 pub mod event;
 pub mod publisher;
 pub mod service;
+pub mod takeover;
 
 pub use event::AgentEvent;
 pub use publisher::EventPublisher;
 pub use service::SessionService;
+pub use takeover::{TakeoverAction, TakeoverStatus};

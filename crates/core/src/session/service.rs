@@ -7,9 +7,10 @@ use crate::files::FileService;
 use crate::ids::{FileId, RunId, SessionId, UserId};
 use crate::ports::sessions::ListCursor;
 use crate::ports::{SandboxProvider, Store};
+use crate::session::takeover::TAKEOVER_EVENT;
 use crate::session::{
     AgentEvent, EventPublisher, Run, RunKind, RunStatus, Session, SessionStatus, StartRun,
-    StoredEvent,
+    StoredEvent, TakeoverAction, TakeoverStatus,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -124,6 +125,59 @@ impl SessionService {
             Some(session) if session.is_shared => Ok(session),
             _ => Err(not_found()),
         }
+    }
+
+    /// The session, for a caller who proved their right to it another way (a signed
+    /// live-view URL the owner asked for).
+    pub async fn by_signed_link(&self, id: SessionId) -> Result<Session, DomainError> {
+        self.store.session_by_id(id).await?.ok_or_else(not_found)
+    }
+
+    /// Whether the session's sandbox runs a browser now (never starts one).
+    pub fn browser_running(&self, id: SessionId) -> bool {
+        self.sandboxes
+            .running_browser(id)
+            .is_some_and(|browser| browser.is_running())
+    }
+
+    /// Who drives the session's browser: the `status` of its latest `takeover` event,
+    /// `agent` when there is none. Read from the log, so every instance agrees; the agent
+    /// asks before each tool call, the live view before forwarding input.
+    pub async fn takeover_status(&self, id: SessionId) -> Result<TakeoverStatus, DomainError> {
+        let latest = self.store.latest_event(id, TAKEOVER_EVENT).await?;
+        Ok(latest
+            .and_then(|event| {
+                event
+                    .data
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .and_then(TakeoverStatus::parse)
+            })
+            .unwrap_or_default())
+    }
+
+    /// The owner takes the browser over from the live view (only while one runs), or hands
+    /// it back (always, so a user whose browser died is never stuck). Asking for the
+    /// status the session already has stores nothing. Returns the status now in force.
+    pub async fn takeover(
+        &self,
+        user: UserId,
+        id: SessionId,
+        action: TakeoverAction,
+    ) -> Result<TakeoverStatus, DomainError> {
+        self.owned(user, id).await?;
+        if action == TakeoverAction::Take && !self.browser_running(id) {
+            return Err(DomainError::BrowserNotRunning);
+        }
+        let target = action.target();
+        // Two requests racing past this read may both store the same status: harmless,
+        // since the status is the latest event's, not a count of toggles.
+        if self.takeover_status(id).await? != target {
+            self.publisher
+                .publish(id, user, &AgentEvent::Takeover { status: target })
+                .await?;
+        }
+        Ok(target)
     }
 
     pub async fn list(

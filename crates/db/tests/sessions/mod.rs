@@ -275,6 +275,64 @@ pub async fn events_are_numbered_and_update_the_session(db: Db) {
     assert!(missing.is_err());
 }
 
+pub async fn the_latest_event_of_one_kind_is_found_per_session(db: Db) {
+    let u = user(&db, "latest@example.com").await;
+    let t = now_ms();
+    let s = session(&db, u, t).await;
+    let other = session(&db, u, t).await;
+    let append = |id: SessionId, event: &'static str, data: &'static str| {
+        let store = db.store.clone();
+        async move {
+            store
+                .append_event(&NewEvent {
+                    session_id: id,
+                    event,
+                    data: &json(data),
+                    now: now_ms(),
+                    latest_message: None,
+                    count_unread: false,
+                })
+                .await
+                .expect("append")
+        }
+    };
+    assert!(
+        db.store
+            .latest_event(s.id, "takeover")
+            .await
+            .expect("none yet")
+            .is_none()
+    );
+    append(s.id, "takeover", r#"{"status":"user"}"#).await;
+    append(s.id, "step", "{}").await;
+    let handed_back = append(s.id, "takeover", r#"{"status":"agent"}"#).await;
+    append(s.id, "tool", "{}").await;
+    // Another session's newer event of the same kind is not this session's.
+    append(other.id, "takeover", r#"{"status":"user"}"#).await;
+    let latest = db
+        .store
+        .latest_event(s.id, "takeover")
+        .await
+        .expect("latest")
+        .expect("found");
+    assert_eq!(latest, handed_back);
+    assert_eq!(latest.data["status"], "agent");
+    assert!(
+        db.store
+            .latest_event(s.id, "plan")
+            .await
+            .expect("other kind")
+            .is_none()
+    );
+    assert!(
+        db.store
+            .latest_event(SessionId::new(), "takeover")
+            .await
+            .expect("unknown session")
+            .is_none()
+    );
+}
+
 pub async fn concurrent_appends_get_gap_free_numbers(db: Db) {
     let u = user(&db, "race@example.com").await;
     let s = session(&db, u, now_ms()).await;

@@ -105,6 +105,13 @@ pub struct SandboxSettings {
     pub egress_filter: bool,
     /// CIDRs or addresses, optionally with `:port`, the egress filter lets through.
     pub egress_allow: Vec<String>,
+    /// Give sandboxes a browser (Chromium on Xvnc) when both are installed.
+    pub browser: bool,
+    /// A browser without a call or a new viewer for this long is stopped.
+    pub browser_idle_timeout_secs: u64,
+    /// The unprivileged host uid/gid sandboxes run as when the server is root.
+    pub run_as_uid: u32,
+    pub run_as_gid: u32,
 }
 
 impl Default for SandboxSettings {
@@ -127,6 +134,10 @@ impl Default for SandboxSettings {
             tmp_max_bytes: 512 * 1024 * 1024,
             egress_filter: true,
             egress_allow: Vec::new(),
+            browser: true,
+            browser_idle_timeout_secs: 300,
+            run_as_uid: 60000,
+            run_as_gid: 60000,
         }
     }
 }
@@ -241,6 +252,11 @@ impl Settings {
             || b.max_open_files < 64
         {
             problems.push("sandbox limits: command_timeout_secs and cpu_seconds ≥ 1, memory_mb ≥ 64, max_processes ≥ 8, max_open_files ≥ 64".into());
+        }
+        if b.run_as_uid == 0 || b.run_as_gid == 0 {
+            problems.push(
+                "sandbox.run_as_uid and run_as_gid: never 0 (sandboxes never run as root)".into(),
+            );
         }
         if b.workspace_max_bytes != 0 && b.workspace_max_bytes < 16 * 1024 * 1024 {
             problems.push("sandbox.workspace_max_bytes: 0 (no limit) or at least 16 MiB".into());

@@ -84,6 +84,12 @@ async fn ready(State(state): State<AppState>) -> Response {
             checks.insert("sandbox".into(), "unavailable".into())
         }
     };
+    // Informational: without a browser the server works, the browser tools are not offered.
+    let browser = match state.sessions.sandboxes().browser_support() {
+        Ok(()) => "ok".to_string(),
+        Err(why) => format!("not offered: {why}"),
+    };
+    checks.insert("browser".into(), browser);
     match state.files_health().await {
         Ok(kind) => checks.insert("files".into(), format!("ok ({kind})")),
         Err(()) => {

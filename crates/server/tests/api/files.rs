@@ -586,7 +586,206 @@ async fn a_file_sent_in_two_sessions_survives_deleting_one(backend: Backend) {
     );
 }
 
+/// A JPEG-looking body of `len` bytes (the header is what `store_screenshot` checks).
+fn jpeg(len: usize) -> Vec<u8> {
+    let mut bytes = b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0".to_vec();
+    bytes.resize(len.saturating_sub(2), 0x42);
+    bytes.extend_from_slice(b"\xff\xd9");
+    bytes
+}
+
+/// The signed screenshot URL of the browser `tool` event in a session's history.
+fn screenshot_url(session: &serde_json::Value) -> String {
+    let tool = session["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["event"] == "tool")
+        .expect("the tool event");
+    path_of(
+        tool["data"]["content"]["screenshot"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a signed screenshot URL: {tool}")),
+    )
+}
+
+/// The agent's browser screenshots: stored as files of the session but not listed with
+/// them, shown in the `tool` event through a fresh signed URL (never a stored one), readable
+/// by the owner and by readers of the shared session only, gone with the session.
+async fn browser_screenshots_are_session_files_shown_only_in_their_event(backend: Backend) {
+    use ironhand_core::ports::sessions::NewEvent;
+    let app = files_app(backend).await;
+    let alice = app.signed_up("alice@example.com", "correct horse").await;
+    let bob = app.signed_up("bob@example.com", "correct horse").await;
+    let session = app.new_session(&alice.access).await;
+    let user = ironhand_core::UserId::parse(&alice.user_id).expect("user id");
+    let session_id = ironhand_core::SessionId::parse(&session).expect("session id");
+    let upload = app.upload(&alice.access, "notes.txt", b"notes").await;
+    let upload_id = upload.data()["file_id"].as_str().expect("id").to_string();
+    app.state
+        .store
+        .attach_file(
+            ironhand_core::ids::FileId::parse(&upload_id).expect("id"),
+            session_id,
+        )
+        .await
+        .expect("attach");
+
+    // What the agent does after a browser call: store the JPEG, name it in the event.
+    let bytes = jpeg(20_000);
+    let shot = app
+        .state
+        .files
+        .store_screenshot(user, session_id, bytes.clone())
+        .await
+        .expect("stored");
+    assert_eq!(shot.content_type, "image/jpeg");
+    assert!(
+        shot.filename.starts_with("screenshot-") && shot.filename.ends_with(".jpg"),
+        "{}",
+        shot.filename
+    );
+    let data = json!({
+        "tool_call_id": "call_1", "name": "browser", "function": "browser_navigate",
+        "args": {"url": "https://example.com"}, "status": "called",
+        "content": {"screenshot_file_id": shot.id.to_string()},
+    });
+    app.state
+        .store
+        .append_event(&NewEvent {
+            session_id,
+            event: "tool",
+            data: &data,
+            now: time::OffsetDateTime::now_utc(),
+            latest_message: None,
+            count_unread: false,
+        })
+        .await
+        .expect("append");
+
+    // Refused: not a JPEG, over the cap, over the quota (1.5 MiB here); nothing is kept.
+    let files = &app.state.files;
+    let refusal = files
+        .store_screenshot(user, session_id, PNG.to_vec())
+        .await
+        .expect_err("a PNG");
+    assert!(refusal.contains("JPEG"), "{refusal}");
+    let refusal = files
+        .store_screenshot(user, session_id, jpeg(4 * 1024 * 1024 + 1))
+        .await
+        .expect_err("too large");
+    assert!(refusal.contains("4 MiB"), "{refusal}");
+    let refusal = files
+        .store_screenshot(user, session_id, jpeg(3 * 1024 * 1024 / 2))
+        .await
+        .expect_err("over the quota");
+    assert!(refusal.contains("quota"), "{refusal}");
+    assert_eq!(
+        app.state.store.storage_used(user).await.expect("q"),
+        5 + 20_000,
+        "screenshots count against the quota; the refused ones left nothing"
+    );
+    assert_eq!(walk(&app.settings.server.data_dir.join("files")).len(), 2);
+
+    // Not in the session's file list, for its owner or (shared) anyone.
+    let listed = app
+        .get(
+            &format!("/api/v1/sessions/{session}/files"),
+            Some(&alice.access),
+        )
+        .await;
+    listed.assert_ok();
+    let ids: Vec<&str> = listed
+        .data()
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|f| f["file_id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![upload_id.as_str()]);
+
+    // The history holds the id; the wire adds a signed URL that downloads the JPEG.
+    let stored = app
+        .state
+        .store
+        .events_after(session_id, 0, 10)
+        .await
+        .expect("events");
+    assert!(stored[0].data["content"].get("screenshot").is_none());
+    let detail = app
+        .get(&format!("/api/v1/sessions/{session}"), Some(&alice.access))
+        .await;
+    detail.assert_ok();
+    let url = screenshot_url(detail.data());
+    assert!(url.contains(&shot.id.to_string()), "{url}");
+    let (status, headers, body) = app.get_bytes(&url, None, None).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, bytes.as_slice())
+    );
+    assert_eq!(headers["content-type"], "image/jpeg");
+    let download = format!("/api/v1/files/{}/download", shot.id);
+    assert_eq!(
+        app.get_bytes(&download, Some(&alice.access), None).await.0,
+        StatusCode::OK
+    );
+    for token in [Some(bob.access.as_str()), None] {
+        app.get(&download, token).await.assert_error(404);
+    }
+
+    // Shared: an anonymous reader loads it the way attachments load; unshared, no more.
+    app.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/sessions/{session}/share"),
+        Some(&alice.access),
+        None,
+    )
+    .await
+    .assert_ok();
+    let shared = app
+        .get(&format!("/api/v1/sessions/shared/{session}"), None)
+        .await;
+    shared.assert_ok();
+    let (status, _, body) = app
+        .get_bytes(&screenshot_url(shared.data()), None, None)
+        .await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, bytes.as_slice())
+    );
+    assert_eq!(app.get_bytes(&download, None, None).await.0, StatusCode::OK);
+    let shared_files = app
+        .get(&format!("/api/v1/sessions/{session}/share/files"), None)
+        .await;
+    assert_eq!(shared_files.data().as_array().map(Vec::len), Some(1));
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/sessions/{session}/share"),
+        Some(&alice.access),
+        None,
+    )
+    .await
+    .assert_ok();
+    app.get(&download, None).await.assert_error(404);
+
+    // Deleting the session takes the screenshot and its bytes with it.
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/sessions/{session}"),
+        Some(&alice.access),
+        None,
+    )
+    .await
+    .assert_ok();
+    app.get(&download, Some(&alice.access))
+        .await
+        .assert_error(404);
+    app.get(&url, None).await.assert_error(404);
+    assert!(walk(&app.settings.server.data_dir.join("files")).is_empty());
+}
+
 on_both_backends!(
+    browser_screenshots_are_session_files_shown_only_in_their_event,
     a_file_sent_in_two_sessions_survives_deleting_one,
     files_on_an_s3_store_work_the_same,
     upload_download_ranges_signed_urls_and_delete,

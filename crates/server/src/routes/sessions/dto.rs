@@ -1,6 +1,6 @@
 //! Request and response bodies of the session routes, as api.md spells them.
 
-use ironhand_core::session::{Session, StoredEvent};
+use ironhand_core::session::{Session, StoredEvent, TakeoverAction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -142,6 +142,46 @@ pub struct FileView {
 pub struct ShareState {
     pub session_id: String,
     pub is_shared: bool,
+}
+
+/// What the owner does with the session's browser.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TakeoverChoice {
+    /// Drive the browser from the live view; the agent pauses at its next tool call.
+    Take,
+    /// Give the browser back to the agent.
+    HandBack,
+}
+
+impl From<TakeoverChoice> for TakeoverAction {
+    fn from(choice: TakeoverChoice) -> Self {
+        match choice {
+            TakeoverChoice::Take => Self::Take,
+            TakeoverChoice::HandBack => Self::HandBack,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TakeoverRequest {
+    pub action: TakeoverChoice,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VncUrlRequest {
+    /// How long the link opens the live view, 1 to 15 minutes.
+    #[schema(minimum = 1, maximum = 15)]
+    pub expire_minutes: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VncUrl {
+    /// `/api/v1/sessions/{id}/vnc?signature=…&expires=…`: open it as a WebSocket (ws:// or
+    /// wss:// on this origin).
+    pub signed_url: String,
+    /// Seconds until the link stops opening new connections (open ones stay).
+    pub expires_in: i64,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -1,8 +1,10 @@
-//! `/sessions…`: create, list, read, chat (SSE), stop, share and delete sessions, and look
-//! into their sandbox. Every route checks ownership: not yours is the same 404 as missing.
+//! `/sessions…`: create, list, read, chat (SSE), stop, share and delete sessions, look
+//! into their sandbox, and take its browser over (the live view itself is in `vnc/`).
+//! Every route checks ownership: not yours is the same 404 as missing.
 
 mod dto;
 pub mod stream;
+pub mod vnc;
 
 use crate::app::{AppState, hashed_key};
 use crate::http::envelope::{Envelope, ok};
@@ -39,6 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(share, unshare))
         .routes(routes!(shared_session))
         .routes(routes!(shared_files))
+        .routes(routes!(takeover))
+        .merge(vnc::router())
 }
 
 fn session_id(raw: &str) -> Result<SessionId, ApiError> {
@@ -329,6 +333,24 @@ async fn view_shell(
             })
             .collect(),
     }))
+}
+
+#[utoipa::path(post, path = "/sessions/{id}/takeover", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "session id")), request_body = TakeoverRequest,
+    responses((status = 200, body = NullEnvelope, description = "emits `takeover` unless the session already has that status"),
+              (status = 404, body = ErrorEnvelope),
+              (status = 409, body = ErrorEnvelope, description = "`take` while no browser is running")))]
+async fn takeover(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<TakeoverRequest>,
+) -> ApiResult {
+    state
+        .sessions
+        .takeover(who.user.id, session_id(&id)?, body.action.into())
+        .await?;
+    Ok(ok(Value::Null))
 }
 
 /// Most text a file view returns.

@@ -57,6 +57,8 @@ fn to_sse(state: &AppState, event: &StoredEvent) -> SseItem {
 /// every stream costs a task, a subscription and database reads.
 pub struct StreamSlots {
     limit: usize,
+    /// The `rule` label of a refusal in `rate_limit_rejections_total`.
+    rule: &'static str,
     open: std::sync::Mutex<std::collections::HashMap<UserId, usize>>,
 }
 
@@ -68,8 +70,14 @@ pub struct StreamSlot {
 
 impl StreamSlots {
     pub fn new(limit: usize) -> Self {
+        Self::for_rule(limit, "open_streams")
+    }
+
+    /// Slots of another kind of long-lived connection, counted under `rule`.
+    pub fn for_rule(limit: usize, rule: &'static str) -> Self {
         Self {
             limit,
+            rule,
             open: std::sync::Mutex::default(),
         }
     }
@@ -85,7 +93,7 @@ impl StreamSlots {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = open.entry(user_id).or_insert(0);
         if *count >= self.limit {
-            metrics::counter!("rate_limit_rejections_total", "rule" => "open_streams").increment(1);
+            metrics::counter!("rate_limit_rejections_total", "rule" => self.rule).increment(1);
             return Err(ironhand_core::DomainError::RateLimited {
                 retry_after: Duration::from_secs(5),
             });

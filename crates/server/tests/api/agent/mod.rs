@@ -1,6 +1,7 @@
 //! The agent end to end: the real server, the real worker, agent, LLM client and sandbox,
 //! against a fake OpenAI-compatible model that follows a script per conversation.
 
+mod browser;
 mod failures;
 mod files;
 mod lifecycle;

@@ -240,7 +240,15 @@ async fn the_network_reaches_out_but_never_the_hosts_loopback_and_off_means_off(
         None => None,
     };
     for network in [false, true] {
-        let a = AgentApp::start_with(backend, |s| s.sandbox.network = network).await;
+        let a = AgentApp::start_with(backend, |s| {
+            s.sandbox.network = network;
+            // The host's own addresses are refused by the egress filter; allowed here (for
+            // a sandbox user of this test's own) to show what it lets through is reached.
+            s.sandbox.run_as_uid = 60000 + (std::process::id() % 500) + 1700;
+            s.sandbox.run_as_gid = s.sandbox.run_as_uid;
+            s.sandbox.egress_allow = outside.iter().map(|ip| ip.to_string()).collect();
+        })
+        .await;
         let mut commands = vec![call(
             "shell_exec",
             json!({"id": "main", "exec_dir": "/home/ubuntu", "command": probe(loopback, local_port)}),

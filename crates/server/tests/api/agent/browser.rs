@@ -1,0 +1,169 @@
+//! The agent's browser end to end: a page the agent serves inside its sandbox, opened,
+//! read, filled in and clicked through the browser tools, with a screenshot after every
+//! call that downloads as an image; the host's own services stay out of the browser's reach.
+
+use super::{AgentApp, call, complete, one_step, trace};
+use crate::on_both_backends;
+use crate::sse::SseEvent;
+use crate::support::{Backend, path_of};
+use serde_json::{Value, json};
+
+on_both_backends!(the_agent_browses_a_page_it_serves_in_its_sandbox,);
+
+const PAGE: &str = "<html><head><title>Greeter</title></head><body><h1>marker-5150</h1>\
+<input id=\"name\" placeholder=\"Your name\">\
+<button onclick=\"document.getElementById('out').textContent='You typed: '+document.getElementById('name').value\">Greet</button>\
+<p id=\"out\">nothing yet</p></body></html>";
+
+fn browser_calls(events: &[SseEvent]) -> Vec<&SseEvent> {
+    events
+        .iter()
+        .filter(|e| {
+            e.event == "tool" && e.data["name"] == "browser" && e.data["status"] == "called"
+        })
+        .collect()
+}
+
+async fn the_agent_browses_a_page_it_serves_in_its_sandbox(backend: Backend) {
+    let a = AgentApp::start_with(backend, |s| {
+        s.sandbox.network = true;
+        s.sandbox.memory_mb = 2048;
+        s.sandbox.cpu_seconds = 60;
+    })
+    .await;
+    let api_port = a.app.addr.port();
+    let serve = "cd /home/ubuntu/site && (python3 -m http.server 8765 --bind 127.0.0.1 >/dev/null 2>&1 &) \
+        && for i in $(seq 100); do python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8765/')\" 2>/dev/null && break; sleep 0.1; done; echo serving";
+    let task = a.script(
+        one_step(
+            vec![
+                call(
+                    "file_write",
+                    json!({"file": "/home/ubuntu/site/index.html", "content": PAGE}),
+                ),
+                call(
+                    "shell_exec",
+                    json!({"id": "web", "exec_dir": "/home/ubuntu", "command": serve}),
+                ),
+                call("browser_navigate", json!({"url": "http://127.0.0.1:8765/"})),
+                call(
+                    "browser_input",
+                    json!({"index": 0, "text": "hello-ironhand", "press_enter": false}),
+                ),
+                call("browser_click", json!({"index": 1})),
+                call("browser_view", json!({})),
+                call(
+                    "browser_navigate",
+                    json!({"url": format!("http://127.0.0.1:{api_port}/api/v1/health")}),
+                ),
+                call("browser_click", json!({"index": 999})),
+                complete("greeted"),
+            ],
+            "The page greeted me.",
+        ),
+        "open the greeter page",
+    );
+    let session = a.session().await;
+    let events = a.run(&session, &task).await;
+    assert_eq!(
+        trace(&events).last().map(String::as_str),
+        Some("done"),
+        "{:?}",
+        trace(&events)
+    );
+    let requests = a.llm.requests_for(&task);
+    assert!(
+        requests[1].offers_tool("browser_navigate"),
+        "the browser tools are offered"
+    );
+
+    // What the model read, call by call.
+    let tools_seen = |r: &&ironhand_fakes::llm::ReceivedRequest| {
+        r.messages().iter().filter(|m| m["role"] == "tool").count()
+    };
+    let results: Vec<Value> = requests
+        .iter()
+        .max_by_key(tools_seen)
+        .expect("requests")
+        .messages()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .filter_map(|m| serde_json::from_str(m["content"].as_str().unwrap_or("")).ok())
+        .collect();
+    let text = |i: usize| results.get(i).map(Value::to_string).unwrap_or_default();
+    assert!(text(1).contains("serving"), "{}", text(1));
+    assert_eq!(results[2]["success"], true, "navigate: {}", text(2));
+    assert!(text(2).contains("marker-5150"), "{}", text(2));
+    assert!(
+        text(2).contains("Greet"),
+        "the button is listed: {}",
+        text(2)
+    );
+    assert_eq!(results[3]["success"], true, "input: {}", text(3));
+    assert_eq!(results[4]["success"], true, "click: {}", text(4));
+    assert!(text(5).contains("You typed: hello-ironhand"), "{}", text(5));
+    assert_eq!(
+        results[6]["success"],
+        false,
+        "the API's own port is not reachable: {}",
+        text(6)
+    );
+    assert_eq!(
+        results[7]["success"],
+        false,
+        "an unknown index: {}",
+        text(7)
+    );
+    for r in &results {
+        assert!(r.to_string().chars().count() <= 16_500, "capped");
+    }
+
+    // A screenshot after every call, downloadable as an image by its signed URL.
+    let shots = browser_calls(&events);
+    assert_eq!(shots.len(), 6, "{:?}", trace(&events));
+    let mut downloaded = 0;
+    for shot in &shots {
+        let Some(url) = shot.data["content"]["screenshot"].as_str() else {
+            continue;
+        };
+        let reply = a
+            .app
+            .client
+            .get(a.app.url(&path_of(url)))
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(reply.status(), 200, "{url}");
+        assert_eq!(
+            reply.headers()["content-type"].to_str().unwrap_or(""),
+            "image/jpeg"
+        );
+        let bytes = reply.bytes().await.expect("bytes");
+        assert_eq!(&bytes[..2], &[0xFF, 0xD8]);
+        downloaded += 1;
+    }
+    assert!(
+        downloaded >= 5,
+        "{downloaded} of {} carried a screenshot",
+        shots.len()
+    );
+
+    // The history replays them with fresh signatures too, and screenshots are not among
+    // the session's files.
+    let files = a
+        .app
+        .get(
+            &format!("/api/v1/sessions/{session}/files"),
+            Some(&a.user.access),
+        )
+        .await;
+    let listed = files.data().as_array().cloned().unwrap_or_default();
+    assert!(
+        listed.iter().all(|f| f["content_type"] != "image/jpeg"),
+        "{listed:?}"
+    );
+    assert!(
+        listed.iter().any(|f| f["filename"] == "index.html"),
+        "{listed:?}"
+    );
+}
