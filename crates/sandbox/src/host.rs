@@ -51,11 +51,24 @@ pub(crate) struct NetTools {
     pub(crate) nsenter: PathBuf,
 }
 
+/// The programs of a session-wide network namespace without a connection.
+#[derive(Debug)]
+pub(crate) struct IsoTools {
+    pub(crate) unshare: PathBuf,
+    pub(crate) nsenter: PathBuf,
+    /// iproute2's `ip`, to bring the namespace's loopback up.
+    pub(crate) ip: PathBuf,
+}
+
 /// How sandboxes reach the network.
 #[derive(Debug)]
 pub(crate) enum Network {
-    /// `network = false`: every shell gets its own empty network namespace.
+    /// `network = false` without `unshare`/`nsenter`/`ip`: every shell gets its own empty
+    /// network namespace.
     Off,
+    /// `network = false`: one empty network namespace per session (loopback only), shared
+    /// by its shells and its browser, made like `Slirp`'s but with nothing attached.
+    Isolated(IsoTools),
     /// `network = true`: one network namespace per session, connected to the outside by
     /// slirp4netns (see the crate docs).
     Slirp(NetTools),
@@ -189,7 +202,25 @@ impl Host {
                 }
             }
         } else {
-            Network::Off
+            match (
+                find_program("unshare"),
+                find_program("nsenter"),
+                find_program("ip"),
+            ) {
+                (Some(unshare), Some(nsenter), Some(ip)) => Network::Isolated(IsoTools {
+                    unshare,
+                    nsenter,
+                    ip,
+                }),
+                _ => {
+                    tracing::warn!(
+                        "network = false without util-linux's unshare/nsenter or iproute2's ip: \
+                         each shell gets its own loopback (the browser cannot reach servers \
+                         the shells start)"
+                    );
+                    Network::Off
+                }
+            }
         };
 
         let setpriv = find_program("setpriv").unwrap_or_else(|| PathBuf::from("/usr/bin/setpriv"));
@@ -302,7 +333,7 @@ impl Host {
         }
         match &self.network {
             Network::Missing(msg) => Err(unavailable(msg.clone())),
-            Network::Off | Network::Slirp(_) => Ok(()),
+            Network::Off | Network::Isolated(_) | Network::Slirp(_) => Ok(()),
         }
     }
 
@@ -322,13 +353,14 @@ impl Host {
                 program: self.bwrap.clone(),
                 args: self.anchor_args(false),
             }),
-            Network::Slirp(tools) => {
+            Network::Slirp(NetTools { unshare, .. })
+            | Network::Isolated(IsoTools { unshare, .. }) => {
                 let mut args: Vec<OsString> = Vec::new();
                 push(&mut args, ["--user", "--map-root-user", "--net", "--"]);
                 args.push(self.bwrap.clone().into());
                 args.extend(self.anchor_args(true));
                 Ok(Launch {
-                    program: tools.unshare.clone(),
+                    program: unshare.clone(),
                     args,
                 })
             }
@@ -404,7 +436,11 @@ impl Host {
                 program: self.bwrap.clone(),
                 args: self.shell_args(dirs, false, command, extra_env),
             }),
-            (Network::Slirp(tools), true) => {
+            (
+                Network::Slirp(NetTools { nsenter, .. })
+                | Network::Isolated(IsoTools { nsenter, .. }),
+                true,
+            ) => {
                 let mut args: Vec<OsString> = vec![
                     "--preserve-credentials".into(),
                     format!("--user=/proc/self/fd/{NET_OWNER_FD}").into(),
@@ -414,7 +450,7 @@ impl Host {
                 ];
                 args.extend(self.shell_args(dirs, true, command, extra_env));
                 Ok(Launch {
-                    program: tools.nsenter.clone(),
+                    program: nsenter.clone(),
                     args,
                 })
             }

@@ -8,7 +8,7 @@
 //! would otherwise be `127.0.0.1` of the host), and the sandbox's own `127.0.0.1` is its own
 //! loopback. `10.0.2.3` forwards DNS to the host's resolvers. IPv6 stays off.
 
-use crate::host::{Host, NetTools, SLIRP_TAP};
+use crate::host::{Host, IsoTools, NetTools, SLIRP_TAP};
 use command_fds::{CommandFdExt, FdMapping};
 use ironhand_core::ports::sandbox::{SandboxError, SandboxResult};
 use std::os::fd::OwnedFd;
@@ -38,8 +38,10 @@ pub(crate) struct SessionNet {
     pub(crate) netns: OwnedFd,
     helper: Mutex<Option<Child>>,
     /// The write end of slirp4netns's `--exit-fd` pipe: slirp4netns exits when it closes,
-    /// also when the server dies without stopping it.
-    _exit: OwnedFd,
+    /// also when the server dies without stopping it. `None` for an isolated namespace.
+    _exit: Option<OwnedFd>,
+    /// `network = false`: nothing is attached (no helper to watch).
+    isolated: bool,
 }
 
 impl std::fmt::Debug for SessionNet {
@@ -148,7 +150,62 @@ impl SessionNet {
             owner,
             netns,
             helper: Mutex::new(Some(child)),
-            _exit: OwnedFd::from(exit_w),
+            _exit: Some(OwnedFd::from(exit_w)),
+            isolated: false,
+        })
+    }
+
+    /// `network = false`: opens the namespaces of `pid` like [`Self::start`] and brings
+    /// the loopback up; nothing connects the namespace to the outside.
+    pub(crate) async fn isolated(host: &Host, tools: &IsoTools, pid: u32) -> SandboxResult<Self> {
+        let (owner, netns) = open_namespaces(host, pid)?;
+        let pass = |fd: &OwnedFd, child_fd: i32| {
+            fd.try_clone()
+                .map(|parent_fd| FdMapping {
+                    parent_fd,
+                    child_fd,
+                })
+                .map_err(|e| unavailable(format!("cannot pass a namespace: {e}")))
+        };
+        let mut cmd = tokio::process::Command::new(&tools.nsenter);
+        cmd.args([
+            "--preserve-credentials".to_string(),
+            format!("--user=/proc/self/fd/{}", crate::host::NET_OWNER_FD),
+            format!("--net=/proc/self/fd/{}", crate::host::NETNS_FD),
+            "--".to_string(),
+        ])
+        .arg(&tools.ip)
+        .args(["link", "set", "lo", "up"])
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        if let Some((uid, gid)) = host.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.fd_mappings(vec![
+            pass(&owner, crate::host::NET_OWNER_FD)?,
+            pass(&netns, crate::host::NETNS_FD)?,
+        ])
+        .map_err(|e| unavailable(format!("cannot pass file descriptors: {e}")))?;
+        let out = tokio::time::timeout(START_TIMEOUT, cmd.output())
+            .await
+            .map_err(|_| unavailable("bringing up the sandbox's loopback timed out"))?
+            .map_err(|e| unavailable(format!("cannot bring up the sandbox's loopback: {e}")))?;
+        if !out.status.success() {
+            return Err(unavailable(format!(
+                "cannot bring up the sandbox's loopback: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(Self {
+            owner,
+            netns,
+            helper: Mutex::new(None),
+            _exit: None,
+            isolated: true,
         })
     }
 
@@ -162,6 +219,9 @@ impl SessionNet {
 
     /// Whether slirp4netns still runs (the network works).
     pub(crate) fn helper_alive(&self) -> bool {
+        if self.isolated {
+            return true;
+        }
         self.helper
             .lock()
             .unwrap_or_else(|p| p.into_inner())

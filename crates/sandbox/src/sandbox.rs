@@ -665,6 +665,18 @@ pub(crate) async fn create_namespaces(host: &Host) -> SandboxResult<SessionNs> {
                     net: None,
                     cgroup: None,
                 }),
+                Network::Isolated(tools) => match child.id() {
+                    Some(anchor) => {
+                        SessionNet::isolated(host, tools, anchor)
+                            .await
+                            .map(|net| SessionNs {
+                                userns,
+                                net: Some(net),
+                                cgroup: None,
+                            })
+                    }
+                    None => Err(unavailable("the sandbox's anchor process ended early")),
+                },
                 Network::Missing(msg) => Err(unavailable(msg.clone())),
             },
             Err(e) => Err(e),

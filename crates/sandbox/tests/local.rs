@@ -1921,8 +1921,19 @@ async fn sandboxes_cannot_reach_private_or_host_addresses_unless_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_runs_inside_the_sandbox_and_sees_what_its_shell_serves() {
+    browser_story(true).await;
+}
+
+/// Without a network the session still has one loopback, shared by its shells and its
+/// browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_network_the_browser_still_reaches_what_the_shell_serves() {
+    browser_story(false).await;
+}
+
+async fn browser_story(network: bool) {
     let env = setup(|c| {
-        c.network = true;
+        c.network = network;
         c.memory_bytes = 2048 * 1024 * 1024;
         c.max_processes = 256;
     });
