@@ -33,7 +33,7 @@
 //!   command, so no process in the sandbox escapes them (not even by ptrace);
 //! * a shell does not see the other shells' processes. With `network = true` all shells of
 //!   a session share one network namespace (a server started in one shell is reachable from
-//!   another on `127.0.0.1`); with `network = false` each shell has its own loopback.
+//!   another on `127.0.0.1`); with `network = false` they share one loopback-only namespace.
 //!
 //! Processes are spawned from the calling task's thread and started with
 //! `--die-with-parent`, so they die with the server; call the provider from a runtime whose
@@ -55,7 +55,9 @@
 //! loopback (`127.0.0.0/8`, `::1`: databases, caches, the server's own API and metrics
 //! listeners) nor its abstract unix sockets (they belong to a network namespace).
 //!
-//! * `network = false`: each shell gets an empty network namespace (its own loopback only).
+//! * `network = false`: each session gets one empty network namespace (loopback only),
+//!   shared by its shells and its browser, built like the one below with nothing attached
+//!   (without `unshare`, `nsenter` or `ip`: an empty namespace per shell).
 //! * `network = true` (default): each session gets **one network namespace**, shared by its
 //!   shells, connected to the outside by [slirp4netns](https://github.com/rootless-containers/slirp4netns)
 //!   (user-mode TCP/IP: the sandbox's connections are re-made by slirp4netns from the host,
@@ -122,6 +124,18 @@
 //! provider reports `limit_hit` and kills that shell. The host-wide
 //! total is at most `max_processes` × active sandboxes, which must stay well below
 //! `kernel.pid_max`.
+//!
+//! **Whole sandbox** (root servers): a cgroup per sandbox holds memory and processes of all
+//! its shells and its browser together (the `cgroup` module; without it `RLIMIT_AS` is the
+//! memory limit, per process), the workspace is a filesystem of its own of
+//! `workspace_max_bytes` (the `volume` module), and an iptables chain for the sandbox user
+//! refuses private, link-local, loopback and host addresses (the `egress` module).
+//!
+//! # Browser
+//!
+//! The `browser` module starts Xvnc and Chromium in one more bubblewrap in the session's
+//! namespaces on the first browser call, drives Chromium over a DevTools pipe and gives the
+//! live view a connection to Xvnc's Unix socket.
 //!
 //! Requirements (`scripts/install-sandbox-deps.sh` installs and checks them): bubblewrap,
 //! user namespaces allowed for the sandbox user, and — as root — `root_dir` reachable by
