@@ -96,6 +96,12 @@ pub struct LocalSandboxConfig {
     /// A sandbox unused for this long is stopped by `reap_idle` (its workspace stays).
     /// Default 30 min.
     pub idle_timeout: Duration,
+    /// Live sandboxes (with processes) on this server at once. Starting one more first stops
+    /// the longest-idle live sandbox (never one with a command or browser call in progress);
+    /// when all are busy the new one is refused. Default 64.
+    pub max_live_sandboxes: usize,
+    /// Live sandboxes of one user at once, the same way. Default 4.
+    pub max_live_sandboxes_per_user: usize,
     /// Console records kept per shell session (default 50).
     pub history_len: usize,
     /// Shell session ids per sandbox (default 16).
@@ -142,6 +148,8 @@ impl Default for LocalSandboxConfig {
             max_edit_bytes: 32 * 1024 * 1024,
             max_file_bytes: 1024 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30 * 60),
+            max_live_sandboxes: 64,
+            max_live_sandboxes_per_user: 4,
             history_len: 50,
             max_shells: 16,
             run_as_uid: 60000,

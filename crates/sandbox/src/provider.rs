@@ -4,7 +4,7 @@ use crate::config::LocalSandboxConfig;
 use crate::host::{Host, INSTALL_HINT, Network, SLIRP_TAP, SessionDirs};
 use crate::sandbox::LocalSandbox;
 use async_trait::async_trait;
-use ironhand_core::ids::SessionId;
+use ironhand_core::ids::{SessionId, UserId};
 use ironhand_core::ports::sandbox::{Sandbox, SandboxError, SandboxProvider, SandboxResult};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,8 @@ pub struct LocalSandboxProvider {
     host: Arc<Host>,
     config: Arc<LocalSandboxConfig>,
     sandboxes: Mutex<HashMap<SessionId, Arc<LocalSandbox>>>,
+    /// Who each session's sandbox belongs to (for the per-user cap).
+    owners: Mutex<HashMap<SessionId, UserId>>,
 }
 
 impl std::fmt::Debug for LocalSandboxProvider {
@@ -37,6 +39,7 @@ impl LocalSandboxProvider {
             host: Arc::new(host),
             config: Arc::new(config),
             sandboxes: Mutex::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
         })
     }
 
@@ -63,12 +66,94 @@ impl LocalSandboxProvider {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<LocalSandbox>>> {
         self.sandboxes.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn owner(&self, session: SessionId) -> Option<UserId> {
+        self.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&session)
+            .copied()
+    }
+
+    /// Before `session`'s sandbox comes to life: keeps live sandboxes under the caps (per
+    /// instance, and per user when the owner is known) by stopping the longest-idle ones;
+    /// refuses when every one over the cap is busy.
+    async fn make_room(&self, session: SessionId) -> SandboxResult<()> {
+        let owner = self.owner(session);
+        for _ in 0..self.config.max_live_sandboxes.max(1) + 1 {
+            let live: Vec<(SessionId, Arc<LocalSandbox>)> = self
+                .map()
+                .iter()
+                .filter(|(id, s)| **id != session && s.is_live())
+                .map(|(id, s)| (*id, s.clone()))
+                .collect();
+            let mine: Vec<(SessionId, Arc<LocalSandbox>)> = match owner {
+                Some(user) => live
+                    .iter()
+                    .filter(|(id, _)| self.owner(*id) == Some(user))
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
+            let (mut candidates, why) = if owner.is_some()
+                && mine.len() >= self.config.max_live_sandboxes_per_user
+            {
+                (
+                    mine,
+                    format!(
+                        "you already have {} sandboxes busy at once (the limit per user); \
+                         wait for one of your other tasks to finish",
+                        self.config.max_live_sandboxes_per_user
+                    ),
+                )
+            } else if live.len() >= self.config.max_live_sandboxes {
+                (
+                    live,
+                    format!(
+                        "this server already runs {} busy sandboxes (its limit); try again shortly",
+                        self.config.max_live_sandboxes
+                    ),
+                )
+            } else {
+                return Ok(());
+            };
+            candidates.sort_by_key(|(_, s)| std::cmp::Reverse(s.idle_time()));
+            let mut stopped = false;
+            for (id, sandbox) in candidates {
+                if sandbox.stop_if_not_busy().await {
+                    tracing::info!(session = %id, "stopped the longest-idle sandbox to make room");
+                    stopped = true;
+                    break;
+                }
+            }
+            if !stopped {
+                return Err(SandboxError::Unavailable(why));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl SandboxProvider for LocalSandboxProvider {
+    async fn sandbox_for(
+        &self,
+        session: SessionId,
+        user: UserId,
+    ) -> SandboxResult<Arc<dyn Sandbox>> {
+        self.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session, user);
+        self.sandbox(session).await
+    }
+
     async fn sandbox(&self, session: SessionId) -> SandboxResult<Arc<dyn Sandbox>> {
         self.host.require_network()?;
+        let existing = self.map().get(&session).cloned();
+        if existing.as_ref().is_none_or(|s| !s.is_live()) {
+            self.make_room(session).await?;
+        }
         let mut map = self.map();
         if let Some(s) = map.get(&session) {
             return Ok(s.clone());
@@ -81,6 +166,10 @@ impl SandboxProvider for LocalSandboxProvider {
 
     async fn destroy(&self, session: SessionId, remove_workspace: bool) -> SandboxResult<()> {
         let existing = self.map().remove(&session);
+        self.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&session);
         match existing {
             Some(sandbox) => sandbox.destroy(remove_workspace).await,
             None if remove_workspace => {

@@ -470,6 +470,36 @@ impl LocalSandbox {
             .any(|s| s.is_alive())
     }
 
+    /// Whether anything of it runs (shells, namespaces, the browser).
+    pub(crate) fn is_live(&self) -> bool {
+        self.has_processes()
+            || self.ns.try_lock().map(|g| g.is_some()).unwrap_or(true)
+            || self.browser.try_lock().map(|g| g.is_some()).unwrap_or(true)
+    }
+
+    pub(crate) fn idle_time(&self) -> Duration {
+        self.idle_for()
+    }
+
+    /// Stops it unless something is in progress (an operation, a running command, a
+    /// browser call). True when it stopped.
+    pub(crate) async fn stop_if_not_busy(&self) -> bool {
+        let Ok(_guard) = self.lifecycle.try_write() else {
+            return false;
+        };
+        let running = self
+            .shells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|s| s.is_running());
+        if running || self.browser.try_lock().is_err() {
+            return false;
+        }
+        self.stop_locked().await;
+        true
+    }
+
     /// Unused for `idle` and without processes (safe to forget).
     pub(crate) fn is_idle_and_stopped(&self, idle: Duration) -> bool {
         self.idle_for() >= idle

@@ -2058,3 +2058,85 @@ fn find_index(data: &serde_json::Value, label: &str) -> Option<u64> {
             line[start..end].trim().parse().ok()
         })
 }
+
+/// Processes a run leaves behind (a dev server, or a fork bomb in the background) live
+/// while their sandbox does; the caps on live sandboxes bound how many such sandboxes
+/// exist: a new one stops the longest-idle, never a busy one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sandboxes_are_capped_per_user_and_per_instance() {
+    use ironhand_core::ids::UserId;
+    let env = setup(|c| {
+        c.max_live_sandboxes_per_user = 2;
+        c.max_live_sandboxes = 3;
+        c.foreground_wait = Duration::from_secs(1);
+    });
+    let (alice, bob) = (UserId::new(), UserId::new());
+    let tag = std::process::id();
+    let sessions: Vec<SessionId> = (0..5).map(|_| SessionId::new()).collect();
+    let mut held = Vec::new();
+    for (i, session) in sessions.iter().take(2).enumerate() {
+        let sb = env
+            .provider
+            .sandbox_for(*session, alice)
+            .await
+            .expect("sandbox");
+        let out = run(
+            &sb,
+            "bg",
+            &format!("sleep 98{tag}{i} >/dev/null 2>&1 & echo started"),
+        )
+        .await;
+        assert_eq!(out.output.trim(), "started");
+        held.push(sb);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(host_processes_with(&format!("98{tag}0")), 1);
+    // A third of Alice's: her longest-idle sandbox stops (its background process with it).
+    let third = env
+        .provider
+        .sandbox_for(sessions[2], alice)
+        .await
+        .expect("room made");
+    let out = run(&third, "fg", "echo third").await;
+    assert_eq!(out.output.trim(), "third");
+    assert_eq!(
+        host_processes_with(&format!("98{tag}0")),
+        0,
+        "the oldest idle one stopped"
+    );
+    assert_eq!(
+        host_processes_with(&format!("98{tag}1")),
+        1,
+        "the other one lives"
+    );
+    // Both of her live sandboxes busy: a fourth is refused, nothing busy is stopped.
+    let busy1 = held[1]
+        .shell_exec("fg", "", "sleep 20")
+        .await
+        .expect("exec");
+    let busy2 = third.shell_exec("fg", "", "sleep 20").await.expect("exec");
+    assert!(busy1.running && busy2.running);
+    let refused = env.provider.sandbox_for(sessions[3], alice).await;
+    match refused {
+        Err(SandboxError::Unavailable(why)) => assert!(why.contains("per user"), "{why}"),
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(host_processes_with(&format!("98{tag}1")), 1);
+    // Per instance: Bob's first fits (2 live of 3); his second finds all three busy or his.
+    let bob1 = env
+        .provider
+        .sandbox_for(sessions[3], bob)
+        .await
+        .expect("fits");
+    let busy3 = bob1.shell_exec("fg", "", "sleep 20").await.expect("exec");
+    assert!(busy3.running);
+    let refused = env.provider.sandbox_for(sessions[4], bob).await;
+    match refused {
+        Err(SandboxError::Unavailable(why)) => assert!(why.contains("this server"), "{why}"),
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+    // A busy one finishing makes room again.
+    held[1].shell_kill("fg").await.expect("kill");
+    let bob2 = env.provider.sandbox_for(sessions[4], bob).await;
+    assert!(bob2.is_ok(), "room once one is idle");
+}

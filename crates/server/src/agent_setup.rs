@@ -111,6 +111,8 @@ fn sandbox_config(settings: &Settings, root: PathBuf) -> LocalSandboxConfig {
         tmp_max_bytes: b.tmp_max_bytes,
         egress_filter: b.egress_filter,
         egress_allow: b.egress_allow.clone(),
+        max_live_sandboxes: b.max_live_sandboxes,
+        max_live_sandboxes_per_user: b.max_live_sandboxes_per_user,
         browser: b.browser,
         browser_idle_timeout: Duration::from_secs(b.browser_idle_timeout_secs.max(1)),
         run_as_uid: b.run_as_uid,

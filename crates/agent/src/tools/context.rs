@@ -37,7 +37,7 @@ impl ToolContext {
     /// The session's sandbox, started on first use.
     pub async fn sandbox(&self) -> Result<&Arc<dyn Sandbox>, SandboxError> {
         self.sandbox
-            .get_or_try_init(|| self.sandboxes.sandbox(self.session))
+            .get_or_try_init(|| self.sandboxes.sandbox_for(self.session, self.user))
             .await
     }
 

@@ -155,6 +155,15 @@ pub trait SandboxProvider: Send + Sync {
     /// The session's sandbox, created on first use (the workspace persists on disk between
     /// sandboxes of the same session).
     async fn sandbox(&self, session: SessionId) -> SandboxResult<Arc<dyn Sandbox>>;
+    /// The session's sandbox on behalf of `user`, its owner: a provider that caps live
+    /// sandboxes per user counts it as theirs.
+    async fn sandbox_for(
+        &self,
+        session: SessionId,
+        _user: crate::ids::UserId,
+    ) -> SandboxResult<Arc<dyn Sandbox>> {
+        self.sandbox(session).await
+    }
     /// Stops the session's processes; with `remove_workspace`, deletes its files too.
     async fn destroy(&self, session: SessionId, remove_workspace: bool) -> SandboxResult<()>;
     /// Stops sandboxes idle for longer than the idle timeout (workspaces stay).

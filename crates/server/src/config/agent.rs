@@ -105,6 +105,10 @@ pub struct SandboxSettings {
     pub egress_filter: bool,
     /// CIDRs or addresses, optionally with `:port`, the egress filter lets through.
     pub egress_allow: Vec<String>,
+    /// Live sandboxes (with processes) on this instance, and per user; a new one stops the
+    /// longest-idle live sandbox first, never a busy one.
+    pub max_live_sandboxes: usize,
+    pub max_live_sandboxes_per_user: usize,
     /// Give sandboxes a browser (Chromium on Xvnc) when both are installed.
     pub browser: bool,
     /// A browser without a call or a new viewer for this long is stopped.
@@ -134,6 +138,8 @@ impl Default for SandboxSettings {
             tmp_max_bytes: 512 * 1024 * 1024,
             egress_filter: true,
             egress_allow: Vec::new(),
+            max_live_sandboxes: 64,
+            max_live_sandboxes_per_user: 4,
             browser: true,
             browser_idle_timeout_secs: 300,
             run_as_uid: 60000,
@@ -252,6 +258,11 @@ impl Settings {
             || b.max_open_files < 64
         {
             problems.push("sandbox limits: command_timeout_secs and cpu_seconds ≥ 1, memory_mb ≥ 64, max_processes ≥ 8, max_open_files ≥ 64".into());
+        }
+        if b.max_live_sandboxes == 0 || b.max_live_sandboxes_per_user == 0 {
+            problems.push(
+                "sandbox.max_live_sandboxes and max_live_sandboxes_per_user: at least 1".into(),
+            );
         }
         if b.run_as_uid == 0 || b.run_as_gid == 0 {
             problems.push(
