@@ -8,7 +8,10 @@ use crate::sse::SseEvent;
 use crate::support::{Backend, path_of};
 use serde_json::{Value, json};
 
-on_both_backends!(the_agent_browses_a_page_it_serves_in_its_sandbox,);
+on_both_backends!(
+    the_agent_browses_a_page_it_serves_in_its_sandbox,
+    the_user_takes_the_browser_over_and_the_run_waits_until_handed_back,
+);
 
 const PAGE: &str = "<html><head><title>Greeter</title></head><body><h1>marker-5150</h1>\
 <input id=\"name\" placeholder=\"Your name\">\
@@ -166,4 +169,127 @@ async fn the_agent_browses_a_page_it_serves_in_its_sandbox(backend: Backend) {
         listed.iter().any(|f| f["filename"] == "index.html"),
         "{listed:?}"
     );
+}
+
+async fn the_user_takes_the_browser_over_and_the_run_waits_until_handed_back(backend: Backend) {
+    let a = AgentApp::start_with(backend, |s| {
+        s.sandbox.memory_mb = 2048;
+        s.sandbox.cpu_seconds = 60;
+    })
+    .await;
+    let mut shell = call(
+        "shell_exec",
+        json!({"id": "main", "exec_dir": "/home/ubuntu", "command": "echo after"}),
+    );
+    // Time to take over between the browser call and the next one.
+    shell["delay_ms"] = json!(1500);
+    let task = a.script(
+        one_step(
+            vec![
+                call("browser_navigate", json!({"url": "about:blank"})),
+                shell,
+                complete("done"),
+            ],
+            "Done.",
+        ),
+        "use the browser, then the shell",
+    );
+    let session = a.session().await;
+    let token = a.user.access.clone();
+    let takeover = |action: &'static str| {
+        let (app, token, session) = (&a.app, token.clone(), session.clone());
+        async move {
+            app.call(
+                reqwest::Method::POST,
+                &format!("/api/v1/sessions/{session}/takeover"),
+                Some(&token),
+                Some(json!({ "action": action })),
+            )
+            .await
+        }
+    };
+    let mut stream = a
+        .app
+        .chat(&token, &session, json!({ "message": task }))
+        .await
+        .unwrap_or_else(|r| panic!("chat refused: {} {}", r.status, r.body));
+    let mut seen = Vec::new();
+    // Wait for the browser call to finish, then take over.
+    loop {
+        let event = stream
+            .next_within(std::time::Duration::from_secs(30))
+            .await
+            .expect("an event");
+        let done = event.event == "tool"
+            && event.data["function"] == "browser_navigate"
+            && event.data["status"] == "called";
+        seen.push(event);
+        if done {
+            break;
+        }
+    }
+    let taken = takeover("take").await;
+    assert_eq!(taken.status, 200, "{}", taken.body);
+    // While the user drives, the shell call does not start.
+    let mut paused = Vec::new();
+    let quiet_until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while let Ok(Some(event)) = tokio::time::timeout_at(quiet_until, stream.next()).await {
+        paused.push(event);
+    }
+    assert!(
+        paused
+            .iter()
+            .any(|e| e.event == "takeover" && e.data["status"] == "user"),
+        "{:?}",
+        trace(&paused)
+    );
+    assert!(
+        !paused
+            .iter()
+            .any(|e| e.event == "tool" && e.data["function"] == "shell_exec"),
+        "nothing runs while the user drives: {:?}",
+        trace(&paused)
+    );
+    let back = takeover("hand_back").await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    let rest = stream.collect().await;
+    assert_eq!(
+        trace(&rest).last().map(String::as_str),
+        Some("done"),
+        "{:?}",
+        trace(&rest)
+    );
+    assert!(
+        rest.iter()
+            .any(|e| e.event == "takeover" && e.data["status"] == "agent")
+    );
+    assert!(
+        rest.iter()
+            .any(|e| e.event == "tool" && e.data["function"] == "shell_exec")
+    );
+    // The model was told the page may have changed.
+    let told = a.llm.requests_for(&task).iter().any(|r| {
+        r.messages().iter().any(|m| {
+            m["role"] == "tool"
+                && m["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("took control of the browser")
+        })
+    });
+    assert!(told, "the model hears about the take-over");
+    // The history keeps both changes of hands, in order.
+    let history = a
+        .app
+        .get(&format!("/api/v1/sessions/{session}"), Some(&token))
+        .await;
+    let statuses: Vec<String> = history.data()["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["event"] == "takeover")
+        .map(|e| e["data"]["status"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(statuses, vec!["user", "agent"]);
 }
