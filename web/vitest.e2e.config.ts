@@ -11,14 +11,12 @@ class ByName extends BaseSequencer {
 // The browser stories (`npm run e2e`): the real server and Debian's Chromium, one file at a
 // time; see e2e/global-setup.ts. `npm run screenshots` writes docs/screenshots/ instead of a
 // temporary directory.
-//
-// `browser.e2e.ts` (the agent's browser: live view, take-over, screenshots) needs the
-// server's browser support; it runs only with E2E_BROWSER=1 (`npm run e2e:browser`, or
-// `E2E_BROWSER=1 npm run e2e` for every story) until that lands.
+// `browser.e2e.ts` is the agent's browser: live view, take-over, screenshots
+// (`npm run e2e:browser` runs it alone).
 export default defineConfig({
   test: {
     include: ['e2e/**/*.e2e.ts'],
-    exclude: [...configDefaults.exclude, ...(process.env.E2E_BROWSER ? [] : ['e2e/browser.e2e.ts'])],
+    exclude: [...configDefaults.exclude],
     environment: 'node',
     globalSetup: ['e2e/global-setup.ts'],
     fileParallelism: false,

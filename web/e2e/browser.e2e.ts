@@ -8,7 +8,7 @@
  * page shows screenshots only.
  *
  * Not in the default `npm run e2e` until the server side of the browser lands: run it with
- * `npm run e2e:browser` (E2E_BROWSER=1), see vitest.e2e.config.ts.
+ * `npm run e2e:browser` runs it alone.
  */
 import { describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'

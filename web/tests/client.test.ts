@@ -1,5 +1,18 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { ApiError, call, clearTokens, getAccessToken, getRefreshToken, refreshAccessToken, requestRaw, setCookieMode, setFetch, setTokens } from '@/api/client'
+import {
+  ApiError,
+  REFRESH_TIMEOUT_MS,
+  call,
+  clearTokens,
+  getAccessToken,
+  getRefreshToken,
+  onAuthChange,
+  refreshAccessToken,
+  requestRaw,
+  setCookieMode,
+  setFetch,
+  setTokens,
+} from '@/api/client'
 
 type Handler = (url: string, init: RequestInit) => Response | Promise<Response>
 
@@ -172,6 +185,113 @@ describe('api client', () => {
     } finally {
       setCookieMode(false)
       document.cookie = 'ironhand_csrf=; max-age=0; path=/'
+    }
+  })
+
+  it('a 401 for a request sent before the refresh finished is retried, not refreshed again', async () => {
+    setTokens('old')
+    let refreshes = 0
+    const seen: string[] = []
+    mockFetch(async (url, init) => {
+      if (url.endsWith('/auth/refresh')) {
+        refreshes++
+        return json(200, { code: 0, msg: 'success', data: { access_token: 'new', refresh_token: 'r', token_type: 'bearer', expires_in: 900 } })
+      }
+      seen.push(`${url} ${authOf(init)}`)
+      if (authOf(init) === 'Bearer new') return json(200, { code: 0, msg: 'success', data: 1 })
+      // the slow request was sent with the old token and answers after the refresh is over
+      if (url.endsWith('/slow')) await new Promise((r) => setTimeout(r, 20))
+      return json(401, { code: 401, msg: 'expired', data: null })
+    })
+    await expect(Promise.all([requestRaw('get', '/slow'), requestRaw('get', '/fast')])).resolves.toEqual([1, 1])
+    expect(refreshes).toBe(1)
+    expect(seen).toContain('/api/v1/slow Bearer new')
+  })
+
+  it('a refresh that never answers gives up, and the next one is a new attempt', async () => {
+    vi.useFakeTimers()
+    try {
+      setTokens('old', 'r1')
+      const f = mockFetch(
+        (_url, init) =>
+          new Promise<Response>((_, reject) => {
+            init.signal?.addEventListener('abort', () => reject(new DOMException('timed out', 'AbortError')))
+          }),
+      )
+      const hung = refreshAccessToken()
+      await vi.advanceTimersByTimeAsync(REFRESH_TIMEOUT_MS)
+      await expect(hung).resolves.toBe(false)
+      // a timeout is not a sign-out: the tokens stay for the next try
+      expect(getRefreshToken()).toBe('r1')
+      void refreshAccessToken()
+      expect(f).toHaveBeenCalledTimes(2)
+      await vi.advanceTimersByTimeAsync(REFRESH_TIMEOUT_MS)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('tabs sharing the refresh cookie refresh at once, each once, with no lock between them', async () => {
+    // Another tab holding a cross-tab lock forever must not matter: none is taken.
+    const request = vi.fn(() => new Promise(() => {}))
+    Object.defineProperty(navigator, 'locks', { value: { request }, configurable: true })
+    document.cookie = 'ironhand_csrf=c; path=/'
+    // The server's grace window: a token rotated moments ago answers with the same successor.
+    let cookie = 'R0'
+    const rotatedTo = new Map<string, string>()
+    const server: Handler = async (url, init) => {
+      if (url.endsWith('/auth/refresh')) {
+        const sent = cookie
+        await new Promise((r) => setTimeout(r, 5))
+        const next = rotatedTo.get(sent) ?? `${sent}+`
+        rotatedTo.set(sent, next)
+        cookie = next
+        return json(200, { code: 0, msg: 'success', data: { access_token: `access for ${next}`, refresh_token: next, token_type: 'bearer', expires_in: 900 } })
+      }
+      return authOf(init)?.startsWith('Bearer access for') ? json(200, { code: 0, msg: 'success', data: 1 }) : json(401, { code: 401, msg: 'expired', data: null })
+    }
+    const refreshes = () => fetchSpy.mock.calls.filter(([u]) => String(u).endsWith('/auth/refresh')).length
+    const fetchSpy = vi.fn((input: RequestInfo | URL, init?: RequestInit) => Promise.resolve(server(String(input), init ?? {})))
+    try {
+      const tabs = []
+      for (let i = 0; i < 2; i++) {
+        vi.resetModules()
+        const tab = await import('@/api/client')
+        tab.setFetch(fetchSpy as unknown as typeof fetch)
+        tab.setCookieMode(true)
+        tab.setTokens('expired')
+        tabs.push(tab)
+      }
+      const loggedOut = vi.fn()
+      tabs.forEach((tab) => tab.onAuthChange((ok) => ok || loggedOut()))
+      const answers = await Promise.all(tabs.flatMap((tab) => [tab.requestRaw('get', '/a'), tab.requestRaw('get', '/b'), tab.requestRaw('get', '/c')]))
+      expect(answers).toEqual([1, 1, 1, 1, 1, 1])
+      expect(refreshes()).toBe(2)
+      expect(cookie).toBe('R0+')
+      expect(tabs.map((tab) => tab.getAccessToken())).toEqual(['access for R0+', 'access for R0+'])
+      expect(loggedOut).not.toHaveBeenCalled()
+      expect(request).not.toHaveBeenCalled()
+    } finally {
+      Reflect.deleteProperty(navigator, 'locks')
+      document.cookie = 'ironhand_csrf=; max-age=0; path=/'
+    }
+  })
+
+  it('in cookie mode a tab whose session another tab ended signs out at its next refresh', async () => {
+    setCookieMode(true)
+    const signedIn: boolean[] = []
+    const off = onAuthChange((ok) => signedIn.push(ok))
+    try {
+      setTokens('A')
+      // the other tab's logout cleared the shared cookies
+      const f = mockFetch(() => json(401, { code: 401, msg: 'revoked', data: null }))
+      await expect(requestRaw('get', '/auth/me')).rejects.toMatchObject({ status: 401 })
+      expect(f).toHaveBeenCalledTimes(1)
+      expect(signedIn).toEqual([false])
+      expect(getAccessToken()).toBeNull()
+    } finally {
+      off()
+      setCookieMode(false)
     }
   })
 })

@@ -4,7 +4,10 @@
  * - unwraps the `{code, msg, data}` envelope, throws a typed `ApiError` otherwise;
  * - keeps the access token (and, without cookie mode, the refresh token) in memory only;
  * - on 401 performs ONE refresh (`POST /api/v1/auth/refresh`, credentials included so the
- *   HttpOnly cookie is sent in cookie mode) and retries the request once;
+ *   HttpOnly cookie is sent in cookie mode) and retries the request once. Refreshes are
+ *   single-flight per tab; tabs do not coordinate (no cross-tab lock that could hang): the
+ *   server answers a refresh token it rotated moments ago with the same successor
+ *   (`auth.refresh_reuse_grace_secs`), so tabs sharing the cookie may refresh at once;
  * - on 429 exposes `retryAfter` (seconds) from `data.retry_after` or the `Retry-After` header.
  */
 import type { paths } from './schema'
@@ -47,6 +50,8 @@ const tokens: TokenState = { access: null, refresh: null }
 let cookieMode = false
 let fetchImpl: typeof fetch = (...args) => globalThis.fetch(...args)
 let refreshing: Promise<boolean> | null = null
+/** A refresh that has not answered by then counts as failed, so no caller waits forever. */
+export const REFRESH_TIMEOUT_MS = 15_000
 const authListeners = new Set<(loggedIn: boolean) => void>()
 
 export function setFetch(f: typeof fetch): void {
@@ -129,18 +134,28 @@ function networkError(e: unknown): ApiError {
   return new ApiError(0, 0, `Network error: ${msg}`, null)
 }
 
+function signedOut(): false {
+  clearTokens()
+  authListeners.forEach((cb) => cb(false))
+  return false
+}
+
 /**
- * One refresh at a time: concurrent 401s share it. Resolves true when a new access token
- * was obtained.
+ * One refresh at a time per tab: concurrent 401s share it. `failedWith` is the access token
+ * the refused request carried: when a refresh has replaced it meanwhile, the request only
+ * needs a retry, not another refresh. Resolves true when a current access token is there.
  */
-export function refreshAccessToken(): Promise<boolean> {
+export function refreshAccessToken(failedWith?: string | null): Promise<boolean> {
+  if (!refreshing && failedWith && tokens.access && tokens.access !== failedWith) return Promise.resolve(true)
   if (!refreshing) {
     refreshing = (async () => {
+      const abort = new AbortController()
+      const timer = setTimeout(() => abort.abort(), REFRESH_TIMEOUT_MS)
       try {
         const csrf = tokens.refresh ? null : csrfToken()
         // cookie mode: the CSRF cookie lives exactly as long as the refresh cookie, so
-        // without it there is nothing to refresh (a first visit, or after logout)
-        if (cookieMode && !tokens.refresh && !csrf) return false
+        // without it there is nothing to refresh (a first visit, or another tab logged out)
+        if (cookieMode && !tokens.refresh && !csrf) return tokens.access ? signedOut() : false
         const res = await fetchImpl(`${API_PREFIX}/auth/refresh`, {
           method: 'POST',
           credentials: 'include',
@@ -150,23 +165,19 @@ export function refreshAccessToken(): Promise<boolean> {
             ...(csrf ? { 'X-CSRF-Token': csrf } : {}),
           },
           body: JSON.stringify(tokens.refresh ? { refresh_token: tokens.refresh } : {}),
+          signal: abort.signal,
         })
-        if (!res.ok) {
-          clearTokens()
-          authListeners.forEach((cb) => cb(false))
-          return false
-        }
+        if (!res.ok) return signedOut()
         const env = (await res.json()) as { code: number; data: TokenResponse }
-        if (env.code !== 0 || !env.data?.access_token) {
-          clearTokens()
-          authListeners.forEach((cb) => cb(false))
-          return false
-        }
+        if (env.code !== 0 || !env.data?.access_token) return signedOut()
         setTokens(env.data.access_token, env.data.refresh_token ?? null)
         authListeners.forEach((cb) => cb(true))
         return true
       } catch {
+        // network failure or timeout: the session may well be alive, so keep the tokens
         return false
+      } finally {
+        clearTimeout(timer)
       }
     })().finally(() => {
       refreshing = null
@@ -203,9 +214,11 @@ export function authHeaders(): Record<string, string> {
 export async function requestRaw<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
   const url = buildUrl(path, opts.query)
   const useAuth = opts.auth !== false
+  let sentWith: string | null = null
   const send = async (): Promise<Response> => {
     const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers }
     if (opts.body !== undefined) headers['Content-Type'] = 'application/json'
+    sentWith = tokens.access
     if (useAuth) Object.assign(headers, authHeaders())
     try {
       return await fetchImpl(url, {
@@ -225,7 +238,7 @@ export async function requestRaw<T>(method: string, path: string, opts: RequestO
   // 401 is only ever "access token missing/expired/revoked" (or bad login credentials,
   // which are sent with auth: false). Refresh once, retry once, never loop.
   if (res.status === 401 && useAuth) {
-    if (await refreshAccessToken()) res = await send()
+    if (await refreshAccessToken(sentWith)) res = await send()
   }
   if (!res.ok) throw await errorFromResponse(res)
 

@@ -4,7 +4,7 @@
  * body); callers decide how to reconnect, with which cursor.
  */
 import { fetchEventSource } from '@microsoft/fetch-event-source'
-import { API_PREFIX, ApiError, authHeaders, errorFromResponse, refreshAccessToken } from './client'
+import { API_PREFIX, ApiError, authHeaders, errorFromResponse, getAccessToken, refreshAccessToken } from './client'
 
 export interface StreamEvent {
   id: string
@@ -76,10 +76,11 @@ async function openOnce(opts: SseOptions): Promise<void> {
 
 /** Opens the stream; on 401 refreshes once and retries. Resolves when the server closes it. */
 export async function openSse(opts: SseOptions): Promise<void> {
+  const sentWith = getAccessToken()
   try {
     await openOnce(opts)
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401 && (await refreshAccessToken())) {
+    if (e instanceof ApiError && e.status === 401 && (await refreshAccessToken(sentWith))) {
       await openOnce(opts)
       return
     }

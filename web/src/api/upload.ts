@@ -6,7 +6,7 @@
  */
 import { i18n } from '@/i18n'
 import { formatSize, maxUploadBytes } from '@/lib/files'
-import { API_PREFIX, ApiError, authHeaders, errorFromResponse, refreshAccessToken } from './client'
+import { API_PREFIX, ApiError, authHeaders, errorFromResponse, getAccessToken, refreshAccessToken } from './client'
 import type { FileInfo } from './types'
 
 export interface UploadOptions {
@@ -89,8 +89,9 @@ function sendOnce(file: File, opts: UploadOptions): Promise<RawAnswer> {
 export async function uploadFile(file: File, opts: UploadOptions = {}): Promise<FileInfo> {
   const refused = checkUpload(file, opts.maxBytes)
   if (refused) throw new ApiError(413, 413, refused, null)
+  const sentWith = getAccessToken()
   let answer = await sendOnce(file, opts)
-  if (answer.status === 401 && (await refreshAccessToken())) {
+  if (answer.status === 401 && (await refreshAccessToken(sentWith))) {
     opts.onProgress?.(0)
     answer = await sendOnce(file, opts)
   }
