@@ -19,7 +19,7 @@
 
 use crate::sandbox::{LocalSandbox, SessionNs};
 use async_trait::async_trait;
-use command_fds::{CommandFdExt, FdMapping};
+use command_fds::FdMapping;
 use ironhand_core::ports::browser::{BrowserOutcome, SandboxBrowser, VncStream};
 use ironhand_core::ports::sandbox::{SandboxError, SandboxResult};
 use std::os::fd::OwnedFd;
@@ -108,14 +108,24 @@ impl RunningBrowser {
 const LAUNCHER: &str = r#"exec 3<&- 4<&- 5<&-
 ulimit -HS -c 0
 mkdir -p /tmp/.X11-unix 2>/dev/null
-# A browser stopped before (SIGKILL) left its display's lock and socket.
-rm -f /tmp/.X0-lock /tmp/.X11-unix/X0 /run/ironhand/vnc.sock
+# A browser stopped before (SIGKILL) left its display's lock and socket: start_x removes them.
 xvnc=$1; w=$2; h=$3; shift 3
-"$xvnc" :0 -geometry "${w}x${h}" -depth 24 -rfbunixpath /run/ironhand/vnc.sock -rfbunixmode 0600 \
-  -rfbport -1 -SecurityTypes None -nolisten tcp -AlwaysShared -desktop Browser \
-  </dev/null 6<&- 7>&- &
-i=0
+start_x() {
+  rm -f /tmp/.X0-lock /tmp/.X11-unix/X0 /run/ironhand/vnc.sock
+  "$xvnc" :0 -geometry "${w}x${h}" -depth 24 -rfbunixpath /run/ironhand/vnc.sock -rfbunixmode 0600 \
+    -rfbport -1 -SecurityTypes None -nolisten tcp -AlwaysShared -desktop Browser \
+    </dev/null 6<&- 7>&- &
+  xpid=$!
+}
+start_x
+i=0; tries=0
 while [ ! -S /tmp/.X11-unix/X0 ] || [ ! -S /run/ironhand/vnc.sock ]; do
+  if ! kill -0 "$xpid" 2>/dev/null; then
+    # The display of a browser stopped a moment ago may not be gone yet: try again.
+    tries=$((tries + 1))
+    if [ "$tries" -gt 25 ]; then echo "Xvnc did not start" >&2; exit 1; fi
+    sleep 0.2; start_x; i=0; continue
+  fi
   i=$((i + 1))
   if [ "$i" -gt 200 ]; then echo "Xvnc did not start" >&2; exit 1; fi
   sleep 0.05
@@ -154,54 +164,23 @@ impl LocalSandbox {
             std::io::pipe().map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
         let (log_r, log_w) =
             std::io::pipe().map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
-        let pass = |fd: &OwnedFd, child_fd: i32| {
-            fd.try_clone()
-                .map(|parent_fd| FdMapping {
-                    parent_fd,
-                    child_fd,
-                })
-                .map_err(|e| unavailable(format!("cannot pass a namespace: {e}")))
-        };
-        let mut fds = vec![pass(&ns.userns, 3)?];
-        if let Some(net) = &ns.net {
-            fds.push(pass(&net.owner, crate::host::NET_OWNER_FD)?);
-            fds.push(pass(&net.netns, crate::host::NETNS_FD)?);
-        }
-        fds.push(FdMapping {
-            parent_fd: OwnedFd::from(cmd_r),
-            child_fd: 6,
-        });
-        fds.push(FdMapping {
-            parent_fd: OwnedFd::from(out_w),
-            child_fd: 7,
-        });
-        let (program, args) = match &ns.cgroup {
-            Some(group) => group.wrap(
-                &env.host.setpriv,
-                env.host.run_as,
-                &launch.program,
-                &launch.args,
-            ),
-            None => (launch.program.clone(), launch.args.clone()),
-        };
+        let fds = vec![
+            FdMapping {
+                parent_fd: OwnedFd::from(cmd_r),
+                child_fd: 6,
+            },
+            FdMapping {
+                parent_fd: OwnedFd::from(out_w),
+                child_fd: 7,
+            },
+        ];
         let log_w2 = log_w
             .try_clone()
             .map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
-        let mut cmd = tokio::process::Command::new(&program);
-        cmd.args(&args)
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::null())
+        let mut cmd = ns.command(&env.host, &launch, fds)?;
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log_w))
-            .stderr(Stdio::from(log_w2))
-            .kill_on_drop(true);
-        if ns.cgroup.is_none()
-            && let Some((uid, gid)) = env.host.run_as
-        {
-            cmd.uid(uid).gid(gid);
-        }
-        cmd.fd_mappings(fds)
-            .map_err(|e| unavailable(format!("cannot pass file descriptors: {e}")))?;
+            .stderr(Stdio::from(log_w2));
         let spawned = cmd.spawn();
         drop(cmd); // the host's copies of the child's pipe ends
         let child = spawned.map_err(|e| unavailable(format!("cannot start the browser: {e}")))?;

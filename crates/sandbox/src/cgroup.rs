@@ -227,6 +227,13 @@ pub(crate) struct SandboxCgroup {
     memory_bytes: u64,
 }
 
+/// A group nobody holds any more (its sandbox stopped, or starting it was abandoned) goes.
+impl Drop for SandboxCgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
 impl SandboxCgroup {
     /// The `cgroup.procs` files a process writes its pid to, to join.
     pub(crate) fn procs_files(&self) -> Vec<PathBuf> {

@@ -636,6 +636,19 @@ pub(crate) fn sandbox_env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// A copy of `fd` to be `child_fd` in a child process.
+pub(crate) fn pass_fd(
+    fd: &std::os::fd::OwnedFd,
+    child_fd: i32,
+) -> Result<command_fds::FdMapping, SandboxError> {
+    fd.try_clone()
+        .map(|parent_fd| command_fds::FdMapping {
+            parent_fd,
+            child_fd,
+        })
+        .map_err(|e| unavailable(format!("cannot pass a namespace: {e}")))
+}
+
 fn push<'a>(args: &mut Vec<OsString>, items: impl IntoIterator<Item = &'a str>) {
     args.extend(items.into_iter().map(OsString::from));
 }

@@ -159,14 +159,7 @@ impl SessionNet {
     /// the loopback up; nothing connects the namespace to the outside.
     pub(crate) async fn isolated(host: &Host, tools: &IsoTools, pid: u32) -> SandboxResult<Self> {
         let (owner, netns) = open_namespaces(host, pid)?;
-        let pass = |fd: &OwnedFd, child_fd: i32| {
-            fd.try_clone()
-                .map(|parent_fd| FdMapping {
-                    parent_fd,
-                    child_fd,
-                })
-                .map_err(|e| unavailable(format!("cannot pass a namespace: {e}")))
-        };
+        let pass = crate::host::pass_fd;
         let mut cmd = tokio::process::Command::new(&tools.nsenter);
         cmd.args([
             "--preserve-credentials".to_string(),

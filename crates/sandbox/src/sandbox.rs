@@ -39,6 +39,42 @@ pub(crate) struct SessionNs {
 }
 
 impl SessionNs {
+    /// A command that runs `launch` in these namespaces: its descriptors passed (the user
+    /// namespace as fd 3, the network's owner and namespace as 4 and 5, then `extra`), the
+    /// environment cleared, and — in a cgroup — a root wrapper that joins it and drops to
+    /// the sandbox user; otherwise it starts as that user. Stdio is the caller's.
+    pub(crate) fn command(
+        &self,
+        host: &Host,
+        launch: &crate::host::Launch,
+        extra: Vec<FdMapping>,
+    ) -> SandboxResult<tokio::process::Command> {
+        let pass = crate::host::pass_fd;
+        let mut fds = vec![pass(&self.userns, 3)?];
+        if let Some(net) = &self.net {
+            fds.push(pass(&net.owner, crate::host::NET_OWNER_FD)?);
+            fds.push(pass(&net.netns, crate::host::NETNS_FD)?);
+        }
+        fds.extend(extra);
+        let (program, args) = match &self.cgroup {
+            Some(group) => group.wrap(&host.setpriv, host.run_as, &launch.program, &launch.args),
+            None => (launch.program.clone(), launch.args.clone()),
+        };
+        let mut cmd = tokio::process::Command::new(&program);
+        cmd.args(&args)
+            .env_clear()
+            .current_dir("/")
+            .kill_on_drop(true);
+        if self.cgroup.is_none()
+            && let Some((uid, gid)) = host.run_as
+        {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.fd_mappings(fds)
+            .map_err(|e| unavailable(format!("cannot pass file descriptors: {e}")))?;
+        Ok(cmd)
+    }
+
     async fn stop(&self) {
         if let Some(net) = &self.net {
             net.stop().await;
@@ -98,7 +134,13 @@ impl LocalSandbox {
         dirs.create(&host)?;
         Ok(Arc::new_cyclic(|me| Self {
             label: label.to_string(),
-            env: Arc::new(ShellEnv { host, config, dirs }),
+            env: Arc::new(ShellEnv {
+                host,
+                config,
+                dirs,
+                mounts: Mutex::new(()),
+                gone: AtomicBool::new(false),
+            }),
             shells: Mutex::new(HashMap::new()),
             next_key: AtomicU32::new(1),
             ns: tokio::sync::Mutex::new(None),
@@ -253,6 +295,10 @@ impl LocalSandbox {
         }
         let env = self.env.clone();
         tokio::task::spawn_blocking(move || {
+            let _turn = env.mounts.lock().unwrap_or_else(|p| p.into_inner());
+            if env.gone.load(Ordering::SeqCst) {
+                return Err(unavailable("this session's sandbox was destroyed"));
+            }
             let owner = env.host.run_as.unwrap_or_else(|| {
                 (
                     rustix::process::geteuid().as_raw(),
@@ -450,6 +496,7 @@ impl LocalSandbox {
         let env = self.env.clone();
         let dirs = self.env.dirs.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            let _turn = env.mounts.lock().unwrap_or_else(|p| p.into_inner());
             env.host.volumes.release(&env.dirs);
             for d in [&dirs.tmp, &dirs.run] {
                 if let Err(e) = std::fs::remove_dir_all(d)
@@ -527,6 +574,7 @@ impl LocalSandbox {
 
     pub(crate) async fn destroy(&self, remove_workspace: bool) -> SandboxResult<()> {
         self.destroyed.store(true, Ordering::SeqCst);
+        self.env.gone.store(true, Ordering::SeqCst);
         // Kill first so that operations waiting on commands end and release the lock.
         for s in self
             .shells

@@ -21,7 +21,6 @@ use crate::files::prompt_dir;
 use crate::host::{CONTROL_DIR, Host, NET_OWNER_FD, NETNS_FD, SessionDirs};
 use crate::output::{MARK, OutputBuf, Scanner, human_bytes};
 use crate::sandbox::SessionNs;
-use command_fds::{CommandFdExt, FdMapping};
 use ironhand_core::ports::sandbox::{
     ConsoleRecord, SANDBOX_HOME, SandboxError, SandboxResult, ShellOutcome,
 };
@@ -68,6 +67,11 @@ pub(crate) struct ShellEnv {
     pub(crate) host: Arc<Host>,
     pub(crate) config: Arc<LocalSandboxConfig>,
     pub(crate) dirs: SessionDirs,
+    /// Mounting and unmounting the workspace take turns (they run on blocking threads that
+    /// outlive a cancelled caller).
+    pub(crate) mounts: Mutex<()>,
+    /// Set by destroy: nothing is mounted any more.
+    pub(crate) gone: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -708,47 +712,13 @@ impl Shell {
         let (input, input_drain) = self.make_fifo()?;
         let (out_r, out_w) =
             std::io::pipe().map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
-        let pass = |fd: &OwnedFd, child_fd: i32| {
-            fd.try_clone()
-                .map(|parent_fd| FdMapping {
-                    parent_fd,
-                    child_fd,
-                })
-                .map_err(|e| unavailable(format!("cannot pass a namespace: {e}")))
-        };
-        let mut fds = vec![pass(&ns.userns, 3)?];
-        if let Some(net) = &ns.net {
-            fds.push(pass(&net.owner, NET_OWNER_FD)?);
-            fds.push(pass(&net.netns, NETNS_FD)?);
-        }
         let out_w2 = out_w
             .try_clone()
             .map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
-        // In a cgroup, a root wrapper joins it and drops to the sandbox user itself.
-        let (program, args) = match &ns.cgroup {
-            Some(group) => group.wrap(
-                &env.host.setpriv,
-                env.host.run_as,
-                &launch.program,
-                &launch.args,
-            ),
-            None => (launch.program.clone(), launch.args.clone()),
-        };
-        let mut cmd = tokio::process::Command::new(&program);
-        cmd.args(&args)
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::piped())
+        let mut cmd = ns.command(&env.host, &launch, Vec::new())?;
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::from(out_w))
-            .stderr(Stdio::from(out_w2))
-            .kill_on_drop(true);
-        if ns.cgroup.is_none()
-            && let Some((uid, gid)) = env.host.run_as
-        {
-            cmd.uid(uid).gid(gid);
-        }
-        cmd.fd_mappings(fds)
-            .map_err(|e| unavailable(format!("cannot pass file descriptors: {e}")))?;
+            .stderr(Stdio::from(out_w2));
         let spawned = cmd.spawn();
         drop(cmd); // closes the host's copies of the pipe's write end
         let mut child = spawned.map_err(|e| {
