@@ -8,6 +8,7 @@ use crate::memory::{AgentMemory, Phase, StepResult};
 use crate::plan::{parse_create_plan, parse_steps, truncate_chars};
 use crate::prompts;
 use crate::tools::{self, ToolContext, ToolOutcome, ToolRegistry, Toolbox};
+use ironhand_core::DomainError;
 use ironhand_core::files::FileService;
 use ironhand_core::ids::FileId;
 use ironhand_core::ports::{SandboxProvider, Store};
@@ -41,6 +42,9 @@ pub enum RunEnd {
     /// This worker let go (shutdown, lost lease, session deleted): say nothing, the run
     /// continues elsewhere or no longer exists.
     Released,
+    /// Storage refused to record the run's progress (the cause is in the log); nothing
+    /// told the user yet.
+    StorageFailed,
 }
 
 /// Why a run is asked to stop.
@@ -84,9 +88,16 @@ impl RunControl {
 enum Abort {
     Stopped,
     Failed(String),
-    /// The session is gone (deleted) or storage failed: nothing more can be recorded.
+    /// The session is gone (deleted): nothing more can be recorded.
     Lost,
+    /// Storage refused a write of the run's progress.
+    Storage,
 }
+
+/// The `called` that closes a tool call left at `calling` (the run stopped during it).
+pub(crate) const CALL_INTERRUPTED: &str =
+    "Interrupted: the run stopped while this tool was working, and this call got no result.";
+const CALL_STOPPED: &str = "Stopped by the user.";
 
 /// How often a paused run asks whether the user handed the browser back.
 const TAKEOVER_POLL: Duration = Duration::from_millis(500);
@@ -149,15 +160,46 @@ impl Agent {
         match turn.work().await {
             Ok(end) => end,
             Err(Abort::Stopped) => match control.reason() {
-                Some(StopReason::User) => RunEnd::Cancelled,
+                Some(StopReason::User) => {
+                    let _ = self.close_open_call(run, CALL_STOPPED).await;
+                    RunEnd::Cancelled
+                }
                 _ => RunEnd::Released,
             },
             Err(Abort::Failed(sentence)) => match turn.emit(&AgentEvent::error(sentence)).await {
                 Ok(()) => RunEnd::Failed,
-                Err(_) => RunEnd::Released,
+                Err(Abort::Lost) => RunEnd::Released,
+                Err(_) => RunEnd::StorageFailed,
             },
             Err(Abort::Lost) => RunEnd::Released,
+            Err(Abort::Storage) => RunEnd::StorageFailed,
         }
+    }
+
+    /// Closes the session's last tool call if the log leaves it at `calling` (the run
+    /// stopped during it: a crash, a shutdown, a stop), as failed with `why`, so no client
+    /// shows it running forever. A resumed run decides again under a new call id.
+    pub async fn close_open_call(&self, run: &Run, why: &str) -> Result<(), DomainError> {
+        let Some(last) = self.store.latest_event(run.session_id, "tool").await? else {
+            return Ok(());
+        };
+        let field = |key: &str| last.data.get(key).cloned().unwrap_or(Value::Null);
+        if field("status") != json!("calling") {
+            return Ok(());
+        }
+        let text = |key: &str| field(key).as_str().unwrap_or_default().to_string();
+        let closing = AgentEvent::Tool {
+            tool_call_id: text("tool_call_id"),
+            name: text("name"),
+            function: text("function"),
+            args: field("args"),
+            status: ToolStatus::Called,
+            content: Some(json!({"success": false, "error": why})),
+        };
+        self.publisher
+            .publish(run.session_id, run.user_id, &closing)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -172,30 +214,41 @@ struct Turn<'a> {
 
 impl Turn<'_> {
     async fn emit(&self, event: &AgentEvent) -> Result<(), Abort> {
-        self.agent
+        match self
+            .agent
             .publisher
             .publish(self.run.session_id, self.run.user_id, event)
             .await
-            .map(|_| ())
-            .map_err(|error| {
-                tracing::warn!(%error, session_id = %self.run.session_id, "could not store an event; giving up the run");
-                Abort::Lost
-            })
+        {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.storage_failed("store an event", &error).await),
+        }
     }
 
     async fn save(&self) -> Result<(), Abort> {
-        self.agent
+        let saved = self
+            .agent
             .store
             .save_memory(
                 self.run.session_id,
                 &self.memory.to_json(),
                 OffsetDateTime::now_utc(),
             )
-            .await
-            .map_err(|error| {
-                tracing::warn!(%error, "could not save agent memory");
-                Abort::Lost
-            })
+            .await;
+        match saved {
+            Ok(()) => Ok(()),
+            Err(error) => Err(self.storage_failed("save the agent's memory", &error).await),
+        }
+    }
+
+    /// A read or write storage refused ends the run: `Lost` when the session was deleted
+    /// meanwhile (nothing to record), `Storage` otherwise.
+    async fn storage_failed(&self, what: &str, error: &(dyn std::fmt::Display + Sync)) -> Abort {
+        if let Ok(None) = self.agent.store.session_by_id(self.run.session_id).await {
+            return Abort::Lost;
+        }
+        tracing::warn!(%error, session_id = %self.run.session_id, run_id = %self.run.id, "could not {what}; the run fails");
+        Abort::Storage
     }
 
     async fn work(&mut self) -> Result<RunEnd, Abort> {
@@ -341,18 +394,20 @@ impl Turn<'_> {
     /// Picks up where the session's memory stands: a new task, the reply to a question, or
     /// (after a crash) the interrupted run.
     async fn load_memory(&mut self) -> Result<(), Abort> {
-        let stored = self
-            .agent
-            .store
-            .load_memory(self.run.session_id)
-            .await
-            .map_err(|_| Abort::Lost)?
-            .and_then(AgentMemory::from_json);
+        let stored = match self.agent.store.load_memory(self.run.session_id).await {
+            Ok(stored) => stored.and_then(AgentMemory::from_json),
+            Err(error) => return Err(self.storage_failed("load the agent's memory", &error).await),
+        };
         let run_id = self.run.id.to_string();
         self.memory = match stored {
             // This run was already under way (a crash or a hand-back): go on from there.
             Some(mut memory) if memory.run_id == run_id => {
                 drop_unanswered_calls(&mut memory.messages);
+                if let Err(error) = self.agent.close_open_call(self.run, CALL_INTERRUPTED).await {
+                    return Err(self
+                        .storage_failed("close an interrupted tool call", &error)
+                        .await);
+                }
                 memory
             }
             // The answer to the agent's question continues the paused work.
@@ -524,7 +579,7 @@ impl Turn<'_> {
                         .store
                         .set_session_title(
                             self.run.session_id,
-                            &plan.title,
+                            &ironhand_core::text::without_nul(&plan.title),
                             OffsetDateTime::now_utc(),
                         )
                         .await;

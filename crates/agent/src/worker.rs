@@ -47,6 +47,9 @@ pub struct RunWorker {
     running: Mutex<HashMap<RunId, Arc<RunControl>>>,
 }
 
+/// Told to the user when storage refused the run's progress (the cause is in the log).
+const STORAGE_FAILED: &str = "This task stopped because the server could not save its progress (a storage error; the details are in the server log). Send a message to try again.";
+
 fn time_after(duration: Duration) -> OffsetDateTime {
     OffsetDateTime::now_utc() + duration
 }
@@ -162,6 +165,7 @@ impl RunWorker {
         tracing::info!(run_id = %run.id, session_id = %run.session_id, attempt = run.attempts, "run claimed");
         if run.cancel_requested {
             // Stopped while nobody was working on it (handed back, or its worker died).
+            self.close_open_call(&run).await;
             self.record(
                 &run,
                 &lease,
@@ -174,7 +178,11 @@ impl RunWorker {
             return;
         }
         if run.attempts > self.config.max_attempts {
-            let sentence = "This task was interrupted several times (the server restarted while it ran) and was given up. Send a message to try again.";
+            let sentence = format!(
+                "This task was started {} times without finishing: each time, the server working on it stopped or lost its hold on it before the end. It was given up. Send a message to try again.",
+                run.attempts - 1
+            );
+            self.close_open_call(&run).await;
             metrics::counter!("ironhand_runs_total", "outcome" => RunStatus::Interrupted.as_str())
                 .increment(1);
             self.record(
@@ -217,6 +225,20 @@ impl RunWorker {
                 SessionStatus::Completed,
                 Some(AgentEvent::Done),
             ),
+            RunEnd::StorageFailed => {
+                metrics::counter!("ironhand_runs_total", "outcome" => RunStatus::Failed.as_str())
+                    .increment(1);
+                self.record(
+                    &run,
+                    &lease,
+                    RunStatus::Failed,
+                    SessionStatus::Failed,
+                    Some(AgentEvent::error(STORAGE_FAILED)),
+                    Some(AgentEvent::Done),
+                )
+                .await;
+                return;
+            }
             RunEnd::Released => {
                 if control.reason() == Some(StopReason::Shutdown) {
                     // Hand it back: the next worker to start continues it from memory.
@@ -239,6 +261,17 @@ impl RunWorker {
         metrics::histogram!("ironhand_run_seconds").record(started.elapsed().as_secs_f64());
         self.record(&run, &lease, status, session_status, None, last)
             .await;
+    }
+
+    /// Closes a tool call a previous attempt left at `calling`.
+    async fn close_open_call(&self, run: &Run) {
+        if let Err(error) = self
+            .agent
+            .close_open_call(run, crate::flow::CALL_INTERRUPTED)
+            .await
+        {
+            tracing::warn!(%error, run_id = %run.id, "could not close an interrupted tool call");
+        }
     }
 
     /// Records the outcome, then stores the closing events, so a client that sees `done`

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod ports;
 pub mod session;
 pub mod subscription;
+pub mod text;
 pub mod user;
 
 pub use error::{DomainError, FieldError, StoreError};

@@ -269,6 +269,16 @@ macro_rules! impl_billing_store {
                     ).await
                 }
 
+                async fn payment_event_seen(&self, event_id: &str) -> StoreResult<bool> {
+                    let seen: Option<i64> =
+                        sqlx::query_scalar("SELECT received_at FROM payment_events WHERE id = $1")
+                            .bind(event_id)
+                            .fetch_optional(self.reader())
+                            .await
+                            .map_err(store_err)?;
+                    Ok(seen.is_some())
+                }
+
                 async fn apply_payment_event(
                     &self,
                     event_id: &str,

@@ -15,7 +15,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use ironhand_agent::{Agent, RunWorker};
 use ironhand_core::DomainError;
 use ironhand_core::auth::{AuthProvider, AuthService, AuthSettings, PasswordHasher, TokenSigner};
@@ -169,6 +168,7 @@ impl AppState {
             refresh_ttl: Duration::from_secs(a.refresh_token_days * 24 * 3600),
             code_ttl: Duration::from_secs(a.verification_code_ttl_secs),
             code_max_attempts: a.verification_code_max_attempts,
+            refresh_reuse_grace: Duration::from_secs(a.refresh_reuse_grace_secs),
             // The free plan of `billing.plans` is what a new account starts on.
             free_monthly_runs: settings
                 .plans()
@@ -512,23 +512,36 @@ pub async fn serve(
             }
         });
     }
+    let open_files = crate::http::connections::raise_open_files_limit();
+    let limits = crate::http::connections::ConnectionLimits::from_settings(
+        &state.settings.server,
+        open_files,
+    );
+    tracing::info!(
+        open_files = open_files.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+        max_connections = limits.max_connections,
+        max_connections_per_ip = limits.max_connections_per_ip,
+        header_read_timeout_s = limits.header_read_timeout.as_secs(),
+        idle_timeout_s = limits.idle_timeout.as_secs(),
+        "connection limits"
+    );
+    if let Some(files) = open_files
+        && limits.max_connections as u64 + 64 > files
+    {
+        tracing::warn!(
+            open_files = files,
+            max_connections = limits.max_connections,
+            "server.max_connections leaves fewer than 64 of the open-file limit for the database, files and sandboxes; lower it or raise the hard limit"
+        );
+    }
     let app = router(state);
-    // Without TCP_NODELAY a small SSE frame on a kept-alive connection waits for the
-    // client's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = crate::http::connections::serve(listener, app, limits, shutdown.clone());
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        result = server => result.context("the HTTP server stopped with an error")?,
+        () = server => {}
         _ = deadline => tracing::warn!(grace_s = grace.as_secs(), "shutdown grace period over; closing remaining connections"),
     }
     // Running runs go back to the queue before the process exits.

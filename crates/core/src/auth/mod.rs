@@ -8,5 +8,7 @@ pub mod service;
 pub mod tokens;
 
 pub use password::{PasswordHasher, PasswordParams};
-pub use service::{AuthProvider, AuthService, AuthSettings, Authenticated, TokenPair};
+pub use service::{
+    AuthProvider, AuthService, AuthSettings, Authenticated, KNOWN_DEVICE_TTL, TokenPair,
+};
 pub use tokens::{AccessClaims, TokenSigner};

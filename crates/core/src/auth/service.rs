@@ -17,6 +17,13 @@ use uuid::Uuid;
 
 pub const RESET_PASSWORD: &str = "reset_password";
 const INVALID_LOGIN: &str = "Invalid email or password";
+/// How far apart the clocks of two instances may be: an ended login stays denied this much
+/// longer than an access token lives, so no instance still honours one of its tokens.
+const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(60);
+/// How long a device token handed out at a sign-in marks that client as a known device.
+pub const KNOWN_DEVICE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The most rotations one grace answer walks to reach a login's newest refresh token.
+const MAX_SUCCESSOR_STEPS: usize = 16;
 pub(super) const INVALID_CODE: &str =
     "The verification code is invalid or has expired. Request a new code.";
 pub(super) const ANONYMOUS_EMAIL: &str = "anonymous@ironhand.local";
@@ -47,6 +54,9 @@ pub struct AuthSettings {
     pub refresh_ttl: Duration,
     pub code_ttl: Duration,
     pub code_max_attempts: i32,
+    /// How long a refresh token that was just rotated still answers, with its successor
+    /// (two tabs racing one refresh); zero treats every second use as theft.
+    pub refresh_reuse_grace: Duration,
     pub free_monthly_runs: i64,
     pub product_name: String,
     /// The one account that may log in when `provider = Local` (lower-cased).
@@ -84,6 +94,15 @@ pub(super) fn now() -> OffsetDateTime {
 
 pub(super) fn validation(errors: Vec<FieldError>) -> DomainError {
     DomainError::Validation(errors)
+}
+
+/// An email as typed, the way accounts store it (trimmed, lower-cased).
+fn normal_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn session_expired() -> DomainError {
+    DomainError::Unauthorized("Your session has expired. Please log in again.".into())
 }
 
 impl AuthService {
@@ -246,6 +265,21 @@ impl AuthService {
         Ok((user, tokens))
     }
 
+    /// A token that marks this client as a known device of `email`'s account, handed out at
+    /// each successful sign-in: the server throttles sign-ins from known devices apart from
+    /// everyone else's, so strangers guessing a password cannot lock the owner out.
+    pub fn device_token(&self, email: &str) -> String {
+        let expires_at = now() + KNOWN_DEVICE_TTL;
+        self.signer
+            .device_token(&normal_email(email), expires_at.unix_timestamp())
+    }
+
+    /// The device id behind `token`, when it is a live device token of `email`'s account.
+    pub fn known_device(&self, email: &str, token: &str) -> Option<String> {
+        self.signer
+            .device_nonce(&normal_email(email), token, now().unix_timestamp())
+    }
+
     /// After a successful login with a hash made under older costs, stores a new hash at
     /// today's costs. Sessions are untouched; a failure only means trying again next time.
     async fn upgrade_hash(&self, user: &User, password: &str) {
@@ -270,60 +304,149 @@ impl AuthService {
         }
     }
 
-    /// Rotates a refresh token. Presenting one that was already rotated revokes its family.
+    /// Rotates a refresh token. A token rotated less than `refresh_reuse_grace` ago answers
+    /// with its successor (two tabs racing one refresh); any later use is theft and ends the
+    /// whole login.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, DomainError> {
-        let invalid =
-            || DomainError::Unauthorized("Your session has expired. Please log in again.".into());
         let hash = tokens::hash_refresh_token(refresh_token);
         let Some(record) = self.store.refresh_token_by_hash(&hash).await? else {
-            return Err(invalid());
+            return Err(session_expired());
         };
-        let t = now();
         if record.revoked_at.is_some() {
-            return Err(invalid());
+            return Err(session_expired());
         }
-        if record.rotated_at.is_some() {
-            tracing::warn!(user_id = %record.user_id, family = %record.family_id, "refresh token reuse detected; revoking its family");
-            self.store
-                .revoke_refresh_family(record.family_id, t)
-                .await?;
-            return Err(invalid());
+        if let Some(rotated_at) = record.rotated_at {
+            return self
+                .refresh_rotated(refresh_token, &record, rotated_at)
+                .await;
         }
+        let t = now();
         if record.expires_at <= t {
-            return Err(invalid());
+            return Err(session_expired());
         }
         let user = match self.store.user_by_id(record.user_id).await? {
             Some(u) if u.is_active && self.may_sign_in(&u) => u,
-            _ => return Err(invalid()),
+            _ => return Err(session_expired()),
         };
-        let (next, pair) = self.mint(&user, record.family_id)?;
+        let (next, pair) = self.mint(&user, record.family_id, Some(refresh_token))?;
         if !self.store.rotate_refresh_token(record.id, &next, t).await? {
-            // The family was revoked meanwhile, or another request rotated this token first
-            // (reuse): either way the family is dead.
-            self.store
-                .revoke_refresh_family(record.family_id, t)
-                .await?;
-            return Err(invalid());
+            // Another request rotated this token first (two tabs at once), or the family was
+            // revoked meanwhile: read it again to tell which.
+            return match self.store.refresh_token_by_hash(&hash).await? {
+                Some(
+                    again @ RefreshTokenRecord {
+                        rotated_at: Some(rotated_at),
+                        revoked_at: None,
+                        ..
+                    },
+                ) => {
+                    self.refresh_rotated(refresh_token, &again, rotated_at)
+                        .await
+                }
+                _ => {
+                    self.end_login(record.family_id).await?;
+                    Err(session_expired())
+                }
+            };
         }
         Ok(pair)
     }
 
+    /// A refresh token that was already rotated: within the grace window, the login's newest
+    /// token again; after it, reuse, which ends the login (theft detection).
+    async fn refresh_rotated(
+        &self,
+        refresh_token: &str,
+        record: &RefreshTokenRecord,
+        rotated_at: OffsetDateTime,
+    ) -> Result<TokenPair, DomainError> {
+        let grace = self.settings.refresh_reuse_grace;
+        if !grace.is_zero()
+            && now() - rotated_at <= grace
+            && let Some(pair) = self.reissue_successor(refresh_token, record).await?
+        {
+            return Ok(pair);
+        }
+        tracing::warn!(user_id = %record.user_id, family = %record.family_id, "refresh token reuse detected; ending its login");
+        self.end_login(record.family_id).await?;
+        Err(session_expired())
+    }
+
+    /// Follows the rotations from `refresh_token` (each successor is derived from its
+    /// predecessor) to the newest token of the login, and pairs it with a new access token.
+    /// `None` when the login can no longer continue.
+    async fn reissue_successor(
+        &self,
+        refresh_token: &str,
+        record: &RefreshTokenRecord,
+    ) -> Result<Option<TokenPair>, DomainError> {
+        let mut token = refresh_token.to_string();
+        for _ in 0..MAX_SUCCESSOR_STEPS {
+            let (successor, hash) = self.signer.successor_refresh_token(&token);
+            let Some(next) = self.store.refresh_token_by_hash(&hash).await? else {
+                return Ok(None);
+            };
+            if next.family_id != record.family_id
+                || next.revoked_at.is_some()
+                || next.expires_at <= now()
+            {
+                return Ok(None);
+            }
+            if next.rotated_at.is_some() {
+                token = successor;
+                continue;
+            }
+            let user = match self.store.user_by_id(record.user_id).await? {
+                Some(u) if u.is_active && self.may_sign_in(&u) => u,
+                _ => return Ok(None),
+            };
+            return Ok(Some(TokenPair {
+                access_token: self.access_token(&user, record.family_id, now())?,
+                refresh_token: successor,
+                access_expires_in: self.settings.access_ttl,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Ends one login: every access token it issued is refused from now on (on every
+    /// instance), and its refresh tokens are revoked. The denial comes first, so a failure
+    /// changes nothing and the caller can try again.
+    async fn end_login(&self, family: Uuid) -> Result<(), DomainError> {
+        self.denylist
+            .deny_login(family, self.settings.access_ttl + CLOCK_SKEW_MARGIN)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "token denylist unavailable");
+                DomainError::Unavailable(
+                    "Could not end the session right now. Try again shortly.".into(),
+                )
+            })?;
+        self.store.revoke_refresh_family(family, now()).await?;
+        Ok(())
+    }
+
     async fn issue_new_family(&self, user: &User) -> Result<TokenPair, DomainError> {
-        let (first, pair) = self.mint(user, Uuid::now_v7())?;
+        let (first, pair) = self.mint(user, Uuid::now_v7(), None)?;
         self.store
             .start_refresh_family(&first, user.token_version)
             .await?;
         Ok(pair)
     }
 
-    /// A new refresh-token record for `family_id` and the token pair to hand out.
+    /// A new refresh-token record for `family_id` and the token pair to hand out. A login's
+    /// first token is random; each later one is the successor of the token it replaces.
     fn mint(
         &self,
         user: &User,
         family_id: Uuid,
+        previous: Option<&str>,
     ) -> Result<(RefreshTokenRecord, TokenPair), DomainError> {
         let t = now();
-        let (refresh_token, token_hash) = tokens::new_refresh_token();
+        let (refresh_token, token_hash) = match previous {
+            Some(previous) => self.signer.successor_refresh_token(previous),
+            None => tokens::new_refresh_token(),
+        };
         let record = RefreshTokenRecord {
             id: Uuid::now_v7(),
             user_id: user.id,
@@ -334,6 +457,20 @@ impl AuthService {
             rotated_at: None,
             revoked_at: None,
         };
+        let pair = TokenPair {
+            access_token: self.access_token(user, family_id, t)?,
+            refresh_token,
+            access_expires_in: self.settings.access_ttl,
+        };
+        Ok((record, pair))
+    }
+
+    fn access_token(
+        &self,
+        user: &User,
+        family_id: Uuid,
+        t: OffsetDateTime,
+    ) -> Result<String, DomainError> {
         let claims = AccessClaims {
             sub: user.id,
             iat: t.unix_timestamp(),
@@ -343,13 +480,7 @@ impl AuthService {
             ver: user.token_version,
             fam: family_id,
         };
-        let access_token = self.signer.sign(&claims).map_err(DomainError::internal)?;
-        let pair = TokenPair {
-            access_token,
-            refresh_token,
-            access_expires_in: self.settings.access_ttl,
-        };
-        Ok((record, pair))
+        self.signer.sign(&claims).map_err(DomainError::internal)
     }
 
     /// Resolves a bearer token to a live, active user. Anything else is 401.
@@ -366,12 +497,16 @@ impl AuthService {
             .signer
             .verify(token)
             .ok_or_else(|| unauthorized("Your access token is invalid or has expired."))?;
-        let denied = self.denylist.is_denied(&claims.jti).await.map_err(|e| {
-            tracing::error!(error = %e, "token denylist unavailable");
-            DomainError::Unavailable(
-                "Authentication is temporarily unavailable. Try again shortly.".into(),
-            )
-        })?;
+        let denied = self
+            .denylist
+            .is_login_denied(claims.fam)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "token denylist unavailable");
+                DomainError::Unavailable(
+                    "Authentication is temporarily unavailable. Try again shortly.".into(),
+                )
+            })?;
         if denied {
             return Err(unauthorized(
                 "This access token has been revoked. Log in again.",
@@ -389,8 +524,8 @@ impl AuthService {
         })
     }
 
-    /// Revokes this access token and its refresh-token family (and the family of
-    /// `refresh_token`, if a different one was given).
+    /// Ends this login: every access token it issued (not only the one presented) and its
+    /// refresh tokens; and the login of `refresh_token` too, if it is another of this user's.
     pub async fn logout(
         &self,
         who: &Authenticated,
@@ -400,26 +535,16 @@ impl AuthService {
         let Some(claims) = &who.claims else {
             return Ok(());
         };
-        let t = now();
-        let remaining = (claims.exp - t.unix_timestamp()).max(1) as u64;
-        self.denylist
-            .deny(&claims.jti, Duration::from_secs(remaining))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "token denylist unavailable");
-                DomainError::Unavailable("Could not log out right now. Try again shortly.".into())
-            })?;
-        self.store.revoke_refresh_family(claims.fam, t).await?;
+        self.end_login(claims.fam).await?;
         if let Some(rt) = refresh_token.filter(|s| !s.is_empty())
             && let Some(record) = self
                 .store
                 .refresh_token_by_hash(&tokens::hash_refresh_token(rt))
                 .await?
             && record.user_id == who.user.id
+            && record.family_id != claims.fam
         {
-            self.store
-                .revoke_refresh_family(record.family_id, t)
-                .await?;
+            self.end_login(record.family_id).await?;
         }
         Ok(())
     }

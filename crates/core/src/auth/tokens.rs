@@ -18,7 +18,9 @@ pub struct AccessClaims {
     pub kind: String,
     /// The user's token version when issued; older versions are refused.
     pub ver: i64,
-    /// The refresh-token family this access token came from (logout revokes it).
+    /// The login (refresh-token family) this access token came from: ending the login
+    /// (logout, refresh-token reuse) puts it on the denylist, which ends every access token
+    /// of that login at once.
     pub fam: Uuid,
 }
 
@@ -29,19 +31,31 @@ pub struct TokenSigner {
     encoding: EncodingKey,
     decoding: DecodingKey,
     code_key: Vec<u8>,
+    successor_key: Vec<u8>,
+    device_key: Vec<u8>,
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+fn keyed_hash(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac =
+        <HmacSha256 as KeyInit>::new_from_slice(key).expect("hmac accepts any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 impl TokenSigner {
-    /// `secret` signs access tokens; a separate key for one-time codes is derived from it.
+    /// `secret` signs access tokens; separate keys for one-time codes, refresh-token
+    /// successors and device cookies are derived from it.
     pub fn new(secret: &[u8]) -> Self {
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(secret)
-            .expect("hmac accepts any key length");
-        mac.update(b"ironhand verification codes v1");
-        let code_key = mac.finalize().into_bytes().to_vec();
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
-            code_key,
+            code_key: keyed_hash(secret, &[b"ironhand verification codes v1"]).to_vec(),
+            successor_key: keyed_hash(secret, &[b"ironhand refresh successors v1"]).to_vec(),
+            device_key: keyed_hash(secret, &[b"ironhand device cookies v1"]).to_vec(),
         }
     }
 
@@ -61,11 +75,57 @@ impl TokenSigner {
 
     /// Keyed hash of a one-time code, bound to the user it was issued to.
     pub fn hash_code(&self, user: UserId, code: &str) -> String {
-        let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&self.code_key)
-            .expect("hmac accepts any key length");
-        mac.update(user.0.as_bytes());
-        mac.update(code.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hex::encode(keyed_hash(
+            &self.code_key,
+            &[user.0.as_bytes(), code.as_bytes()],
+        ))
+    }
+
+    /// The token a rotation of `previous` hands out, with its SHA-256: a keyed hash of
+    /// `previous`, so a token rotated moments ago can be answered with the same successor
+    /// again (the refresh grace window) without storing any token. Without the key it is as
+    /// unpredictable as a random token.
+    pub fn successor_refresh_token(&self, previous: &str) -> (String, String) {
+        use base64::Engine as _;
+        let bytes = keyed_hash(&self.successor_key, &[previous.as_bytes()]);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let hash = hash_refresh_token(&token);
+        (token, hash)
+    }
+
+    /// A device token for the account `email` (lower-cased): `<expiry>.<nonce>.<mac>`,
+    /// valid until `expires_at` (unix seconds).
+    pub fn device_token(&self, email: &str, expires_at: i64) -> String {
+        let mut nonce = [0u8; 16];
+        rand::fill(&mut nonce);
+        let nonce = hex::encode(nonce);
+        let mac = self.device_mac(email, expires_at, &nonce);
+        format!("{expires_at}.{nonce}.{mac}")
+    }
+
+    /// The nonce of `token` when it is an unexpired device token of `email` (lower-cased).
+    pub fn device_nonce(&self, email: &str, token: &str, now: i64) -> Option<String> {
+        let mut parts = token.splitn(3, '.');
+        let (expires_at, nonce, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        let expires_at: i64 = expires_at.parse().ok()?;
+        let valid = expires_at > now
+            && nonce.len() == 32
+            && secure_eq(mac, &self.device_mac(email, expires_at, nonce));
+        valid.then(|| nonce.to_string())
+    }
+
+    fn device_mac(&self, email: &str, expires_at: i64, nonce: &str) -> String {
+        let expires_at = expires_at.to_string();
+        hex::encode(keyed_hash(
+            &self.device_key,
+            &[
+                email.as_bytes(),
+                b"\n",
+                expires_at.as_bytes(),
+                b"\n",
+                nonce.as_bytes(),
+            ],
+        ))
     }
 }
 
@@ -140,6 +200,49 @@ mod tests {
             &s.hash_code(a, "123456"),
             &s.hash_code(a, "123456")
         ));
+    }
+
+    #[test]
+    fn successors_are_keyed_and_stable() {
+        let s = TokenSigner::new(b"secret-one");
+        let (first, _) = new_refresh_token();
+        let (next, hash) = s.successor_refresh_token(&first);
+        assert_eq!(
+            s.successor_refresh_token(&first),
+            (next.clone(), hash.clone())
+        );
+        assert_eq!(hash_refresh_token(&next), hash);
+        assert_eq!(next.len(), 43);
+        assert_ne!(next, first);
+        assert_ne!(
+            TokenSigner::new(b"secret-two")
+                .successor_refresh_token(&first)
+                .0,
+            next
+        );
+    }
+
+    #[test]
+    fn device_tokens_bind_the_account_and_expire() {
+        let s = TokenSigner::new(b"secret-one");
+        let token = s.device_token("ada@example.com", 2_000);
+        let nonce = s
+            .device_nonce("ada@example.com", &token, 1_000)
+            .expect("valid");
+        assert_eq!(nonce.len(), 32);
+        assert!(s.device_nonce("eve@example.com", &token, 1_000).is_none());
+        assert!(s.device_nonce("ada@example.com", &token, 2_000).is_none());
+        let forged = token.replacen("2000.", "9000.", 1);
+        assert!(s.device_nonce("ada@example.com", &forged, 1_000).is_none());
+        assert!(
+            TokenSigner::new(b"secret-two")
+                .device_nonce("ada@example.com", &token, 1_000)
+                .is_none()
+        );
+        assert!(
+            s.device_nonce("ada@example.com", "garbage", 1_000)
+                .is_none()
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod plans;
 mod service;
+mod turns;
 
 pub use plans::{Plan, PlanCatalog, default_plans};
 pub use service::{BillingService, BillingSettings};
@@ -79,6 +80,8 @@ pub trait BillingStore: SubscriptionStore {
         &self,
         subscription_id: &str,
     ) -> StoreResult<Option<Subscription>>;
+    /// Whether the provider event with this id was already processed.
+    async fn payment_event_seen(&self, event_id: &str) -> StoreResult<bool>;
     /// In one transaction: records the provider event id and, only if it was new, applies
     /// the change. False when the event had already been processed (nothing changes).
     async fn apply_payment_event(

@@ -36,6 +36,7 @@ pub struct BillingService {
     settings: BillingSettings,
     bus: Arc<dyn EventBus>,
     payments: Option<Arc<dyn Payments>>,
+    event_turns: super::turns::EventTurns,
 }
 
 fn iso(t: OffsetDateTime) -> String {
@@ -107,6 +108,7 @@ impl BillingService {
             settings,
             bus,
             payments,
+            event_turns: Default::default(),
         }
     }
 
@@ -444,13 +446,21 @@ impl BillingService {
     }
 
     /// Applies a verified provider event once. Returns false for an event already
-    /// processed (acknowledged, no second effect).
+    /// processed (acknowledged, no second effect). The id is checked before anything else,
+    /// and deliveries of one event on this instance take turns, so repeats cost no call to
+    /// the provider (two instances handling the same event at the same moment may each
+    /// read it once; the store still applies it once).
     pub async fn apply_event(
         &self,
         event_id: &str,
         event_type: &str,
         event: PaymentEvent,
     ) -> Result<bool, DomainError> {
+        let _turn = self.event_turns.take(event_id).await;
+        if self.store.payment_event_seen(event_id).await? {
+            tracing::info!(event_type, "payment event already processed");
+            return Ok(false);
+        }
         let now = OffsetDateTime::now_utc();
         let change = self.change_for(event, now).await?;
         let applied = self

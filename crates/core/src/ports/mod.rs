@@ -13,7 +13,7 @@ pub mod store;
 
 pub use blob_store::{BlobError, BlobStore, ByteStream};
 pub use browser::{BrowserOutcome, SandboxBrowser, VncStream};
-pub use denylist::TokenDenylist;
+pub use denylist::{DenylistError, TokenDenylist};
 pub use event_bus::EventBus;
 pub use mailer::{Mail, Mailer};
 pub use rate_limit::{Quota, RateDecision, RateLimiter};

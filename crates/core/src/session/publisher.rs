@@ -7,6 +7,7 @@ use crate::ports::event_bus::topics;
 use crate::ports::sessions::NewEvent;
 use crate::ports::{EventBus, Store};
 use crate::session::{AgentEvent, StoredEvent};
+use crate::text;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -33,7 +34,10 @@ impl EventPublisher {
         user_id: UserId,
         event: &AgentEvent,
     ) -> Result<StoredEvent, DomainError> {
-        let data = event.data();
+        // Model and tool output may hold NUL characters, which storage refuses (`text`).
+        let mut data = event.data();
+        text::strip_nul(&mut data);
+        let latest_message = event.latest_message().map(text::without_nul);
         let stored = self
             .store
             .append_event(&NewEvent {
@@ -41,7 +45,7 @@ impl EventPublisher {
                 event: event.name(),
                 data: &data,
                 now: OffsetDateTime::now_utc(),
-                latest_message: event.latest_message(),
+                latest_message: latest_message.as_deref(),
                 count_unread: event.counts_unread(),
             })
             .await?;

@@ -73,6 +73,19 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     /// Event streams (chat and session list) one user may hold open on this instance.
     pub max_streams_per_user: usize,
+    /// Longest a client may take to send a request's headers; also how long a kept-alive
+    /// connection waits for its next request.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no byte read or written for this long is closed (event streams
+    /// send keep-alive comments well within it).
+    pub idle_timeout_secs: u64,
+    /// Largest request head (request line and headers); larger gets 431.
+    pub max_header_bytes: usize,
+    /// Open connections on this instance; 0 = three quarters of the open-file limit.
+    pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64); 0 = no cap. Not applied
+    /// behind proxies (`trusted_proxies` > 0), where every connection comes from a proxy.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ServerSettings {
@@ -88,6 +101,11 @@ impl Default for ServerSettings {
             shutdown_grace_secs: 20,
             request_timeout_secs: 60,
             max_streams_per_user: 16,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 75,
+            max_header_bytes: 32 * 1024,
+            max_connections: 0,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -148,6 +166,9 @@ pub struct AuthConfig {
     /// Also set the refresh token as an HttpOnly cookie and accept it at /auth/refresh (on by
     /// default: the web app keeps only the access token, in memory).
     pub refresh_cookie: bool,
+    /// How long a refresh token that was just rotated still answers with its successor, so
+    /// two tabs (or a retry) racing one refresh do not end the login as theft; 0 = never.
+    pub refresh_reuse_grace_secs: u64,
     pub verification_code_ttl_secs: u64,
     pub verification_code_max_attempts: i32,
     pub argon2_memory_kib: u32,
@@ -171,6 +192,7 @@ impl Default for AuthConfig {
             access_token_minutes: 15,
             refresh_token_days: 30,
             refresh_cookie: true,
+            refresh_reuse_grace_secs: 30,
             verification_code_ttl_secs: 600,
             verification_code_max_attempts: 5,
             argon2_memory_kib: argon.memory_kib,
@@ -231,7 +253,13 @@ impl Default for MailSettings {
 pub struct RateLimitSettings {
     pub enabled: bool,
     pub register: String,
+    /// Per client IP and email together (or per known device): one client's sign-ins to
+    /// one account.
     pub login: String,
+    /// Per client IP: one client's sign-ins to any account.
+    pub login_ip: String,
+    /// Per email: sign-ins to one account from clients that are not its known devices.
+    pub login_email: String,
     pub refresh: String,
     pub logout: String,
     pub send_verification_code: String,
@@ -256,6 +284,8 @@ impl Default for RateLimitSettings {
             enabled: true,
             register: "3/minute".into(),
             login: "5/minute".into(),
+            login_ip: "20/minute".into(),
+            login_email: "20/minute".into(),
             refresh: "30/minute".into(),
             logout: "10/minute".into(),
             send_verification_code: "3/hour".into(),
@@ -276,6 +306,8 @@ impl Default for RateLimitSettings {
 pub struct Quotas {
     pub register: Quota,
     pub login: Quota,
+    pub login_ip: Quota,
+    pub login_email: Quota,
     pub refresh: Quota,
     pub logout: Quota,
     pub send_verification_code: Quota,
@@ -426,6 +458,23 @@ impl Settings {
         if s.max_body_bytes < 1024 {
             problems.push("server.max_body_bytes: must be at least 1024".into());
         }
+        if s.header_read_timeout_secs == 0 {
+            problems.push("server.header_read_timeout_secs: must be at least 1".into());
+        }
+        if s.idle_timeout_secs <= s.request_timeout_secs {
+            problems.push(format!(
+                "server.idle_timeout_secs: must be more than server.request_timeout_secs ({}), or a slow answer would be cut off before it starts",
+                s.request_timeout_secs
+            ));
+        }
+        if !(1024..=256 * 1024).contains(&s.max_header_bytes) {
+            problems.push("server.max_header_bytes: must be between 1024 and 262144".into());
+        }
+        if s.max_connections > 1_000_000 || s.max_connections_per_ip > 1_000_000 {
+            problems.push(
+                "server.max_connections, server.max_connections_per_ip: at most 1000000".into(),
+            );
+        }
         if let Some(url) = &self.database.url {
             let url = url.expose_secret();
             if !(url.starts_with("sqlite:")
@@ -468,6 +517,9 @@ impl Settings {
         }
         if a.refresh_token_days == 0 || a.refresh_token_days > 365 {
             problems.push("auth.refresh_token_days: must be between 1 and 365".into());
+        }
+        if a.refresh_reuse_grace_secs > 300 {
+            problems.push("auth.refresh_reuse_grace_secs: must be between 0 and 300".into());
         }
         if a.verification_code_ttl_secs == 0 || a.verification_code_ttl_secs > 24 * 3600 {
             problems.push("auth.verification_code_ttl_secs: must be between 1 and 86400".into());
@@ -580,6 +632,8 @@ impl RateLimitSettings {
         Ok(Quotas {
             register: q("register", &self.register)?,
             login: q("login", &self.login)?,
+            login_ip: q("login_ip", &self.login_ip)?,
+            login_email: q("login_email", &self.login_email)?,
             refresh: q("refresh", &self.refresh)?,
             logout: q("logout", &self.logout)?,
             send_verification_code: q("send_verification_code", &self.send_verification_code)?,
@@ -613,10 +667,13 @@ mod tests {
         s.server.bind = "nonsense".into();
         s.rate_limits.login = "lots".into();
         s.auth.provider = "ldap".into();
+        s.auth.refresh_reuse_grace_secs = 301;
+        s.rate_limits.login_email = "often".into();
         let err = s.validate().expect_err("invalid");
         assert!(err.contains("server.bind (IRONHAND_BIND)"), "{err}");
         assert!(err.contains("rate_limits.login"), "{err}");
         assert!(err.contains("auth.provider"), "{err}");
+        assert!(err.contains("auth.refresh_reuse_grace_secs"), "{err}");
     }
 
     #[test]

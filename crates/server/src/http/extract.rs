@@ -75,6 +75,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "The request body must be a JSON object.",
         ));
     }
+    refuse_nul(bytes)?;
     let value = serde_path_to_error::deserialize::<_, T>(&mut de);
     let value = value.map_err(|e| {
         let path = e.path().to_string();
@@ -107,6 +108,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|e| syntax(&e))?;
     Ok(value)
+}
+
+/// Text with a NUL character cannot be stored (`ironhand_core::text`): a body holding one
+/// (JSON can only carry it escaped, as `\u0000`) is refused with the field that holds it.
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    let field = serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|value| ironhand_core::text::find_nul(&value));
+    match field {
+        Some(field) => Err(ApiError::validation(
+            &field,
+            format!("{field} must not contain NUL characters (\\u0000)."),
+        )),
+        None => Ok(()),
+    }
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
@@ -154,6 +173,13 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // `%00` decodes to a NUL character, which no stored or searched text may hold.
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::validation(
+                "query",
+                "The query string must not contain NUL characters (%00).",
+            ));
+        }
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(q)| ApiQuery(q))
             .map_err(|rejection| {

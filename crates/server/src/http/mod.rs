@@ -1,6 +1,7 @@
 //! The HTTP foundation: the response envelope, the one place errors become statuses,
-//! extractors (who is asking, validated bodies) and middleware.
+//! extractors (who is asking, validated bodies), middleware, and the bounded listener.
 
+pub mod connections;
 pub mod envelope;
 pub mod error;
 pub mod extract;

@@ -12,6 +12,8 @@ use crate::app::AppState;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 
 /// The error envelope, for documentation: `code` = HTTP status, `msg` a sentence, `data`
@@ -47,6 +49,33 @@ pub struct FileInfo {
     pub metadata: Value,
     /// A signed download URL, where the caller may not hold a token.
     pub file_url: Option<String>,
+}
+
+/// One event of a `text/event-stream` answer, for the OpenAPI document, which (3.1) reads a
+/// stream's schema as each event's: `event` is one of `names`, `data` is JSON text of the
+/// component schema `data`, and `id` (the resume cursor) is there when `with_id`.
+pub fn stream_event(names: &[&str], data: &str, with_id: bool) -> RefOr<Schema> {
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names.iter().copied()));
+    let payload = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .content_media_type("application/json")
+        .content_schema(Some(Ref::from_schema_name(data)));
+    let mut event = ObjectBuilder::new()
+        .property("event", name)
+        .required("event")
+        .property("data", payload)
+        .required("data");
+    if with_id {
+        event = event
+            .property("id", ObjectBuilder::new().schema_type(Type::String))
+            .required("id");
+    }
+    event
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .build()
+        .into()
 }
 
 pub fn api() -> OpenApiRouter<AppState> {

@@ -58,7 +58,9 @@ async fn admins_list_find_deactivate_and_activate_users(backend: Backend) {
     .await
     .assert_error(400);
 
-    // Deactivation ends the user's sessions and blocks login.
+    // Deactivation ends the user's sessions (every access token, those issued before a
+    // refresh too) and blocks login.
+    let refreshed = app.refreshed(&worker.refresh).await;
     app.post(
         &format!("/api/v1/auth/user/{}/deactivate", worker.user_id),
         Some(&admin.access),
@@ -66,16 +68,12 @@ async fn admins_list_find_deactivate_and_activate_users(backend: Backend) {
     )
     .await
     .assert_ok();
-    app.get("/api/v1/auth/me", Some(&worker.access))
-        .await
-        .assert_error(401);
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": worker.refresh}),
-    )
-    .await
-    .assert_error(401);
+    for t in [&worker, &refreshed] {
+        app.get("/api/v1/auth/me", Some(&t.access))
+            .await
+            .assert_error(401);
+        app.refresh(&t.refresh).await.assert_error(401);
+    }
     let blocked = app.login("worker@example.com", PW).await;
     blocked.assert_error(403);
     assert!(blocked.msg().contains("deactivated"));

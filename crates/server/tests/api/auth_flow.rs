@@ -1,5 +1,6 @@
 //! The account story of api.md over HTTP: register → login → refresh (rotation, reuse kills
-//! the family) → logout → change password → logout-all, on both backends.
+//! the family, a grace window for racing tabs) → logout (of the whole login) → change
+//! password → logout-all, on both backends.
 
 use crate::on_both_backends;
 use crate::support::{Backend, TestApp, Tokens};
@@ -13,12 +14,17 @@ on_both_backends!(
     logout_all_kills_every_token,
     change_fullname_updates_the_profile,
     a_refresh_token_is_never_an_access_token,
+    logout_ends_every_access_token_of_the_login,
+    reuse_after_the_grace_window_ends_every_access_token_of_the_login,
+    two_tabs_racing_one_refresh_both_carry_on_with_the_same_successor,
+    change_password_ends_every_access_token_of_the_login,
 );
 
 const PW: &str = "correct horse battery";
 
 async fn register_then_login_then_refresh_then_logout_revokes_tokens(backend: Backend) {
-    let app = TestApp::start(backend).await;
+    // No grace window: a second use of a rotated token is theft at once.
+    let app = TestApp::start_with(backend, |s| s.auth.refresh_reuse_grace_secs = 0).await;
     let r = app.register("Ada Lovelace", "  Ada@Example.COM ", PW).await;
     r.assert_ok();
     let user = &r.data()["user"];
@@ -341,4 +347,105 @@ async fn raising_the_argon2_cost_upgrades_hashes_at_the_next_login_without_endin
     );
     after.login("cost@example.com", PW).await.assert_ok();
     after.stop().await;
+}
+
+async fn logout_ends_every_access_token_of_the_login(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let first = app.signed_up("leo@example.com", PW).await;
+    let elsewhere = Tokens::from(&app.login("leo@example.com", PW).await);
+    let second = app.refreshed(&first.refresh).await;
+    app.post("/api/v1/auth/logout", Some(&second.access), json!({}))
+        .await
+        .assert_ok();
+    // The access token issued before the refresh dies with the one presented…
+    for access in [&first.access, &second.access] {
+        app.get("/api/v1/auth/me", Some(access))
+            .await
+            .assert_error(401);
+    }
+    for refresh in [&first.refresh, &second.refresh] {
+        app.refresh(refresh).await.assert_error(401);
+    }
+    // …and another login of the same account carries on.
+    app.get("/api/v1/auth/me", Some(&elsewhere.access))
+        .await
+        .assert_ok();
+    app.refreshed(&elsewhere.refresh).await;
+    app.stop().await;
+}
+
+async fn reuse_after_the_grace_window_ends_every_access_token_of_the_login(backend: Backend) {
+    let app = TestApp::start_with(backend, |s| s.auth.refresh_reuse_grace_secs = 1).await;
+    let first = app.signed_up("ria@example.com", PW).await;
+    let elsewhere = Tokens::from(&app.login("ria@example.com", PW).await);
+    let second = app.refreshed(&first.refresh).await;
+    app.get("/api/v1/auth/me", Some(&second.access))
+        .await
+        .assert_ok();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // The rotated token, presented after the window, is theft: the whole login ends.
+    app.refresh(&first.refresh).await.assert_error(401);
+    for access in [&first.access, &second.access] {
+        app.get("/api/v1/auth/me", Some(access))
+            .await
+            .assert_error(401);
+    }
+    app.refresh(&second.refresh).await.assert_error(401);
+    app.get("/api/v1/auth/me", Some(&elsewhere.access))
+        .await
+        .assert_ok();
+    app.stop().await;
+}
+
+async fn two_tabs_racing_one_refresh_both_carry_on_with_the_same_successor(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let login = app.signed_up("tab@example.com", PW).await;
+    // One tab refreshes; the other, which sent the same token a moment later, gets the same
+    // successor (and an access token of its own) instead of ending the login.
+    let one = app.refreshed(&login.refresh).await;
+    let two = app.refreshed(&login.refresh).await;
+    assert_eq!(two.refresh, one.refresh);
+    for access in [&one.access, &two.access] {
+        app.get("/api/v1/auth/me", Some(access)).await.assert_ok();
+    }
+    // Truly at once: every request carries on, all with one successor.
+    let replies = futures::future::join_all((0..4).map(|_| app.refresh(&one.refresh))).await;
+    let successors: std::collections::BTreeSet<String> = replies
+        .iter()
+        .map(|r| Tokens::from(r.assert_ok()).refresh)
+        .collect();
+    assert_eq!(successors.len(), 1, "{successors:?}");
+    let newest = successors.into_iter().next().expect("a successor");
+    // A client that kept its first token gets the login's newest token, not a spent one…
+    assert_eq!(app.refreshed(&login.refresh).await.refresh, newest);
+    // …and the login goes on.
+    let next = app.refreshed(&newest).await;
+    app.get("/api/v1/auth/me", Some(&next.access))
+        .await
+        .assert_ok();
+    app.stop().await;
+}
+
+async fn change_password_ends_every_access_token_of_the_login(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let first = app.signed_up("cam@example.com", PW).await;
+    let second = app.refreshed(&first.refresh).await;
+    app.post(
+        "/api/v1/auth/change-password",
+        Some(&second.access),
+        json!({"old_password": PW, "new_password": "new password 1"}),
+    )
+    .await
+    .assert_ok();
+    for access in [&first.access, &second.access] {
+        app.get("/api/v1/auth/me", Some(access))
+            .await
+            .assert_error(401);
+    }
+    // The login that changed the password continues through its refresh token.
+    let renewed = app.refreshed(&second.refresh).await;
+    app.get("/api/v1/auth/me", Some(&renewed.access))
+        .await
+        .assert_ok();
+    app.stop().await;
 }

@@ -723,7 +723,75 @@ async fn periods_roll_over_and_trials_end_when_read(backend: Backend) {
     );
 }
 
+/// Stripe delivers an event again and again (retries, a burst): the event id is checked
+/// before Stripe is asked anything, so twenty deliveries cost one read and change things once.
+async fn twenty_deliveries_of_one_event_read_stripe_once_and_apply_once(backend: Backend) {
+    let fake = FakeStripe::start().await;
+    let app = stripe_app(backend, &fake).await;
+    let u: Tokens = app.signed_up("repeat@example.com", "correct horse").await;
+    let r = app
+        .post(
+            "/api/v1/billing/create-checkout-session",
+            Some(&u.access),
+            json!({"plan": "basic"}),
+        )
+        .await;
+    r.assert_ok();
+    let checkout = r.data()["checkout_session_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (event, stripe_sub) = fake.complete_checkout(&checkout).expect("completes");
+    signed_delivery(&app, &event).await.assert_ok();
+    let sub_id = stripe_sub["id"].as_str().expect("sub id").to_string();
+    let reads = || {
+        fake.requests_to(&format!("/v1/subscriptions/{sub_id}"))
+            .len()
+    };
+    start_task(&app, &u.access).await.expect("a run");
+    assert_eq!(subscription(&app, &u.access).await["monthly_agent_runs"], 1);
+
+    // A renewal, delivered twenty times at once.
+    fake.renew_subscription(&sub_id).expect("renewed");
+    let paid = fake.invoice_paid_event(&sub_id).expect("invoice");
+    let before = reads();
+    let body = paid.to_string();
+    let header = FakeStripe::sign_webhook(
+        &body,
+        WEBHOOK_SECRET,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    );
+    let deliveries = (0..20).map(|_| {
+        let request = app
+            .client
+            .post(app.url("/api/v1/billing/webhook"))
+            .header("stripe-signature", header.clone())
+            .header("content-type", "application/json")
+            .body(body.clone());
+        tokio::spawn(async move { request.send().await.expect("send").status() })
+    });
+    for delivery in deliveries.collect::<Vec<_>>() {
+        assert_eq!(delivery.await.expect("join"), StatusCode::OK);
+    }
+    assert_eq!(
+        reads() - before,
+        1,
+        "one read of the subscription for 20 deliveries"
+    );
+    assert_eq!(
+        subscription(&app, &u.access).await["monthly_agent_runs"],
+        0,
+        "the new period started"
+    );
+    // Applied once: a run in the new period stays counted through one more delivery.
+    start_task(&app, &u.access).await.expect("a run");
+    signed_delivery(&app, &paid).await.assert_ok();
+    assert_eq!(subscription(&app, &u.access).await["monthly_agent_runs"], 1);
+    assert_eq!(reads() - before, 1, "a later repeat reads nothing either");
+}
+
 on_both_backends!(
+    twenty_deliveries_of_one_event_read_stripe_once_and_apply_once,
     periods_roll_over_and_trials_end_when_read,
     an_unpaid_checkout_never_locks_the_user_out,
     plans_free_subscription_and_payments_off,

@@ -239,7 +239,7 @@ async fn health_ready_and_openapi_describe_the_server() {
     ready.assert_ok();
     assert_eq!(
         ready.data()["checks"],
-        json!({"database": "ok", "redis": "not configured", "sandbox": "ok (local)", "files": "ok (local)"})
+        json!({"database": "ok", "redis": "not configured", "sandbox": "ok (local)", "browser": "ok", "files": "ok (local)"})
     );
     let doc = app.get("/api/v1/openapi.json", None).await;
     assert_eq!(doc.status.as_u16(), 200);
@@ -401,7 +401,7 @@ async fn readiness_checks_redis_and_says_which_dependency_failed() {
     ready.assert_ok();
     assert_eq!(
         ready.data()["checks"],
-        json!({"database": "ok", "redis": "ok", "sandbox": "ok (local)", "files": "ok (local)"})
+        json!({"database": "ok", "redis": "ok", "sandbox": "ok (local)", "browser": "ok", "files": "ok (local)"})
     );
 
     cut.cancel();

@@ -1,5 +1,6 @@
-//! Two instances sharing PostgreSQL and Redis behave as one service: a logout on one is seen
-//! by the other at once (GAP-AUTH-002), and rate limits are shared.
+//! Two instances sharing PostgreSQL and Redis behave as one service: a logout (of a whole
+//! login) on one is seen by the other at once (GAP-AUTH-002), a refresh raced across them
+//! answers with one successor, and rate limits are shared.
 
 use crate::support::{Backend, TestApp, Tokens, settings_for};
 use serde_json::json;
@@ -11,6 +12,8 @@ async fn pair() -> (TestApp, TestApp, tempfile::TempDir) {
         "shared-secret-{}",
         uuid::Uuid::new_v4()
     )));
+    // A short refresh grace window, so stories can step past it.
+    settings.auth.refresh_reuse_grace_secs = 1;
     let a = TestApp::from_settings(settings.clone()).await;
     let b = TestApp::from_settings(settings).await;
     (a, b, dir)
@@ -20,45 +23,39 @@ async fn pair() -> (TestApp, TestApp, tempfile::TempDir) {
 async fn logout_on_one_instance_is_seen_by_the_other_at_once() {
     let (a, b, _dir) = pair().await;
     let t = a.signed_up("twin@example.com", "long enough pw").await;
+    let later = b.refreshed(&t.refresh).await;
     b.get("/api/v1/auth/me", Some(&t.access)).await.assert_ok();
-    a.post("/api/v1/auth/logout", Some(&t.access), json!({}))
+    a.post("/api/v1/auth/logout", Some(&later.access), json!({}))
         .await
         .assert_ok();
-    b.get("/api/v1/auth/me", Some(&t.access))
-        .await
-        .assert_error(401);
-    b.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": t.refresh}),
-    )
-    .await
-    .assert_error(401);
+    // Every access token of that login is refused on both instances at once, those issued
+    // before the refresh too.
+    for app in [&a, &b] {
+        for access in [&t.access, &later.access] {
+            app.get("/api/v1/auth/me", Some(access))
+                .await
+                .assert_error(401);
+        }
+    }
+    b.refresh(&later.refresh).await.assert_error(401);
 
-    // Refresh-token reuse detected on B kills the family issued by A.
+    // Two instances racing one refresh token both answer, with one successor…
     let fresh = Tokens::from(&a.login("twin@example.com", "long enough pw").await);
-    let rotated = Tokens::from(
-        &a.post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": fresh.refresh}),
-        )
-        .await,
-    );
-    b.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": fresh.refresh}),
-    )
-    .await
-    .assert_error(401);
-    a.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": rotated.refresh}),
-    )
-    .await
-    .assert_error(401);
+    let (x, y) = tokio::join!(a.refresh(&fresh.refresh), b.refresh(&fresh.refresh));
+    let (x, y) = (Tokens::from(x.assert_ok()), Tokens::from(y.assert_ok()));
+    assert_eq!(x.refresh, y.refresh);
+    // …and a token rotated on one answers with its successor on the other in the window.
+    assert_eq!(b.refreshed(&fresh.refresh).await.refresh, x.refresh);
+
+    // After the window, reuse detected on B ends the login, its access tokens on A included.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    b.refresh(&fresh.refresh).await.assert_error(401);
+    for access in [&fresh.access, &x.access, &y.access] {
+        a.get("/api/v1/auth/me", Some(access))
+            .await
+            .assert_error(401);
+    }
+    a.refresh(&x.refresh).await.assert_error(401);
     a.stop().await;
     b.stop().await;
 }
@@ -66,9 +63,9 @@ async fn logout_on_one_instance_is_seen_by_the_other_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_are_shared_through_redis() {
     let (a, b, _dir) = pair().await;
-    // Rebuild both with the default login budget (5/minute per IP) on the same Redis prefix.
+    // Rebuild both with a per-IP login budget of 5/minute on the same Redis prefix.
     let mut settings = a.settings.clone();
-    settings.rate_limits.login = "5/minute".into();
+    settings.rate_limits.login_ip = "5/minute".into();
     a.stop().await;
     b.stop().await;
     let a = TestApp::from_settings(settings.clone()).await;

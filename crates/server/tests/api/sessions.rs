@@ -113,6 +113,16 @@ fn owner_routes() -> Vec<(Method, &'static str, Option<Value>)> {
         ),
         (Method::POST, "/api/v1/sessions/{id}/share", None),
         (Method::DELETE, "/api/v1/sessions/{id}/share", None),
+        (
+            Method::POST,
+            "/api/v1/sessions/{id}/takeover",
+            Some(json!({"action": "hand_back"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/sessions/{id}/vnc/signed-url",
+            Some(json!({"expire_minutes": 5})),
+        ),
     ]
 }
 

@@ -33,6 +33,8 @@ pub fn relaxed_limits() -> RateLimitSettings {
         enabled: true,
         register: "1000/minute".into(),
         login: "1000/minute".into(),
+        login_ip: "1000/minute".into(),
+        login_email: "1000/minute".into(),
         refresh: "1000/minute".into(),
         logout: "1000/minute".into(),
         send_verification_code: "1000/hour".into(),
@@ -377,6 +379,23 @@ impl TestApp {
             json!({"email": email, "password": password}),
         )
         .await
+    }
+
+    /// `POST /auth/refresh` with the token in the body.
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// Refreshes, expecting success, and returns the new pair.
+    pub async fn refreshed(&self, refresh_token: &str) -> Tokens {
+        let r = self.refresh(refresh_token).await;
+        r.assert_ok();
+        Tokens::from(&r)
     }
 
     /// Registers and returns (access token, refresh token, user id).

@@ -1,9 +1,11 @@
-//! Redis denylist: `SET <prefix>deny:<jti> 1 PX <ttl>`; every instance checks the same key.
+//! Redis denylist: `SET <prefix>deny:login:<family> 1 PX <ttl>`; every instance checks the
+//! same key.
 
 use crate::infra::redis::RedisHandle;
 use async_trait::async_trait;
-use ironhand_core::ports::TokenDenylist;
+use ironhand_core::ports::{DenylistError, TokenDenylist};
 use std::time::Duration;
+use uuid::Uuid;
 
 pub struct RedisDenylist {
     redis: RedisHandle,
@@ -13,28 +15,36 @@ impl RedisDenylist {
     pub fn new(redis: RedisHandle) -> Self {
         Self { redis }
     }
+
+    fn key(&self, family: Uuid) -> String {
+        self.redis.key(&format!("deny:login:{}", family.simple()))
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> DenylistError {
+    DenylistError::Unavailable(e.to_string())
 }
 
 #[async_trait]
 impl TokenDenylist for RedisDenylist {
-    async fn deny(&self, jti: &str, ttl: Duration) -> Result<(), String> {
+    async fn deny_login(&self, family: Uuid, ttl: Duration) -> Result<(), DenylistError> {
         let mut conn = self.redis.conn.clone();
         redis::cmd("SET")
-            .arg(self.redis.key(&format!("deny:{jti}")))
+            .arg(self.key(family))
             .arg(1)
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64)
             .query_async::<()>(&mut conn)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(unavailable)
     }
 
-    async fn is_denied(&self, jti: &str) -> Result<bool, String> {
+    async fn is_login_denied(&self, family: Uuid) -> Result<bool, DenylistError> {
         let mut conn = self.redis.conn.clone();
         redis::cmd("EXISTS")
-            .arg(self.redis.key(&format!("deny:{jti}")))
+            .arg(self.key(family))
             .query_async::<bool>(&mut conn)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(unavailable)
     }
 }

@@ -1,6 +1,7 @@
 //! Cookie mode (`auth.refresh_cookie`): the refresh token also travels in an HttpOnly,
 //! SameSite=Strict cookie scoped to /api/v1/auth; requests that rely on it must pass a CSRF
-//! check (same-origin signals or a double-submit token).
+//! check (same-origin signals or a double-submit token). Also the device cookie, in every
+//! mode, which marks a client as a known device of an account at sign-in.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use ironhand_core::auth::tokens::secure_eq;
@@ -9,6 +10,25 @@ use std::time::Duration;
 pub const REFRESH_COOKIE: &str = "ironhand_refresh";
 pub const CSRF_COOKIE: &str = "ironhand_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
+const DEVICE_COOKIE_PREFIX: &str = "ironhand_device_";
+
+/// The device cookie of one account, named after (a part of) the hash of its email so a
+/// browser can be a known device of several accounts.
+pub fn device_cookie_name(email_key: &str) -> String {
+    let part = email_key.get(..16).unwrap_or(email_key);
+    format!("{DEVICE_COOKIE_PREFIX}{part}")
+}
+
+/// Sets a device cookie: sent back only to the login route, never readable by scripts.
+pub fn set_device(headers: &mut HeaderMap, name: &str, token: &str, lifetime: Duration) {
+    let cookie = format!(
+        "{name}={token}; Path=/api/v1/auth/login; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+        lifetime.as_secs()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        headers.append(header::SET_COOKIE, v);
+    }
+}
 
 pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
     headers

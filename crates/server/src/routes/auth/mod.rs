@@ -68,6 +68,16 @@ fn email_key(email: &str) -> String {
     crate::app::hashed_key(&email.trim().to_lowercase())
 }
 
+/// Marks the client that just signed in to `email`'s account as a known device of it.
+fn remember_device(state: &AppState, response: &mut Response, email: &str) {
+    cookie::set_device(
+        response.headers_mut(),
+        &cookie::device_cookie_name(&email_key(email)),
+        &state.auth.device_token(email),
+        ironhand_core::auth::KNOWN_DEVICE_TTL,
+    );
+}
+
 #[utoipa::path(get, path = "/auth/status", tag = "auth",
     responses((status = 200, body = Envelope<AuthStatusResponse>)))]
 async fn status(State(state): State<AppState>) -> Response {
@@ -97,7 +107,9 @@ async fn register(
         .register(&req.fullname, &req.email, &req.password)
         .await?;
     tracing::info!(user_id = %user.id, "account registered");
-    Ok(with_tokens(&state, Some(&user), tokens))
+    let mut response = with_tokens(&state, Some(&user), tokens);
+    remember_device(&state, &mut response, &req.email);
+    Ok(response)
 }
 
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
@@ -106,17 +118,42 @@ async fn register(
 async fn login(
     State(state): State<AppState>,
     ip: ClientIp,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult {
-    state
-        .limit(
-            "login",
-            state.quotas.login,
-            &[&ip.limit_key(), &format!("email:{}", email_key(&req.email))],
-        )
-        .await?;
+    let email = email_key(&req.email);
+    let device = cookie::read(&headers, &cookie::device_cookie_name(&email))
+        .and_then(|token| state.auth.known_device(&req.email, &token));
+    let ip = ip.limit_key();
+    let quotas = &state.quotas;
+    // The client's own budgets first, so a client over them spends nothing of the account's.
+    state.limit("login-ip", quotas.login_ip, &[&ip]).await?;
+    match device {
+        // A known device of this account has a budget of its own, and the account's ceiling
+        // does not hold it back: strangers' guesses cannot lock its owner out.
+        Some(device) => {
+            state
+                .limit("login", quotas.login, &[&format!("device:{device}")])
+                .await?
+        }
+        None => {
+            let client = crate::app::hashed_key(&format!("{email}|{ip}"));
+            state
+                .limit("login", quotas.login, &[&format!("email-ip:{client}")])
+                .await?;
+            state
+                .limit(
+                    "login-email",
+                    quotas.login_email,
+                    &[&format!("email:{email}")],
+                )
+                .await?;
+        }
+    }
     let (user, tokens) = state.auth.login(&req.email, &req.password).await?;
-    Ok(with_tokens(&state, Some(&user), tokens))
+    let mut response = with_tokens(&state, Some(&user), tokens);
+    remember_device(&state, &mut response, &req.email);
+    Ok(response)
 }
 
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body(content = Option<RefreshRequest>, description = "optional in cookie mode"),

@@ -8,7 +8,7 @@ use crate::http::envelope::{Envelope, ok};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiQuery, AuthUser, OptionalJson};
 use crate::routes::ErrorEnvelope;
-use crate::routes::sessions::stream::{SseItem, StreamSlot, sse_response};
+use crate::routes::sessions::stream::{SseItem, StreamSlot, ping_every, sse_response};
 use axum::extract::State;
 use axum::response::Response;
 use axum::response::sse::Event;
@@ -117,12 +117,13 @@ async fn subscription_stream(
     let slot = state.streams.acquire(who.user.id)?;
     let (sender, receiver) = mpsc::channel::<SseItem>(8);
     let user = who.user.id;
+    let ping = ping_every(&state);
     tokio::spawn(async move {
         metrics::gauge!("ironhand_sse_subscribers").increment(1.0);
         let _ = pump_subscription(&state, user, &sender, slot).await;
         metrics::gauge!("ironhand_sse_subscribers").decrement(1.0);
     });
-    Ok(sse_response(receiver))
+    Ok(sse_response(receiver, ping))
 }
 
 /// Sends the subscription at once, then again whenever it changes.

@@ -144,14 +144,27 @@ pub struct ShareState {
     pub is_shared: bool,
 }
 
-/// What the owner does with the session's browser.
+/// What the owner does with the session's browser. Read through a string, so any other
+/// value (a number too) is a 422 naming the field.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum TakeoverChoice {
     /// Drive the browser from the live view; the agent pauses at its next tool call.
     Take,
     /// Give the browser back to the agent.
     HandBack,
+}
+
+impl TryFrom<String> for TakeoverChoice {
+    type Error = &'static str;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        match raw.as_str() {
+            "take" => Ok(Self::Take),
+            "hand_back" => Ok(Self::HandBack),
+            _ => Err("must be \"take\" or \"hand_back\""),
+        }
+    }
 }
 
 impl From<TakeoverChoice> for TakeoverAction {

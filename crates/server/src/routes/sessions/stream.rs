@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
-/// Comment lines keep proxies from closing a quiet stream.
+/// Comment lines keep proxies, and our own idle timeout, from closing a quiet stream.
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// How often a following stream re-reads the log in case a live message was lost.
 const SAFETY_POLL: Duration = Duration::from_secs(5);
@@ -31,12 +31,20 @@ const CLOSING_EVENT_WAIT: Duration = Duration::from_secs(3);
 
 pub(crate) type SseItem = Result<Event, Infallible>;
 
-/// Wraps a channel as an SSE response with the headers api.md asks for. When the client
-/// goes away the receiver is dropped and the pumping task ends on its next send.
-pub(crate) fn sse_response(mut receiver: mpsc::Receiver<SseItem>) -> Response {
+/// How often a stream sends a comment line: every 15 s, or more often when
+/// `server.idle_timeout_secs` is short, so a live stream is never idle.
+pub(crate) fn ping_every(state: &AppState) -> Duration {
+    let idle = Duration::from_secs(state.settings.server.idle_timeout_secs);
+    PING_EVERY.min(idle / 3).max(Duration::from_millis(100))
+}
+
+/// Wraps a channel as an SSE response with the headers api.md asks for, pinging every
+/// `ping`. When the client goes away the receiver is dropped and the pumping task ends on
+/// its next send.
+pub(crate) fn sse_response(mut receiver: mpsc::Receiver<SseItem>, ping: Duration) -> Response {
     let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     let mut response = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(PING_EVERY).text("ping"))
+        .keep_alive(KeepAlive::new().interval(ping).text("ping"))
         .into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -131,6 +139,7 @@ pub fn chat_stream(
     slot: StreamSlot,
 ) -> Response {
     let (sender, receiver) = mpsc::channel::<SseItem>(64);
+    let ping = ping_every(&state);
     tokio::spawn(async move {
         let _slot = slot;
         metrics::gauge!("ironhand_sse_subscribers").increment(1.0);
@@ -139,7 +148,7 @@ pub fn chat_stream(
         }
         metrics::gauge!("ironhand_sse_subscribers").decrement(1.0);
     });
-    sse_response(receiver)
+    sse_response(receiver, ping)
 }
 
 /// Sends every stored event after `*last`, advancing it. Returns whether one of them
@@ -268,13 +277,14 @@ async fn pump_session(
 /// The user's session list: at once, after every change, and at least every 30 s.
 pub fn session_list_stream(state: AppState, user_id: UserId, slot: StreamSlot) -> Response {
     let (sender, receiver) = mpsc::channel::<SseItem>(8);
+    let ping = ping_every(&state);
     tokio::spawn(async move {
         let _slot = slot;
         metrics::gauge!("ironhand_sse_subscribers").increment(1.0);
         let _ = pump_list(&state, user_id, &sender).await;
         metrics::gauge!("ironhand_sse_subscribers").decrement(1.0);
     });
-    sse_response(receiver)
+    sse_response(receiver, ping)
 }
 
 async fn pump_list(

@@ -16,6 +16,7 @@ on_both_backends!(
     chat_bursts_are_limited_before_any_stream_opens,
     retention_deletes_idle_sessions_once_across_instances,
     a_restart_hands_the_run_back_and_the_next_process_finishes_it,
+    a_tool_call_cut_by_a_restart_is_closed_as_interrupted_when_the_run_resumes,
     deleting_a_running_session_stops_its_run,
     stopping_a_run_kills_the_command_it_was_waiting_on,
 );
@@ -430,6 +431,125 @@ async fn a_restart_hands_the_run_back_and_the_next_process_finishes_it(backend: 
     drop(dir);
 }
 
+/// Tool calls in the log with a `calling` but no `called`: `(call id, function)`.
+fn unclosed_calls(events: &[Value]) -> Vec<(String, String)> {
+    let status_of = |e: &Value, status: &str| e["event"] == "tool" && e["data"]["status"] == status;
+    events
+        .iter()
+        .filter(|e| status_of(e, "calling"))
+        .filter(|calling| {
+            !events.iter().any(|e| {
+                status_of(e, "called")
+                    && e["data"]["tool_call_id"] == calling["data"]["tool_call_id"]
+            })
+        })
+        .map(|e| {
+            (
+                e["data"]["tool_call_id"].as_str().unwrap_or("").to_string(),
+                e["data"]["function"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn a_tool_call_cut_by_a_restart_is_closed_as_interrupted_when_the_run_resumes(
+    backend: Backend,
+) {
+    let scenarios = FakeLlmScenarios::bundled().expect("scenarios");
+    let llm = FakeLlm::start(scenarios).await.expect("fake llm");
+    let app = TestApp::start_with(backend, |s| {
+        agent_settings(s, &llm);
+        s.server.shutdown_grace_secs = 5;
+    })
+    .await;
+    let user = app.signed_up("cut@example.com", "correct horse").await;
+    let session = app.new_session(&user.access).await;
+    let name = format!("s{}", uuid::Uuid::new_v4().simple());
+    let shell = |command: &str| {
+        call(
+            "shell_exec",
+            json!({"id": "main", "exec_dir": "/home/ubuntu", "command": command}),
+        )
+    };
+    let scenario = one_step(
+        vec![
+            // Cut by the restart while it runs…
+            shell("sleep 4; echo first"),
+            // …and done again by the resumed run, under a new call id.
+            shell("echo again"),
+            complete("echoed"),
+        ],
+        "Echoed.",
+    );
+    llm.add_scenario(
+        name.clone(),
+        Scenario::from_value(scenario).expect("scenario"),
+    );
+    let task = format!("[scenario:{name}] echo across a restart");
+    let mut stream = app
+        .chat(&user.access, &session, json!({"message": task}))
+        .await
+        .expect("stream");
+    let before = stream.until("tool").await;
+    assert_eq!(
+        trace(&before).last().map(String::as_str),
+        Some("tool:shell_exec:calling")
+    );
+    let cut = before.last().expect("calling").data["tool_call_id"].clone();
+    let settings = app.settings.clone();
+    let dir = app.stop_keeping_data().await;
+    let rest = tokio::time::timeout(Duration::from_secs(10), stream.collect())
+        .await
+        .expect("stream closed on shutdown");
+    assert!(
+        !names(&rest).contains(&"done".to_string()),
+        "{:?}",
+        names(&rest)
+    );
+    let mut settings = settings;
+    settings.server.bind = "127.0.0.1:0".into();
+    let app = TestApp::from_settings(settings).await;
+    let mut tail = app
+        .chat(&user.access, &session, json!({}))
+        .await
+        .expect("attach");
+    let events = tokio::time::timeout(Duration::from_secs(60), tail.collect())
+        .await
+        .expect("the run finishes");
+    assert_eq!(names(&events).last().map(String::as_str), Some("done"));
+    let detail = app
+        .get(&format!("/api/v1/sessions/{session}"), Some(&user.access))
+        .await;
+    assert_eq!(detail.data()["status"], "completed");
+    let all = detail.data()["events"].as_array().expect("events").clone();
+    assert_eq!(unclosed_calls(&all), Vec::<(String, String)>::new());
+    let closing = all
+        .iter()
+        .find(|e| {
+            e["event"] == "tool"
+                && e["data"]["status"] == "called"
+                && e["data"]["tool_call_id"] == cut
+        })
+        .expect("the cut call is closed");
+    assert_eq!(closing["data"]["content"]["success"], false);
+    assert!(
+        closing["data"]["content"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Interrupted")),
+        "{closing}"
+    );
+    let redone = all
+        .iter()
+        .filter(|e| e["event"] == "tool" && e["data"]["status"] == "called")
+        .filter(|e| e["data"]["tool_call_id"] != cut)
+        .count();
+    assert_eq!(
+        redone, 1,
+        "the resumed run did the work again under a new id"
+    );
+    drop(dir);
+}
+
 async fn deleting_a_running_session_stops_its_run(backend: Backend) {
     let a = AgentApp::start(backend).await;
     let session = a.session().await;
@@ -532,6 +652,14 @@ async fn stopping_a_run_kills_the_command_it_was_waiting_on(backend: Backend) {
         .await
         .expect("the stream ends");
     assert_eq!(names(&rest).last().map(String::as_str), Some("done"));
+    // The stopped call is closed before the run's `done`.
+    assert_eq!(
+        trace(&rest),
+        ["tool:shell_exec:called", "done"],
+        "{:?}",
+        rest
+    );
+    assert_eq!(rest[0].data["content"]["error"], "Stopped by the user.");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while host_runs(&marker) {
         assert!(

@@ -6,6 +6,7 @@ mod failures;
 mod files;
 mod lifecycle;
 mod runs;
+mod stored_text;
 mod tools;
 
 use crate::sse::SseEvent;

@@ -149,10 +149,10 @@ pub async fn run(
         () = stopping.cancelled() => Closing::SHUTDOWN,
     };
     let _ = to_display.shutdown().await;
-    if closing != Closing::VIEWER_LEFT {
-        if let Ok(socket) = to_viewer.reunite(from_viewer) {
-            close(socket, closing).await;
-        }
+    if closing != Closing::VIEWER_LEFT
+        && let Ok(socket) = to_viewer.reunite(from_viewer)
+    {
+        close(socket, closing).await;
     }
     closing
 }

@@ -105,9 +105,7 @@ impl ClientFilter {
         };
         let fixed = |length: usize, kind: Kind| Ok(Some((length, kind)));
         // A header of `header` bytes, then a body whose length it gives.
-        let sized = |header: usize,
-                     body: &dyn Fn(&[u8]) -> Result<usize, RfbError>,
-                     kind: Kind| {
+        let sized = |header: usize, body: &dyn Fn(&[u8]) -> Result<usize, RfbError>, kind: Kind| {
             if rest.len() < header {
                 return Ok(None);
             }

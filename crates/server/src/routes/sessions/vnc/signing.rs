@@ -100,10 +100,7 @@ mod tests {
         let signature = signature_of(&signed);
         assert!(signer.verify(session, 1_000, &signature, 999));
         assert!(signer.verify(session, 1_000, &signature, 1_000));
-        assert!(
-            !signer.verify(session, 1_000, &signature, 1_001),
-            "expired"
-        );
+        assert!(!signer.verify(session, 1_000, &signature, 1_001), "expired");
         assert!(
             !signer.verify(SessionId::new(), 1_000, &signature, 999),
             "another session"
