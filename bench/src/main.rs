@@ -3,8 +3,11 @@
 //! to docs/benchmarks.md with the machine and the date. With `--fake-llm`, it also runs the
 //! agent against the fake model (`agent/`): whole runs, history replay and SSE fan-out.
 //! Files (`files.rs`) and metered run starts (`metering.rs`) each get a server of their own.
+//! The browser in a session's sandbox (`browser.rs`, also alone with `--only browser`) uses
+//! the sandbox provider directly, with no server.
 
 mod agent;
+mod browser;
 mod files;
 mod metering;
 mod procs;
@@ -67,6 +70,21 @@ struct Args {
     /// Rounds of the metered-start scenario, each with a new account.
     #[arg(long, default_value_t = 3)]
     meter_rounds: usize,
+    /// Run only this section and replace it in `--out`, keeping the rest of the report.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// Fresh sessions per URL in the browser's cold rows.
+    #[arg(long, default_value_t = 10)]
+    browser_cold: usize,
+    /// Navigations per URL in the browser's warm rows.
+    #[arg(long, default_value_t = 30)]
+    browser_warm: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    /// The browser in the sandbox (`bench/src/browser.rs`): no server, no database.
+    Browser,
 }
 
 struct Server {
@@ -412,6 +430,13 @@ async fn agent_scenarios(
     Ok(report)
 }
 
+/// `/proc/loadavg`'s 1, 5 and 15 minute figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -490,6 +515,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(args: Args) -> anyhow::Result<()> {
+    if args.only == Some(Only::Browser) {
+        return only_browser(&args).await;
+    }
     let mut report = String::new();
     let date = time::OffsetDateTime::now_utc().date();
     writeln!(report, "# Benchmarks\n")?;
@@ -499,9 +527,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         args.clients, args.seconds
     )?;
     // Other work on the machine shows in every number: say how busy it was.
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default();
+    let load = load_average();
     writeln!(
         report,
         "- Date: {date}\n- Machine: {}\n- Load average when the bench started (1, 5, 15 min): {load}\n",
@@ -628,6 +654,12 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             llm.rss_kib() as f64 / 1024.0
         )?;
     }
+    // Last, with the servers gone: Chromium starts want the machine's cores.
+    eprintln!("browser: in the sandbox");
+    let (section, browser_problems) =
+        browser::section(&browser::run(args.browser_cold, args.browser_warm).await);
+    report.push_str(&section);
+    problems.extend(browser_problems);
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -639,6 +671,30 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         }
         bail!(
             "{} problem(s) above (also in {}): they are bugs, not noise",
+            problems.len(),
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// `--only browser`: the browser section alone, replacing its part of `--out` (or appended
+/// to it); the other sections keep their numbers.
+async fn only_browser(args: &Args) -> anyhow::Result<()> {
+    let (section, problems) =
+        browser::section(&browser::run(args.browser_cold, args.browser_warm).await);
+    let existing = std::fs::read_to_string(&args.out).unwrap_or_default();
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.out, browser::splice(&existing, &section))?;
+    println!("{section}");
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("ERROR: {problem}");
+        }
+        bail!(
+            "{} problem(s) above (also in {})",
             problems.len(),
             args.out.display()
         );
