@@ -128,7 +128,7 @@ pub struct Report {
 
 /// What the section found: measured, or why the browser is not there.
 pub enum Outcome {
-    Measured(Report),
+    Measured(Box<Report>),
     Unavailable(String),
 }
 
@@ -352,7 +352,7 @@ pub async fn run(cold: usize, warm: usize) -> anyhow::Result<Outcome> {
         }
     }
     report.load_end = crate::load_average();
-    Ok(Outcome::Measured(report))
+    Ok(Outcome::Measured(Box::new(report)))
 }
 
 /// Lets Chromium finish what follows a load (its processes come up lazily) before memory
