@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: run build test web web-test bench fmt lint clean-test-databases sandbox-deps browser-deps
+.PHONY: run build test api-fuzz web web-test bench fmt lint clean-test-databases sandbox-deps browser-deps
 
 ## Build the web app and the server (release), then serve both on http://localhost:8000
 ## with SQLite in ./data.
@@ -16,15 +16,24 @@ build: web
 	cargo build --release --locked -p ironhand-server --bin ironhand
 
 ## Every test: unit tests, the storage conformance suite on SQLite and PostgreSQL, the
-## HTTP suite against the real server on SQLite and on PostgreSQL + Redis, then the web
-## app's type check, unit tests and browser stories (Chromium against the built binary).
+## HTTP suite against the real server on SQLite and on PostgreSQL + Redis, the API fuzzing
+## against the OpenAPI document, then the web app's type check, unit tests and browser
+## stories (Chromium against the built binary).
 test: sandbox-deps browser-deps clean-test-databases web
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --locked --no-fail-fast; \
 	else \
 		cargo test --workspace --locked --no-fail-fast; \
 	fi
+	$(MAKE) api-fuzz
 	$(MAKE) web-test
+
+## The real server (debug) against its own OpenAPI document, on SQLite and on PostgreSQL +
+## Redis: schemathesis (pinned, installed into .venv-fuzz/) sends a bounded, seeded set of
+## valid and invalid requests to every operation; any 5xx, undocumented answer or accepted
+## invalid request fails. See scripts/api-fuzz.sh.
+api-fuzz: sandbox-deps web
+	@scripts/api-fuzz.sh
 
 ## The web app alone: type check, unit tests, then the browser stories against the debug
 ## binaries (built here if needed) and the fake model.

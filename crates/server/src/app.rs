@@ -312,7 +312,7 @@ impl AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ironhand API", description = "Every JSON answer is an envelope `{code, msg, data}`; see api.md."),
+    info(title = "Ironhand API", description = "Every JSON answer is an envelope `{code, msg, data}`; see api.md. No text a request carries may hold a NUL character (`\\u0000`, `%00`): such a request is a 422."),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -346,6 +346,7 @@ fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest("/api/v1", routes::api())
         .split_for_parts();
     describe_responses(&mut doc);
+    routes::optional_bodies(&mut doc);
     (router, doc)
 }
 

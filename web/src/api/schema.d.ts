@@ -702,6 +702,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         Attachment: {
+            /** Format: uuid */
             file_id: string;
             /** @description Informational: the stored file's own (sanitised) name is what the agent sees. */
             filename?: string | null;
@@ -742,7 +743,10 @@ export interface components {
         };
         ChatRequest: {
             attachments?: components["schemas"]["Attachment"][] | null;
-            /** @description A client-generated id that makes a retried POST attach instead of starting again. */
+            /**
+             * @description A client-generated id that makes a retried POST attach instead of starting again:
+             *     1 to 128 characters, none of them a control character.
+             */
             client_message_id?: string | null;
             /** @description Cursor: replay events after this one (also taken from `Last-Event-ID`). */
             event_id?: string | null;
@@ -763,8 +767,7 @@ export interface components {
         };
         CheckoutRequest: {
             cancel_url?: string | null;
-            /** @description basic or pro. */
-            plan?: string | null;
+            plan: components["schemas"]["PaidPlan"];
             /** @description Where Stripe sends the user after paying (on this server's public origin). */
             success_url?: string | null;
         };
@@ -1202,6 +1205,11 @@ export interface components {
             data: Record<string, never> | null;
             msg: string;
         };
+        /**
+         * @description The plans checkout sells.
+         * @enum {string}
+         */
+        PaidPlan: "basic" | "pro";
         /** @description A plan on offer. */
         PlanView: {
             currency: string;
@@ -1260,8 +1268,29 @@ export interface components {
             status: string;
             title?: string | null;
         };
+        SessionEvent: {
+            data: string;
+            /** @enum {string} */
+            event: "message" | "message_delta" | "tool" | "step" | "plan" | "title" | "error" | "wait" | "takeover" | "done";
+            id: string;
+        };
+        /** @description What the `data` of every chat event holds besides its own fields (api.md, SSE events). */
+        SessionEventData: {
+            /** @description Strictly increasing within the session: the cursor to resume after. */
+            event_id: string;
+            /**
+             * Format: int64
+             * @description Epoch seconds.
+             */
+            timestamp: number;
+        };
         SessionList: {
             sessions: components["schemas"]["ListSessionItem"][];
+        };
+        SessionListEvent: {
+            data: string;
+            /** @enum {string} */
+            event: "sessions";
         };
         ShareState: {
             is_shared: boolean;
@@ -1287,9 +1316,14 @@ export interface components {
         SignedUrlRequest: {
             /**
              * Format: int64
-             * @description 1 to 15.
+             * @description How long the URL works, 1 to 15 minutes (15 when absent).
              */
             expire_minutes?: number | null;
+        };
+        SubscriptionEvent: {
+            data: string;
+            /** @enum {string} */
+            event: "subscription";
         };
         /** @description api.md's `Subscription`. */
         SubscriptionView: {
@@ -1539,6 +1573,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -1674,7 +1717,7 @@ export interface operations {
         /** @description optional */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["LogoutRequest"] | null;
+                "application/json": components["schemas"]["LogoutRequest"];
             };
         };
         responses: {
@@ -1725,6 +1768,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1856,7 +1908,7 @@ export interface operations {
         /** @description optional in cookie mode */
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["RefreshRequest"] | null;
+                "application/json": components["schemas"]["RefreshRequest"];
             };
         };
         responses: {
@@ -1923,6 +1975,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -1967,6 +2028,15 @@ export interface operations {
             };
             /** @description Bad Request */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description registration is closed */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2498,7 +2568,7 @@ export interface operations {
                 page?: number;
                 /** @description Page size, 1–100 (default 20). */
                 limit?: number;
-                /** @description Matches email or full name. */
+                /** @description Matches email or full name; at most 200 characters, none a control character. */
                 q?: string;
             };
             header?: never;
@@ -2734,7 +2804,8 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        /** @description optional: `return_url` may come in the query instead */
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["PortalRequest"];
             };
@@ -2796,6 +2867,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2923,11 +3003,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["SubscriptionEvent"];
                 };
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description too many open streams */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3111,6 +3200,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -3133,26 +3231,27 @@ export interface operations {
     };
     signed_download: {
         parameters: {
-            query?: never;
+            query: {
+                /** @description Unix seconds after which the URL stops working. */
+                expires: number;
+                signature: string;
+            };
             header?: never;
             path: {
                 /** @description file id */
                 id: string;
-                /** @description Unix seconds after which the URL stops working. */
-                expires: string | null;
-                signature: string | null;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description the bytes, as an attachment */
+            /** @description the bytes, as an attachment: the file's own type, or application/octet-stream for anything a browser could run */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "*/*": unknown;
                 };
             };
             /** @description unknown file, or a signature that does not hold */
@@ -3273,13 +3372,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the bytes, as an attachment */
+            /** @description the bytes, as an attachment: the file's own type, or application/octet-stream for anything a browser could run */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "*/*": unknown;
                 };
             };
             /** @description the requested range */
@@ -3318,6 +3417,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description a shared session's reader over the shared-view limit */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3728,11 +3836,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["SessionListEvent"];
                 };
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description too many open streams */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3792,6 +3909,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3965,7 +4091,8 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        /** @description optional: without a message, the stream attaches */
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["ChatRequest"];
             };
@@ -3977,7 +4104,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["SessionEvent"];
                 };
             };
             /** @description Bad Request */
@@ -3991,6 +4118,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description run limit reached or subscription inactive: `data = {reason, plan, used, limit, resets_at}` */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4287,6 +4423,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
+            /** @description a shared session's reader over the shared-view limit */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -4475,6 +4620,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4779,11 +4933,11 @@ export interface operations {
     };
     vnc_socket: {
         parameters: {
-            query?: {
+            query: {
                 /** @description From the signed URL. */
-                signature?: string;
+                signature: string;
                 /** @description From the signed URL: epoch seconds. */
-                expires?: string;
+                expires: number;
             };
             header?: never;
             path: {

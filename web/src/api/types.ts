@@ -18,6 +18,8 @@ export type Plan = S['PlanView']
 export type Subscription = S['SubscriptionView']
 export type CheckoutCreated = S['CheckoutCreated']
 export type PortalCreated = S['PortalCreated']
+/** The plans checkout sells. */
+export type PaidPlan = S['PaidPlan']
 
 export type PlanId = 'free' | 'basic' | 'pro' | 'enterprise'
 export type SubscriptionStatus = 'active' | 'trialing' | 'past_due' | 'canceled' | 'unpaid' | 'incomplete'

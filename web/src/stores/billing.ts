@@ -2,7 +2,7 @@ import { defineStore } from 'pinia'
 import { computed, ref, watch } from 'vue'
 import { call, onAuthChange } from '@/api/client'
 import { keepStreamOpen } from '@/api/sse'
-import type { Plan, Subscription } from '@/api/types'
+import type { PaidPlan, Plan, Subscription } from '@/api/types'
 import { usageOf } from '@/lib/usage'
 import { useToasts } from './toast'
 
@@ -21,6 +21,10 @@ function pendingStore(): Storage | null {
   } catch {
     return null
   }
+}
+
+function isPaidPlan(plan: string): plan is PaidPlan {
+  return plan === 'basic' || plan === 'pro'
 }
 
 /** The page the payment provider sends the user back to. */
@@ -91,6 +95,7 @@ export const useBilling = defineStore('billing', () => {
 
   /** Starts Stripe Checkout for `plan` and leaves the app for it. */
   async function checkout(plan: string): Promise<void> {
+    if (!isPaidPlan(plan)) throw new Error(`The ${plan} plan cannot be bought.`)
     const back = billingReturnUrl()
     const r = await call('post', '/api/v1/billing/create-checkout-session', {
       body: { plan, success_url: back, cancel_url: back },

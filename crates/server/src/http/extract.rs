@@ -16,7 +16,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 /// A JSON body, required. Content-Type must be JSON (so a plain HTML form cannot post here).
 pub struct ApiJson<T>(pub T);
 
-/// A JSON body that may be absent: an empty body means `T::default()`.
+/// A JSON body that may be absent: an empty body means `T::default()`. A body that is
+/// there must be a JSON object, like `ApiJson`'s (`null` too is refused).
 pub struct OptionalJson<T>(pub T);
 
 fn too_large(limit: usize) -> ApiError {
@@ -59,7 +60,6 @@ async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
 
 /// Parses JSON into `T`, naming the field at fault.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
     let syntax = |e: &serde_json::Error| {
         ApiError::bad_request(format!(
             "The request body is not valid JSON (line {}, column {}).",
@@ -68,7 +68,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ))
     };
     // Syntax first, so that `{} {}` is "not JSON" rather than "missing field".
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| syntax(&e))?;
+    let mut json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| syntax(&e))?;
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::validation(
             "body",
@@ -76,7 +76,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     refuse_nul(bytes)?;
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de);
+    integral_floats_as_integers(&mut json);
+    let value = serde_path_to_error::deserialize::<_, T>(json);
     let value = value.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -106,8 +107,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             _ => syntax(&inner),
         }
     })?;
-    de.end().map_err(|e| syntax(&e))?;
     Ok(value)
+}
+
+/// JSON Schema (so the OpenAPI document) counts `7.0` as an integer, serde does not: a
+/// number without a fraction is read as an integer wherever it stands.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64())
+                && f.fract() == 0.0
+                && (i64::MIN as f64..i64::MAX as f64).contains(&f)
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// Text with a NUL character cannot be stored (`ironhand_core::text`): a body holding one
@@ -153,8 +172,7 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let declared_json = is_json(req.headers());
         let bytes = read_body(req, state).await?;
-        let text = bytes.trim_ascii();
-        if text.is_empty() || text == b"null" {
+        if bytes.trim_ascii().is_empty() {
             return Ok(OptionalJson(T::default()));
         }
         if !declared_json {
@@ -388,6 +406,20 @@ mod tests {
             parse_json::<Login>(br#"{"email": "a", "age": 1} trailing"#),
             Err(ApiError::Domain(DomainError::BadRequest(_)))
         ));
+    }
+
+    #[test]
+    fn integral_floats_are_integers() {
+        assert_eq!(
+            parse_json::<Login>(br#"{"email": "a", "age": 7.0}"#)
+                .expect("7.0 is an integer")
+                .age,
+            7
+        );
+        assert_eq!(
+            field_of(parse_json::<Login>(br#"{"email": "a", "age": 7.5}"#).expect_err("err")).0,
+            "age"
+        );
     }
 
     #[test]

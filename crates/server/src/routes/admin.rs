@@ -30,8 +30,8 @@ pub struct ListUsersQuery {
     /// Page size, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-    /// Matches email or full name.
-    #[param(max_length = 200)]
+    /// Matches email or full name; at most 200 characters, none a control character.
+    #[param(max_length = 200, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub q: Option<String>,
 }
 

@@ -69,7 +69,7 @@ struct UploadForm {
     responses((status = 200, body = Envelope<FileInfo>),
               (status = 413, body = ErrorEnvelope, description = "over the size limit or the storage quota"),
               (status = 415, body = ErrorEnvelope, description = "type not allowed, or name and content disagree"),
-              (status = 422, body = ErrorEnvelope)))]
+              (status = 422, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
 async fn upload(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -183,9 +183,10 @@ async fn info(
 
 #[utoipa::path(get, path = "/files/{id}/download", tag = "files", security((), ("bearer" = [])),
     params(("id" = String, Path, description = "file id")),
-    responses((status = 200, description = "the bytes, as an attachment", content_type = "application/octet-stream", body = String),
+    responses((status = 200, description = "the bytes, as an attachment: the file's own type, or application/octet-stream for anything a browser could run", content_type = "*/*", body = Value),
               (status = 206, description = "the requested range"),
-              (status = 404, body = ErrorEnvelope), (status = 416, body = ErrorEnvelope)))]
+              (status = 404, body = ErrorEnvelope), (status = 416, body = ErrorEnvelope),
+              (status = 429, body = ErrorEnvelope, description = "a shared session's reader over the shared-view limit")))]
 async fn download(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -212,16 +213,20 @@ async fn download(
     send_file(&state, &file, &headers).await
 }
 
+/// Both come from `signed-url`; without them (or with others) the answer is a 404.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SignedQuery {
     /// Unix seconds after which the URL stops working.
+    #[param(required = true, value_type = i64)]
     expires: Option<String>,
+    #[param(required = true, value_type = String)]
     signature: Option<String>,
 }
 
 #[utoipa::path(get, path = "/files/{id}", tag = "files",
     params(("id" = String, Path, description = "file id"), SignedQuery),
-    responses((status = 200, description = "the bytes, as an attachment", content_type = "application/octet-stream", body = String),
+    responses((status = 200, description = "the bytes, as an attachment: the file's own type, or application/octet-stream for anything a browser could run", content_type = "*/*", body = Value),
               (status = 404, body = ErrorEnvelope, description = "unknown file, or a signature that does not hold")))]
 async fn signed_download(
     State(state): State<AppState>,
@@ -257,7 +262,8 @@ async fn delete_file(
 
 #[derive(Debug, Deserialize, ToSchema)]
 struct SignedUrlRequest {
-    /// 1 to 15.
+    /// How long the URL works, 1 to 15 minutes (15 when absent).
+    #[schema(minimum = 1, maximum = 15)]
     expire_minutes: Option<i64>,
 }
 

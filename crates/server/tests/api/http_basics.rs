@@ -101,6 +101,7 @@ async fn request_ids_are_echoed_when_sane_and_replaced_otherwise() {
 
 crate::on_both_backends!(
     bad_bodies_get_enveloped_4xx_and_change_nothing,
+    optional_bodies_may_be_left_out_but_are_objects_when_sent,
     unknown_routes_and_methods_are_enveloped,
     every_refusal_carries_security_headers,
 );
@@ -177,6 +178,42 @@ async fn bad_bodies_get_enveloped_4xx_and_change_nothing(backend: Backend) {
         )
         .await;
     bytes.assert_error(400);
+    app.stop().await;
+}
+
+/// What the OpenAPI document promises for bodies: an optional one may be left out, but one
+/// that is sent is an object (`null` is not), and `7.0` is an integer like `7`.
+async fn optional_bodies_may_be_left_out_but_are_objects_when_sent(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let alice = app.signed_up("alice@example.com", "correct horse").await;
+    let raw = |path: &str, body: &'static str| {
+        app.client
+            .post(app.url(path))
+            .bearer_auth(&alice.access)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    // Left out: the route runs (no refresh token anywhere is a 401, not a bad body).
+    app.send(app.client.post(app.url("/api/v1/auth/refresh")))
+        .await
+        .assert_error(401);
+    let session = app.new_session(&alice.access).await;
+    let chat = format!("/api/v1/sessions/{session}/chat");
+    for path in ["/api/v1/auth/refresh", chat.as_str()] {
+        let null = app.send(raw(path, "null")).await;
+        null.assert_error(422);
+        assert_eq!(null.data()[0]["field"], "body", "{path}");
+    }
+
+    let vnc = format!("/api/v1/sessions/{session}/vnc/signed-url");
+    let r = app.send(raw(&vnc, r#"{"expire_minutes": 5.0}"#)).await;
+    r.assert_ok();
+    assert_eq!(r.data()["expires_in"], 300);
+    for body in [r#"{"expire_minutes": 5.5}"#, r#"{"expire_minutes": 16}"#] {
+        let refused = app.send(raw(&vnc, body)).await;
+        refused.assert_error(422);
+        assert_eq!(refused.data()[0]["field"], "expire_minutes", "{body}");
+    }
     app.stop().await;
 }
 

@@ -92,8 +92,8 @@ async fn status(State(state): State<AppState>) -> Response {
 }
 
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 200, body = Envelope<AuthResponse>), (status = 409, body = ErrorEnvelope),
-              (status = 422, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<AuthResponse>), (status = 403, body = ErrorEnvelope, description = "registration is closed"),
+              (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
 async fn register(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -158,7 +158,8 @@ async fn login(
 
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body(content = Option<RefreshRequest>, description = "optional in cookie mode"),
     responses((status = 200, body = Envelope<TokenResponse>), (status = 401, body = ErrorEnvelope),
-              (status = 403, body = ErrorEnvelope, description = "cookie used without a CSRF signal")))]
+              (status = 403, body = ErrorEnvelope, description = "cookie used without a CSRF signal"),
+              (status = 429, body = ErrorEnvelope)))]
 async fn refresh(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -213,7 +214,7 @@ async fn refresh(
 
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>, description = "optional"),
     security(("bearer" = [])),
-    responses((status = 200, body = NullEnvelope), (status = 401, body = ErrorEnvelope)))]
+    responses((status = 200, body = NullEnvelope), (status = 401, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
 async fn logout(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -257,7 +258,8 @@ async fn me(AuthUser(who): AuthUser) -> Response {
 
 #[utoipa::path(post, path = "/auth/change-password", tag = "auth", request_body = ChangePasswordRequest,
     security(("bearer" = [])),
-    responses((status = 200, body = NullEnvelope), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+    responses((status = 200, body = NullEnvelope), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+              (status = 429, body = ErrorEnvelope)))]
 async fn change_password(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,

@@ -6,9 +6,9 @@ mod webhook;
 use crate::app::AppState;
 use crate::http::envelope::{Envelope, ok};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{ApiQuery, AuthUser, OptionalJson};
-use crate::routes::ErrorEnvelope;
+use crate::http::extract::{ApiJson, ApiQuery, AuthUser, OptionalJson};
 use crate::routes::sessions::stream::{SseItem, StreamSlot, ping_every, sse_response};
+use crate::routes::{ErrorEnvelope, StreamEvent, StreamPayload};
 use axum::extract::State;
 use axum::response::Response;
 use axum::response::sse::Event;
@@ -78,6 +78,16 @@ struct SubscriptionView {
     limits_enforced: bool,
 }
 
+/// The subscription stream sends the whole subscription, at once and on every change.
+impl StreamPayload for SubscriptionView {
+    const EVENT_SCHEMA: &'static str = "SubscriptionEvent";
+    const EVENTS: &'static [&'static str] = &["subscription"];
+    const WITH_ID: bool = false;
+}
+
+/// A `subscription` event, for the OpenAPI document.
+type SubscriptionEvent = StreamEvent<SubscriptionView>;
+
 #[utoipa::path(get, path = "/billing/plans", tag = "billing",
     responses((status = 200, body = Envelope<Vec<PlanView>>)))]
 async fn plans(State(state): State<AppState>) -> ApiResult {
@@ -109,7 +119,8 @@ async fn subscription(State(state): State<AppState>, AuthUser(who): AuthUser) ->
 }
 
 #[utoipa::path(get, path = "/billing/subscription/stream", tag = "billing", security(("bearer" = [])),
-    responses((status = 200, description = "SSE: `subscription` events carrying the Subscription, at once and on every change", content_type = "text/event-stream", body = String)))]
+    responses((status = 200, description = "SSE: `subscription` events carrying the Subscription, at once and on every change", content_type = "text/event-stream", body = SubscriptionEvent),
+              (status = 429, body = ErrorEnvelope, description = "too many open streams")))]
 async fn subscription_stream(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -166,10 +177,26 @@ async fn pump_subscription(
     }
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// The plans checkout sells.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum PaidPlan {
+    Basic,
+    Pro,
+}
+
+impl PaidPlan {
+    fn id(self) -> &'static str {
+        match self {
+            Self::Basic => "basic",
+            Self::Pro => "pro",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 struct CheckoutRequest {
-    /// basic or pro.
-    plan: Option<String>,
+    plan: PaidPlan,
     /// Where Stripe sends the user after paying (on this server's public origin).
     success_url: Option<String>,
     cancel_url: Option<String>,
@@ -189,12 +216,8 @@ struct CheckoutCreated {
 async fn checkout(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    OptionalJson(body): OptionalJson<CheckoutRequest>,
+    ApiJson(body): ApiJson<CheckoutRequest>,
 ) -> ApiResult {
-    let plan = body
-        .plan
-        .as_deref()
-        .ok_or_else(|| ApiError::validation("plan", "plan is required: basic or pro"))?;
     state
         .limit(
             "checkout",
@@ -208,7 +231,7 @@ async fn checkout(
             who.user.id,
             who.user.email.as_str(),
             &who.user.fullname,
-            plan,
+            body.plan.id(),
             body.success_url.as_deref(),
             body.cancel_url.as_deref(),
         )
@@ -232,8 +255,9 @@ struct PortalCreated {
 }
 
 #[utoipa::path(post, path = "/billing/create-portal-session", tag = "billing", security(("bearer" = [])),
-    params(PortalRequest), request_body = PortalRequest,
+    params(PortalRequest), request_body(content = Option<PortalRequest>, description = "optional: `return_url` may come in the query instead"),
     responses((status = 200, body = Envelope<PortalCreated>), (status = 400, body = ErrorEnvelope, description = "no billing account yet"),
+              (status = 422, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope),
               (status = 503, body = ErrorEnvelope, description = "payments not configured")))]
 async fn portal(
     State(state): State<AppState>,

@@ -1,5 +1,6 @@
 //! Request and response bodies of the session routes, as api.md spells them.
 
+use crate::routes::{StreamEvent, StreamPayload};
 use ironhand_core::session::{Session, StoredEvent, TakeoverAction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -54,6 +55,47 @@ pub struct SessionList {
     pub sessions: Vec<ListSessionItem>,
 }
 
+/// `POST /sessions` streams the whole list: at once, on every change, at least every 30 s.
+impl StreamPayload for SessionList {
+    const EVENT_SCHEMA: &'static str = "SessionListEvent";
+    const EVENTS: &'static [&'static str] = &["sessions"];
+    const WITH_ID: bool = false;
+}
+
+/// A `sessions` event, for the OpenAPI document (a plain name: utoipa's paths take no
+/// generics that are not derived).
+pub type SessionListEvent = StreamEvent<SessionList>;
+
+/// What the `data` of every chat event holds besides its own fields (api.md, SSE events).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the shape; events are built as JSON
+pub struct SessionEventData {
+    /// Strictly increasing within the session: the cursor to resume after.
+    pub event_id: String,
+    /// Epoch seconds.
+    pub timestamp: i64,
+}
+
+impl StreamPayload for SessionEventData {
+    const EVENT_SCHEMA: &'static str = "SessionEvent";
+    const EVENTS: &'static [&'static str] = &[
+        "message",
+        "message_delta",
+        "tool",
+        "step",
+        "plan",
+        "title",
+        "error",
+        "wait",
+        "takeover",
+        "done",
+    ];
+    const WITH_ID: bool = true;
+}
+
+/// A chat event, for the OpenAPI document.
+pub type SessionEvent = StreamEvent<SessionEventData>;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryEvent {
     pub event: String,
@@ -83,6 +125,7 @@ pub struct SessionDetail {
 #[derive(Debug, Deserialize, Serialize, ToSchema, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Attachment {
+    #[schema(format = Uuid)]
     pub file_id: String,
     /// Informational: the stored file's own (sanitised) name is what the agent sees.
     #[serde(default)]
@@ -99,16 +142,24 @@ pub struct ChatRequest {
     #[serde(rename = "timestamp")]
     pub _timestamp: Option<i64>,
     /// Cursor: replay events after this one (also taken from `Last-Event-ID`).
+    #[schema(pattern = "^[0-9]{1,18}$")]
     pub event_id: Option<String>,
+    #[schema(max_items = 20)]
     pub attachments: Option<Vec<Attachment>>,
-    /// A client-generated id that makes a retried POST attach instead of starting again.
-    #[schema(max_length = 128)]
+    /// A client-generated id that makes a retried POST attach instead of starting again:
+    /// 1 to 128 characters, none of them a control character.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub client_message_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ShellViewRequest {
     /// The shell session id the agent used.
+    #[schema(min_length = 1, max_length = 64)]
     pub session_id: String,
 }
 
@@ -129,6 +180,7 @@ pub struct ShellView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct FileViewRequest {
     /// A path inside the sandbox, e.g. `/home/ubuntu/report.md`.
+    #[schema(min_length = 1, max_length = 4096)]
     pub file: String,
 }
 
@@ -205,9 +257,11 @@ pub struct ListQuery {
     pub limit: Option<i64>,
     /// Epoch seconds (fractions allowed): only sessions whose last activity is older — pass
     /// the last item's `updated_at` for the next page.
+    #[param(minimum = 0, exclusive_maximum = 100000000000_i64)]
     pub before: Option<f64>,
     /// With `before`: the last item's `session_id`, so sessions active in the same
     /// millisecond are not skipped.
+    #[param(format = Uuid)]
     pub before_id: Option<String>,
 }
 

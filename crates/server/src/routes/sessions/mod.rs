@@ -133,7 +133,8 @@ async fn list_sessions(
 }
 
 #[utoipa::path(post, path = "/sessions", tag = "sessions", security(("bearer" = [])),
-    responses((status = 200, description = "SSE: `sessions` events with `{sessions: [ListSessionItem]}`", content_type = "text/event-stream", body = String)))]
+    responses((status = 200, description = "SSE: `sessions` events with `{sessions: [ListSessionItem]}`", content_type = "text/event-stream", body = SessionListEvent),
+              (status = 429, body = ErrorEnvelope, description = "too many open streams")))]
 async fn stream_sessions(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
@@ -189,11 +190,22 @@ fn chat_input(body: ChatRequest, headers: &HeaderMap) -> Result<ChatInput, ApiEr
         ));
     }
     if let Some(id) = &body.client_message_id
-        && (id.is_empty() || id.len() > MAX_CLIENT_MESSAGE_ID || id.chars().any(char::is_control))
+        && (id.is_empty()
+            || id.chars().count() > MAX_CLIENT_MESSAGE_ID
+            || id.chars().any(char::is_control))
     {
         return Err(ApiError::validation(
             "client_message_id",
             format!("client_message_id must be 1 to {MAX_CLIENT_MESSAGE_ID} printable characters"),
+        ));
+    }
+    // In the body, a cursor is an event_id exactly as streamed; the header is read leniently.
+    if let Some(id) = &body.event_id
+        && (!(1..=18).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::validation(
+            "event_id",
+            "event_id must be an event_id this session streamed",
         ));
     }
     let raw_cursor = body.event_id.clone().or_else(|| {
@@ -242,8 +254,9 @@ fn chat_input(body: ChatRequest, headers: &HeaderMap) -> Result<ChatInput, ApiEr
 }
 
 #[utoipa::path(post, path = "/sessions/{id}/chat", tag = "sessions", security(("bearer" = [])),
-    params(("id" = String, Path, description = "session id")), request_body = ChatRequest,
-    responses((status = 200, description = "SSE: the session's events (api.md, SSE events)", content_type = "text/event-stream", body = String),
+    params(("id" = String, Path, description = "session id")), request_body(content = Option<ChatRequest>, description = "optional: without a message, the stream attaches"),
+    responses((status = 200, description = "SSE: the session's events (api.md, SSE events)", content_type = "text/event-stream", body = SessionEvent),
+              (status = 402, body = ErrorEnvelope, description = "run limit reached or subscription inactive: `data = {reason, plan, used, limit, resets_at}`"),
               (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope, description = "a run is already in progress"),
               (status = 429, body = ErrorEnvelope)))]
 async fn chat(
@@ -304,7 +317,7 @@ async fn view_shell(
     ApiJson(body): ApiJson<ShellViewRequest>,
 ) -> ApiResult {
     let session = state.sessions.owned(who.user.id, session_id(&id)?).await?;
-    if body.session_id.is_empty() || body.session_id.len() > 64 {
+    if !(1..=64).contains(&body.session_id.chars().count()) {
         return Err(ApiError::validation(
             "session_id",
             "session_id must be a shell id of 1 to 64 characters",
@@ -366,7 +379,7 @@ async fn view_file(
     ApiJson(body): ApiJson<FileViewRequest>,
 ) -> ApiResult {
     let session = state.sessions.owned(who.user.id, session_id(&id)?).await?;
-    if body.file.is_empty() || body.file.len() > 4096 {
+    if !(1..=4096).contains(&body.file.chars().count()) {
         return Err(ApiError::validation("file", "file must be a sandbox path"));
     }
     let sandbox = state
@@ -387,7 +400,8 @@ async fn view_file(
 
 #[utoipa::path(get, path = "/sessions/{id}/files", tag = "sessions", security((), ("bearer" = [])),
     params(("id" = String, Path, description = "session id")),
-    responses((status = 200, body = Envelope<Vec<FileInfo>>), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<Vec<FileInfo>>), (status = 404, body = ErrorEnvelope),
+              (status = 429, body = ErrorEnvelope, description = "a shared session's reader over the shared-view limit")))]
 async fn session_files(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -460,7 +474,7 @@ async fn unshare(
 
 #[utoipa::path(get, path = "/sessions/shared/{id}", tag = "sessions",
     params(("id" = String, Path, description = "session id")),
-    responses((status = 200, body = Envelope<SessionDetail>), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<SessionDetail>), (status = 404, body = ErrorEnvelope), (status = 429, body = ErrorEnvelope)))]
 async fn shared_session(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -475,7 +489,8 @@ async fn shared_session(
 
 #[utoipa::path(get, path = "/sessions/{id}/share/files", tag = "sessions",
     params(("id" = String, Path, description = "session id")),
-    responses((status = 200, body = Envelope<Vec<FileInfo>>, description = "with signed file_url"), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<Vec<FileInfo>>, description = "with signed file_url"), (status = 404, body = ErrorEnvelope),
+              (status = 429, body = ErrorEnvelope)))]
 async fn shared_files(
     State(state): State<AppState>,
     ip: ClientIp,

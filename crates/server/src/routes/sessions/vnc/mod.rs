@@ -92,8 +92,10 @@ async fn vnc_signed_url(
 #[into_params(parameter_in = Query)]
 pub struct VncQuery {
     /// From the signed URL.
+    #[param(required = true, value_type = String)]
     pub signature: Option<String>,
     /// From the signed URL: epoch seconds.
+    #[param(required = true, value_type = i64)]
     pub expires: Option<String>,
 }
 
