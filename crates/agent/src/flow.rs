@@ -845,14 +845,7 @@ impl Turn<'_> {
                 .latest_event(self.run.session_id, TAKEOVER_EVENT)
                 .await;
             let status = match latest {
-                Ok(event) => event
-                    .and_then(|e| {
-                        e.data
-                            .get("status")
-                            .and_then(Value::as_str)
-                            .and_then(TakeoverStatus::parse)
-                    })
-                    .unwrap_or_default(),
+                Ok(event) => TakeoverStatus::of(event.as_ref()),
                 Err(error) => {
                     tracing::warn!(%error, "could not read who drives the browser; going on");
                     TakeoverStatus::Agent

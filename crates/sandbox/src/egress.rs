@@ -23,7 +23,7 @@
 use crate::config::LocalSandboxConfig;
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 const DENY_V4: &[&str] = &[
@@ -104,13 +104,6 @@ pub fn parse_allow(entry: &str) -> Result<AllowRule, String> {
         v6: ip.is_ipv6(),
         port,
     })
-}
-
-fn find(name: &str) -> Option<PathBuf> {
-    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.exists())
 }
 
 /// The resolvers slirp4netns forwards DNS to.
@@ -257,7 +250,10 @@ impl Egress {
         }
         let chain = format!("IH-EGRESS-{uid}");
         let dns = resolvers();
-        let (Some(v4), Some(v4_restore)) = (find("iptables"), find("iptables-restore")) else {
+        let (Some(v4), Some(v4_restore)) = (
+            crate::host::find_program("iptables"),
+            crate::host::find_program("iptables-restore"),
+        ) else {
             return Self::Failed(
                 "iptables is not installed: the sandboxes' egress filter needs it \
                  (apt-get install -y iptables, or run scripts/install-sandbox-deps.sh)"
@@ -273,7 +269,10 @@ impl Egress {
         }
         // IPv6: slirp4netns gives sandboxes no IPv6, but a name may resolve to an IPv6
         // address slirp4netns connects to; filter it the same way where ip6tables works.
-        if let (Some(v6), Some(v6_restore)) = (find("ip6tables"), find("ip6tables-restore")) {
+        if let (Some(v6), Some(v6_restore)) = (
+            crate::host::find_program("ip6tables"),
+            crate::host::find_program("ip6tables-restore"),
+        ) {
             let done = restore(&v6_restore, &ruleset(&chain, true, &allow, &dns))
                 .and_then(|()| ensure_jump(&v6, &chain, uid));
             if let Err(e) = done {

@@ -654,7 +654,7 @@ fn push<'a>(args: &mut Vec<OsString>, items: impl IntoIterator<Item = &'a str>) 
 }
 
 /// `name` in the usual system directories, then in the server's `PATH`.
-fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin", "/sbin"]
         .iter()
         .map(|d| Path::new(d).join(name))

@@ -41,13 +41,6 @@ pub(crate) enum Volumes {
 
 const IMAGE: &str = "workspace.img";
 
-fn find(name: &str) -> Option<PathBuf> {
-    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.exists())
-}
-
 impl Volumes {
     pub(crate) fn discover(max_bytes: u64, tmp_max_bytes: u64, is_root: bool) -> Self {
         if max_bytes == 0 {
@@ -70,7 +63,11 @@ impl Volumes {
         if !Path::new("/dev/loop-control").exists() {
             return checked("no /dev/loop-control (the kernel has no loop devices)");
         }
-        match (find("mkfs.ext4"), find("mount"), find("umount")) {
+        match (
+            crate::host::find_program("mkfs.ext4"),
+            crate::host::find_program("mount"),
+            crate::host::find_program("umount"),
+        ) {
             (Some(mkfs), Some(mount), Some(umount)) => Self::Loop {
                 max_bytes,
                 tmp_max_bytes,

@@ -145,15 +145,7 @@ impl SessionService {
     /// asks before each tool call, the live view before forwarding input.
     pub async fn takeover_status(&self, id: SessionId) -> Result<TakeoverStatus, DomainError> {
         let latest = self.store.latest_event(id, TAKEOVER_EVENT).await?;
-        Ok(latest
-            .and_then(|event| {
-                event
-                    .data
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .and_then(TakeoverStatus::parse)
-            })
-            .unwrap_or_default())
+        Ok(TakeoverStatus::of(latest.as_ref()))
     }
 
     /// The owner takes the browser over from the live view (only while one runs), or hands

@@ -25,6 +25,14 @@ impl TakeoverStatus {
         }
     }
 
+    /// The status a session's latest `takeover` event records (`agent` without one).
+    pub fn of(latest: Option<&super::StoredEvent>) -> Self {
+        latest
+            .and_then(|event| event.data.get("status")?.as_str())
+            .and_then(Self::parse)
+            .unwrap_or_default()
+    }
+
     pub fn parse(raw: &str) -> Option<Self> {
         Some(match raw {
             "agent" => Self::Agent,
