@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: run build test api-fuzz web web-test bench fmt lint clean-test-databases sandbox-deps browser-deps
+.PHONY: run build test api-fuzz web web-test bench fmt lint clean-test-databases sandbox-deps browser-deps mcp-deps
 
 ## Build the web app and the server (release), then serve both on http://localhost:8000
 ## with SQLite in ./data.
@@ -19,7 +19,7 @@ build: web
 ## HTTP suite against the real server on SQLite and on PostgreSQL + Redis, the API fuzzing
 ## against the OpenAPI document, then the web app's type check, unit tests and browser
 ## stories (Chromium against the built binary).
-test: sandbox-deps browser-deps clean-test-databases web
+test: sandbox-deps browser-deps mcp-deps clean-test-databases web
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --locked --no-fail-fast; \
 	else \
@@ -67,6 +67,11 @@ bench: sandbox-deps web
 ## The browser stories need Chromium (Debian's package; playwright-core drives it).
 browser-deps:
 	@scripts/install-browser-deps.sh
+
+## The MCP client's tests talk to real MCP servers (npm's server-everything and
+## server-filesystem, a Python server on PyPI's `mcp`): install them into mcp-servers/.
+mcp-deps:
+	@scripts/install-mcp-servers.sh
 
 ## The agent's sandbox needs bubblewrap; install it when missing (Debian packages).
 sandbox-deps:

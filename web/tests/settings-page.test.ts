@@ -30,14 +30,23 @@ interface Req {
 }
 let requests: Req[] = []
 let answer: (r: Req) => Response
+/** the connectors section loads `GET /mcp/servers` on its own (tests/connectors-settings.test.ts) */
+let mcpRequests: Req[] = []
+let mcpAnswer: () => Response
 
 beforeEach(() => {
   requests = []
   answer = () => json(null, 404, 404, 'Not found')
+  mcpRequests = []
+  mcpAnswer = () => json([])
   setTokens('tok', 'ref')
   setFetch((async (url: string, init: RequestInit = {}) => {
     const headers = (init.headers ?? {}) as Record<string, string>
     const r: Req = { method: init.method ?? 'GET', url, body: init.body ? JSON.parse(String(init.body)) : null, auth: headers.Authorization ?? null }
+    if (r.url.startsWith('/api/v1/mcp/')) {
+      mcpRequests.push(r)
+      return mcpAnswer()
+    }
     requests.push(r)
     return answer(r)
   }) as unknown as typeof fetch)
@@ -176,6 +185,28 @@ describe('settings page', () => {
     expect(getAccessToken()).toBe('tok')
     expect(auth.user).not.toBeNull()
     expect(router.currentRoute.value.name).toBe('settings')
+    w.unmount()
+  })
+
+  it('has the connectors section, which loads the MCP servers without a toast', async () => {
+    mcpAnswer = () =>
+      json([{ name: 'ops-search', transport: 'sse', url: 'https://mcp.example.com/sse', enabled: true, scope: 'operator', status: 'ready: 2 tools' }])
+    const { w } = await page('none')
+    const sec = w.get('[data-test=settings-connectors]')
+    expect(sec.get('h2').text()).toBe('Connectors')
+    expect(mcpRequests).toEqual([{ method: 'GET', url: '/api/v1/mcp/servers', body: null, auth: 'Bearer tok' }])
+    expect(sec.get('[data-test=connector-name]').text()).toBe('ops-search')
+    expect(sec.find('[data-test=connector-operator]').exists()).toBe(true)
+    expect(useToasts().toasts).toEqual([])
+    w.unmount()
+  })
+
+  it('says so when the server has no connectors route (404), without a toast', async () => {
+    mcpAnswer = () => json(null, 404, 404, 'Not found')
+    const { w } = await page()
+    expect(w.get('[data-test=connectors-unavailable]').text()).toBe('Connectors are not available on this server.')
+    expect(w.find('[data-test=connector-add]').exists()).toBe(false)
+    expect(useToasts().toasts).toEqual([])
     w.unmount()
   })
 

@@ -60,6 +60,10 @@ pub enum DomainError {
     UnsupportedType(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A connector (MCP server) could not be started, reached or listed: 502 with the
+    /// reason ("failed to start: …").
+    #[error("{0}")]
+    ConnectorFailed(String),
     /// Unexpected: the message goes to the log only, the client sees a generic sentence.
     #[error("internal error: {0}")]
     Internal(String),

@@ -6,6 +6,7 @@ pub mod billing;
 pub mod error;
 pub mod files;
 pub mod ids;
+pub mod mcp;
 pub mod ports;
 pub mod session;
 pub mod subscription;

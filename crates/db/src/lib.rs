@@ -9,6 +9,8 @@ mod billing;
 mod shared;
 #[macro_use]
 mod sessions;
+#[macro_use]
+mod mcp;
 pub mod postgres;
 pub mod sqlite;
 pub mod testing;

@@ -40,3 +40,4 @@ impl_store!(PgStore, PgRow, "postgres");
 // Concurrent workers skip the runs another worker is claiming instead of waiting on them.
 impl_session_store!(PgStore, PgRow, "FOR UPDATE SKIP LOCKED");
 impl_billing_store!(PgStore, PgRow);
+impl_mcp_store!(PgStore, PgRow);

@@ -57,3 +57,4 @@ impl_store!(SqliteStore, SqliteRow, "sqlite");
 // Claims need no row lock: the single writer connection serialises them.
 impl_session_store!(SqliteStore, SqliteRow, "");
 impl_billing_store!(SqliteStore, SqliteRow);
+impl_mcp_store!(SqliteStore, SqliteRow);

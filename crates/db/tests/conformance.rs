@@ -12,9 +12,11 @@ use uuid::Uuid;
 
 mod billing;
 mod files;
+mod mcp;
 mod sessions;
 use billing::*;
 use files::*;
+use mcp::*;
 use sessions::*;
 
 struct Db {
@@ -82,6 +84,7 @@ on_both_backends!(
     agent_files_replace_their_copy_and_deleted_bytes_are_collected,
     unreachable_files_are_swept,
     screenshots_are_session_files_left_out_of_the_list,
+    connectors_are_kept_per_user_and_replaced_by_name,
 );
 
 fn now() -> OffsetDateTime {

@@ -118,6 +118,19 @@ pub struct LocalSandboxConfig {
     /// shadow files, SSH host keys). Put the server's own config file here when it lives
     /// under `/etc` and is world-readable.
     pub hidden_paths: Vec<PathBuf>,
+    /// Host directories every sandbox sees read-only, each at a path under `/opt/` (e.g.
+    /// connectors' programs installed once by the operator: `node_modules` of MCP servers).
+    /// The sandbox's user must be able to read them.
+    pub read_only_mounts: Vec<ReadOnlyMount>,
+}
+
+/// A host directory shown read-only inside every sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOnlyMount {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the sandbox sees it: an absolute path under `/opt/`.
+    pub path: String,
 }
 
 impl Default for LocalSandboxConfig {
@@ -155,6 +168,7 @@ impl Default for LocalSandboxConfig {
             run_as_uid: 60000,
             run_as_gid: 60000,
             hidden_paths: Vec::new(),
+            read_only_mounts: Vec::new(),
         }
     }
 }

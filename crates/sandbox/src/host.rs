@@ -111,6 +111,8 @@ pub(crate) struct Host {
     /// `(generated file name, path inside the sandbox)`.
     etc_binds: Vec<(String, PathBuf)>,
     resolv_bind: Option<PathBuf>,
+    /// `(host directory, path in the sandbox)`: the configured read-only mounts.
+    extra_mounts: Vec<(PathBuf, String)>,
 }
 
 fn unavailable(msg: impl Into<String>) -> SandboxError {
@@ -304,6 +306,7 @@ impl Host {
             mask_dirs,
             etc_binds,
             resolv_bind,
+            extra_mounts: read_only_mounts(&config.read_only_mounts)?,
         })
     }
 
@@ -542,6 +545,11 @@ impl Host {
         args.push("--bind".into());
         args.push(dirs.home.as_os_str().into());
         args.push(SANDBOX_HOME.into());
+        for (host, path) in &self.extra_mounts {
+            args.push("--ro-bind".into());
+            args.push(host.into());
+            args.push(path.into());
+        }
         push(&mut args, ["--chdir", SANDBOX_HOME, "--"]);
         push(&mut args, command.iter().copied());
         args
@@ -611,6 +619,41 @@ impl SessionDirs {
         }
         Ok(())
     }
+}
+
+/// The configured read-only mounts, checked: an existing host directory, shown at a plain
+/// absolute path under `/opt/`.
+fn read_only_mounts(
+    mounts: &[crate::config::ReadOnlyMount],
+) -> Result<Vec<(PathBuf, String)>, SandboxError> {
+    let mut out = Vec::new();
+    for m in mounts {
+        let plain = m.path.starts_with("/opt/")
+            && m.path.len() > "/opt/".len()
+            && Path::new(&m.path).components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )
+            });
+        if !plain {
+            return Err(unavailable(format!(
+                "sandbox read-only mount `{}`: the path in the sandbox must be under /opt/",
+                m.path
+            )));
+        }
+        let host = fs::canonicalize(&m.host).map_err(|e| {
+            unavailable(format!("sandbox read-only mount {}: {e}", m.host.display()))
+        })?;
+        if !host.is_dir() {
+            return Err(unavailable(format!(
+                "sandbox read-only mount {}: not a directory",
+                host.display()
+            )));
+        }
+        out.push((host, m.path.trim_end_matches('/').to_string()));
+    }
+    Ok(out)
 }
 
 /// The environment of every sandbox process: nothing of the server's.

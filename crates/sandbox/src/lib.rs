@@ -151,12 +151,13 @@ mod files;
 mod host;
 mod net;
 mod output;
+mod process;
 mod provider;
 mod sandbox;
 mod shell;
 mod volume;
 
-pub use config::LocalSandboxConfig;
+pub use config::{LocalSandboxConfig, ReadOnlyMount};
 pub use egress::parse_allow as parse_egress_allow;
 pub use provider::LocalSandboxProvider;
 pub use sandbox::LocalSandbox;

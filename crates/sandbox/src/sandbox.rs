@@ -6,6 +6,7 @@ use crate::config::LocalSandboxConfig;
 use crate::files::SessionFiles;
 use crate::host::{Host, INSTALL_HINT, Network, SANDBOX_UID, SessionDirs};
 use crate::net::SessionNet;
+use crate::process::ToolProcess;
 use crate::shell::{Shell, ShellEnv};
 use async_trait::async_trait;
 use command_fds::{CommandFdExt, FdMapping};
@@ -113,6 +114,8 @@ pub struct LocalSandbox {
     /// The browser (Xvnc + Chromium), started on the first browser call.
     browser: tokio::sync::Mutex<Option<RunningBrowser>>,
     browser_used: Mutex<Instant>,
+    /// Programs started for connectors (see the `process` module).
+    processes: Mutex<Vec<Weak<ToolProcess>>>,
 }
 
 impl std::fmt::Debug for LocalSandbox {
@@ -153,6 +156,7 @@ impl LocalSandbox {
             me: me.clone(),
             browser: tokio::sync::Mutex::new(None),
             browser_used: Mutex::new(Instant::now()),
+            processes: Mutex::new(Vec::new()),
         }))
     }
 
@@ -469,6 +473,15 @@ impl LocalSandbox {
     /// Stops every process (the workspace stays; `/tmp` and the control files are
     /// emptied). The next operation starts afresh.
     async fn stop_locked(&self) {
+        let processes: Vec<Weak<ToolProcess>> = self
+            .processes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        for process in processes.iter().filter_map(Weak::upgrade) {
+            ironhand_core::ports::sandbox::ProcessHandle::kill(process.as_ref());
+        }
         let browser = self.browser.lock().await.take();
         if let Some(running) = browser {
             running.stop().await;
@@ -515,6 +528,18 @@ impl LocalSandbox {
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .any(|s| s.is_alive())
+            || self.live_processes() > 0
+    }
+
+    /// Connectors' programs still running (forgets the others).
+    fn live_processes(&self) -> usize {
+        let mut processes = self.processes.lock().unwrap_or_else(|p| p.into_inner());
+        processes.retain(|p| {
+            p.upgrade().is_some_and(|p| {
+                ironhand_core::ports::sandbox::ProcessHandle::is_running(p.as_ref())
+            })
+        });
+        processes.len()
     }
 
     /// Whether anything of it runs (shells, namespaces, the browser).
@@ -929,5 +954,32 @@ impl Sandbox for LocalSandbox {
 
     fn running_browser(&self) -> Option<Arc<dyn SandboxBrowser>> {
         LocalSandbox::running_browser(self)
+    }
+
+    async fn spawn_process(
+        &self,
+        program: &str,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> SandboxResult<ironhand_core::ports::sandbox::SandboxProcess> {
+        let _guard = self.begin().await?;
+        if self.live_processes() >= crate::process::MAX_PROCESSES {
+            return Err(SandboxError::Invalid(format!(
+                "this sandbox already runs {} connector programs",
+                crate::process::MAX_PROCESSES
+            )));
+        }
+        let ns = self.namespaces().await?;
+        let (process, tracked) = self.start_process(&ns, program, args, env).await?;
+        self.processes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&tracked));
+        self.touch();
+        Ok(process)
+    }
+
+    fn keep_alive(&self) {
+        self.touch();
     }
 }

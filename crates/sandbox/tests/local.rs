@@ -2140,3 +2140,135 @@ async fn live_sandboxes_are_capped_per_user_and_per_instance() {
     let bob2 = env.provider.sandbox_for(sessions[4], bob).await;
     assert!(bob2.is_ok(), "room once one is idle");
 }
+
+/// A connector's program: its own stdin/stdout, exactly the environment it was given (and
+/// the sandbox's basics), the sandbox's workspace and read-only mounts, gone with the
+/// sandbox or when its handle is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_programs_talk_over_stdio_and_stop_with_the_sandbox() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let shared = tempfile::Builder::new()
+        .prefix("ironhand-ro-mount")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(shared.path().join("tool.txt"), "installed once").expect("write");
+    std::fs::set_permissions(
+        shared.path().join("tool.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let mount_dir = shared.path().to_path_buf();
+    let env = setup(move |c| {
+        c.read_only_mounts = vec![ironhand_sandbox::ReadOnlyMount {
+            host: mount_dir,
+            path: "/opt/connectors".into(),
+        }];
+    });
+    let session = SessionId::new();
+    let sb = env.sandbox(session).await;
+    run(&sb, "main", "echo from-the-shell > note.txt").await;
+
+    // A line-echoing "server": answers each line with what it knows.
+    let script = r#"while read -r line; do
+  printf '%s|%s|%s|%s|%s\n' "$line" "${CONNECTOR_TOKEN:-unset}" "${DATABASE_URL:-unset}" "$(cat note.txt)" "$(cat /opt/connectors/tool.txt)"
+done"#;
+    let process = sb
+        .spawn_process(
+            "/bin/sh",
+            &["-c".into(), script.into()],
+            &[("CONNECTOR_TOKEN".into(), "t0k3n".into())],
+        )
+        .await
+        .expect("spawn");
+    let mut stdin = process.stdin;
+    let mut lines = BufReader::new(process.stdout).lines();
+    stdin.write_all(b"ping\n").await.expect("write");
+    stdin.flush().await.expect("flush");
+    let answer = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("answers in time")
+        .expect("read")
+        .expect("a line");
+    assert_eq!(answer, "ping|t0k3n|unset|from-the-shell|installed once");
+    assert!(process.handle.is_running());
+
+    // Writing to the read-only mount fails.
+    let out = run(&sb, "main", "touch /opt/connectors/x 2>&1; echo $?").await;
+    assert!(
+        !out.output.trim().ends_with("\n0") && out.output.contains("Read-only"),
+        "{}",
+        out.output
+    );
+
+    // Stopping the sandbox stops the program.
+    env.provider.destroy(session, false).await.expect("destroy");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process.handle.is_running() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !process.handle.is_running(),
+        "the program ended with its sandbox"
+    );
+
+    // A program whose handle is dropped ends too; its stderr is kept for messages.
+    let sb = env.sandbox(SessionId::new()).await;
+    let process = sb
+        .spawn_process(
+            "/bin/sh",
+            &[
+                "-c".into(),
+                "echo 'cannot find module' >&2; exec sleep 600".into(),
+            ],
+            &[],
+        )
+        .await
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process.handle.stderr_tail().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(process.handle.stderr_tail(), "cannot find module");
+    let marker = "sleep 600";
+    assert!(host_processes_with(marker) >= 1);
+    drop(process);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host_processes_with(marker) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        host_processes_with(marker),
+        0,
+        "dropping the handle killed it"
+    );
+
+    // Bad programs are refused before anything starts.
+    assert!(sb.spawn_process("", &[], &[]).await.is_err());
+    assert!(
+        sb.spawn_process("/bin/sh", &["a\0b".into()], &[])
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn read_only_mounts_must_be_directories_under_opt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (host, path) in [
+        (dir.path().to_path_buf(), "/usr/local/x"),
+        (dir.path().to_path_buf(), "/opt/../etc"),
+        (dir.path().to_path_buf(), "/opt/"),
+        (dir.path().join("missing"), "/opt/x"),
+    ] {
+        let mut config = test_config(&dir.path().join("root"));
+        config.read_only_mounts = vec![ironhand_sandbox::ReadOnlyMount {
+            host,
+            path: path.into(),
+        }];
+        assert!(
+            LocalSandboxProvider::new(config).is_err(),
+            "{path} must be refused"
+        );
+    }
+}

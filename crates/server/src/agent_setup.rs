@@ -3,7 +3,8 @@
 
 use crate::config::Settings;
 use anyhow::Context;
-use ironhand_agent::tools::ToolRegistry;
+use ironhand_agent::tools::{McpHub, McpLimits, McpTools, PublicUrlPolicy, ToolRegistry};
+use ironhand_core::mcp::{McpService, SecretSealer, UrlPolicy};
 
 use ironhand_agent::{Agent, AgentConfig, WorkerConfig};
 use ironhand_core::ports::{EventBus, SandboxProvider, Store};
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub struct AgentParts {
     pub sessions: Arc<SessionService>,
+    pub mcp: Arc<McpService>,
     pub agent: Arc<Agent>,
     pub llm_model: Option<String>,
     pub search_provider: Option<&'static str>,
@@ -123,8 +125,39 @@ fn sandbox_config(settings: &Settings, root: PathBuf) -> LocalSandboxConfig {
             .cloned()
             .chain(settings.config_file.clone())
             .collect(),
+        read_only_mounts: settings
+            .mcp
+            .packages_dir
+            .iter()
+            .map(|dir| ironhand_sandbox::ReadOnlyMount {
+                host: dir.clone(),
+                path: "/opt/mcp".into(),
+            })
+            .collect(),
         ..LocalSandboxConfig::default()
     }
+}
+
+/// Connectors: the operator's from the settings, users' sealed with their own key.
+pub fn mcp_service(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Arc<McpService>> {
+    let m = &settings.mcp;
+    let key = crate::secrets::mcp_secrets_key(settings)?;
+    let operator = m.operator_servers().map_err(|e| anyhow::anyhow!(e))?;
+    let policy: Option<Arc<dyn UrlPolicy>> =
+        (!m.user_private_urls).then(|| Arc::new(PublicUrlPolicy) as Arc<dyn UrlPolicy>);
+    if !operator.is_empty() {
+        tracing::info!(
+            connectors = %operator.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            "operator connectors"
+        );
+    }
+    Ok(Arc::new(McpService::new(
+        store,
+        SecretSealer::new(key.expose_secret().as_bytes()),
+        m.rules(),
+        operator,
+        policy,
+    )))
 }
 
 pub fn sandbox_provider(settings: &Settings) -> anyhow::Result<Arc<dyn SandboxProvider>> {
@@ -170,11 +203,25 @@ pub fn build(
         Ok(()) => tools = tools.with(ironhand_agent::tools::BrowserTools),
         Err(why) => tracing::warn!(%why, "the browser tools are not offered"),
     }
+    let mcp = mcp_service(settings, store.clone())?;
+    let m = &settings.mcp;
+    let hub = McpHub::new(
+        mcp.clone(),
+        sandboxes.clone(),
+        McpLimits {
+            start_timeout: Duration::from_secs(m.start_timeout_secs),
+            call_timeout: Duration::from_secs(m.call_timeout_secs),
+            max_tools: m.max_tools,
+            user_private_urls: m.user_private_urls,
+        },
+    );
+    tools = tools.with(McpTools::new(hub));
     let agent = Arc::new(Agent::new(
         model, store, publisher, sandboxes, tools, files, config,
     ));
     Ok(AgentParts {
         sessions,
+        mcp,
         agent,
         llm_model,
         search_provider,

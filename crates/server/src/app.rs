@@ -50,6 +50,8 @@ pub struct AppState {
     pub agent: Arc<Agent>,
     pub files: Arc<ironhand_core::files::FileService>,
     pub billing: Arc<ironhand_core::billing::BillingService>,
+    /// Connectors (MCP servers): the operator's and users' own.
+    pub mcp: Arc<ironhand_core::mcp::McpService>,
     /// Fires when the server begins to shut down: open streams end so clients reconnect
     /// elsewhere.
     pub stopping: CancellationToken,
@@ -251,6 +253,7 @@ impl AppState {
             files: parts.sessions.files().clone(),
             billing: parts.sessions.billing().clone(),
             sessions: parts.sessions,
+            mcp: parts.mcp,
             agent: parts.agent,
             stopping: CancellationToken::new(),
             sandbox_checked: Arc::default(),

@@ -25,6 +25,16 @@ pub fn files_signing_key(settings: &Settings) -> anyhow::Result<SecretString> {
     )
 }
 
+/// The key sealing users' connector secrets at rest: its own secret, never the JWT key.
+pub fn mcp_secrets_key(settings: &Settings) -> anyhow::Result<SecretString> {
+    kept_secret(
+        settings,
+        settings.mcp.secrets_key.as_ref(),
+        "mcp_secrets_key",
+        "mcp.secrets_key",
+    )
+}
+
 /// The configured secret, or the one generated into `<data dir>/secrets/<name>` earlier, or
 /// a new one (dev profile only).
 fn kept_secret(

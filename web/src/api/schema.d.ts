@@ -453,6 +453,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/mcp/servers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_servers"];
+        put: operations["put_server"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mcp/servers/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["delete_server"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/mcp/servers/{name}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["test_server"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/ready": {
         parameters: {
             query?: never;
@@ -890,6 +938,31 @@ export interface components {
             };
             msg: string;
         };
+        Envelope_McpServer: {
+            /**
+             * Format: int32
+             * @description 0 on success, otherwise the HTTP status.
+             */
+            code: number;
+            /** @description api.md's `McpServer`. */
+            data: {
+                args?: string[] | null;
+                command?: string | null;
+                description?: string | null;
+                enabled: boolean;
+                /** @description The names of its environment variables (values are never shown). */
+                env_keys?: string[] | null;
+                /** @description The names of its HTTP headers (values are never shown). */
+                header_keys?: string[] | null;
+                name: string;
+                scope: string;
+                /** @description The last start or test on this server: "ready: 12 tools", "failed to start: …". */
+                status?: string | null;
+                transport: string;
+                url?: string | null;
+            };
+            msg: string;
+        };
         Envelope_PortalCreated: {
             /**
              * Format: int32
@@ -1017,6 +1090,17 @@ export interface components {
             };
             msg: string;
         };
+        Envelope_TestResult: {
+            /**
+             * Format: int32
+             * @description 0 on success, otherwise the HTTP status.
+             */
+            code: number;
+            data: {
+                tools: components["schemas"]["TestedTool"][];
+            };
+            msg: string;
+        };
         Envelope_TokenResponse: {
             /**
              * Format: int32
@@ -1081,6 +1165,30 @@ export interface components {
                 size: number;
                 /** @description ISO-8601 UTC. */
                 upload_date: string;
+            }[];
+            msg: string;
+        };
+        Envelope_Vec_McpServer: {
+            /**
+             * Format: int32
+             * @description 0 on success, otherwise the HTTP status.
+             */
+            code: number;
+            data: {
+                args?: string[] | null;
+                command?: string | null;
+                description?: string | null;
+                enabled: boolean;
+                /** @description The names of its environment variables (values are never shown). */
+                env_keys?: string[] | null;
+                /** @description The names of its HTTP headers (values are never shown). */
+                header_keys?: string[] | null;
+                name: string;
+                scope: string;
+                /** @description The last start or test on this server: "ready: 12 tools", "failed to start: …". */
+                status?: string | null;
+                transport: string;
+                url?: string | null;
             }[];
             msg: string;
         };
@@ -1198,6 +1306,23 @@ export interface components {
         LogoutRequest: {
             refresh_token?: string | null;
         };
+        /** @description api.md's `McpServer`. */
+        McpServer: {
+            args?: string[] | null;
+            command?: string | null;
+            description?: string | null;
+            enabled: boolean;
+            /** @description The names of its environment variables (values are never shown). */
+            env_keys?: string[] | null;
+            /** @description The names of its HTTP headers (values are never shown). */
+            header_keys?: string[] | null;
+            name: string;
+            scope: string;
+            /** @description The last start or test on this server: "ready: 12 tools", "failed to start: …". */
+            status?: string | null;
+            transport: string;
+            url?: string | null;
+        };
         /** @description The answer of routes that return nothing: `{code: 0, msg: "success", data: null}`. */
         NullEnvelope: {
             /** Format: int32 */
@@ -1234,6 +1359,34 @@ export interface components {
         PortalRequest: {
             /** @description Where the portal's "return" link goes (on this server's public origin). */
             return_url?: string | null;
+        };
+        /**
+         * @description One connector to create or replace (by name). In `env` and `headers`, `null` keeps the
+         *     stored value of that name, a string replaces it, and a name left out is removed.
+         */
+        PutServerRequest: {
+            args?: string[] | null;
+            /** @description stdio: a program of the operator's allow-list (`mcp.user_stdio_commands`). */
+            command?: string | null;
+            description?: string | null;
+            enabled?: boolean | null;
+            env?: {
+                [key: string]: string | null;
+            } | null;
+            headers?: {
+                [key: string]: string | null;
+            } | null;
+            /**
+             * @description 1–64 letters, digits, `_` or `-`, starting and ending with a letter or digit,
+             *     without `__`.
+             */
+            name: string;
+            transport: string;
+            /**
+             * @description sse / streamable-http: an http(s) URL (users' may not point at loopback or private
+             *     addresses unless the operator allows it).
+             */
+            url?: string | null;
         };
         ReadyResponse: {
             /** @description Each dependency: `ok`, `not configured`, or what failed. */
@@ -1360,6 +1513,13 @@ export interface components {
         TakeoverChoice: "take" | "hand_back";
         TakeoverRequest: {
             action: components["schemas"]["TakeoverChoice"];
+        };
+        TestResult: {
+            tools: components["schemas"]["TestedTool"][];
+        };
+        TestedTool: {
+            description: string;
+            name: string;
         };
         TokenResponse: {
             access_token: string;
@@ -3640,6 +3800,312 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    list_servers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Vec_McpServer"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    put_server: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutServerRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_McpServer"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description users' own connectors are turned off */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the name of an operator connector */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description a field is not valid (unknown transport, a command outside the allow-list, a private URL…) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    delete_server: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the connector's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NullEnvelope"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description no such connector of yours (operator connectors cannot be deleted) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    test_server: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the connector's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_TestResult"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the connector did not start or answer: the message says why */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -106,6 +106,8 @@ export function toolIcon(name: string): string {
       return 'globe'
     case 'message':
       return 'message'
+    case 'mcp':
+      return 'plug'
     default:
       return 'puzzle'
   }

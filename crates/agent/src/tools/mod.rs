@@ -10,6 +10,7 @@ mod browser;
 mod context;
 mod family;
 mod file;
+mod mcp;
 mod message;
 mod search;
 mod shell;
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 pub use browser::BrowserTools;
 pub use context::ToolContext;
 pub use family::ToolFamily;
+pub use mcp::{McpHub, McpLimits, McpTools, PublicUrlPolicy};
 pub use specs::{complete_step_spec, create_plan_spec, spec, update_plan_spec};
 pub use toolbox::{ToolRegistry, Toolbox};
 

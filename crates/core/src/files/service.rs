@@ -586,6 +586,49 @@ impl FileService {
             .map_err(|error| format!("The screenshot was not kept. {error}"))
     }
 
+    /// Stores bytes a tool produced outside the sandbox (a connector's image or resource) as
+    /// a file of the session, listed with the agent's other files and counted against the
+    /// owner's quota. `name` is sanitised; the type is sniffed. Errors are sentences.
+    pub async fn store_generated(
+        &self,
+        user: UserId,
+        session: SessionId,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<StoredFile, String> {
+        if bytes.len() as u64 > self.settings.max_agent_file_bytes {
+            return Err(format!(
+                "it is larger than the {} bytes a file of the agent may have",
+                self.settings.max_agent_file_bytes
+            ));
+        }
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let filename = (self.naming.sanitize)(name);
+        let head = &bytes[..bytes.len().min(8192)];
+        let content_type = (self.naming.guess_type)(&filename, head);
+        let file = StoredFile {
+            id: FileId::new(),
+            user_id: user,
+            session_id: Some(session),
+            filename,
+            content_type,
+            size: to_i64(bytes.len() as u64),
+            sha256: sha256.clone(),
+            storage_key: new_key(user),
+            source: FileSource::Agent,
+            sandbox_path: None,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        self.blobs
+            .put_bytes(&file.storage_key, Bytes::from(bytes), &sha256)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "storing a generated file failed");
+                "file storage is unavailable".to_string()
+            })?;
+        self.record(file).await.map_err(|error| error.to_string())
+    }
+
     /// Copies a file out of the sandbox into the store as the session's file (replacing
     /// an earlier copy of the same path). Errors are sentences for the model or the log.
     pub async fn copy_out_of_sandbox(

@@ -148,6 +148,22 @@ pub trait Sandbox: Send + Sync {
     fn running_browser(&self) -> Option<Arc<dyn SandboxBrowser>> {
         None
     }
+
+    /// Starts `program` with `args` as a process of the sandbox, with the sandbox's basic
+    /// environment (`PATH`, `HOME`, `LANG`…) plus exactly `env` — nothing of the server's.
+    async fn spawn_process(
+        &self,
+        _program: &str,
+        _args: &[String],
+        _env: &[(String, String)],
+    ) -> SandboxResult<SandboxProcess> {
+        Err(SandboxError::Unavailable(
+            "this sandbox cannot run programs for connectors".into(),
+        ))
+    }
+
+    /// Something outside the tools (a connector's call) used the sandbox: it is not idle.
+    fn keep_alive(&self) {}
 }
 
 #[async_trait]
@@ -182,4 +198,21 @@ pub trait SandboxProvider: Send + Sync {
     fn running_browser(&self, _session: SessionId) -> Option<Arc<dyn SandboxBrowser>> {
         None
     }
+}
+
+/// A long-lived program started in a sandbox (an MCP stdio server): its stdin and stdout
+/// are the caller's; it runs with the sandbox's namespaces, user, cgroup and workspace and
+/// stops with the sandbox, when killed, or when the last [`SandboxProcess::handle`] goes.
+pub struct SandboxProcess {
+    pub stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+    pub stdout: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    pub handle: Arc<dyn ProcessHandle>,
+}
+
+pub trait ProcessHandle: Send + Sync {
+    fn is_running(&self) -> bool;
+    /// The end of what it wrote to stderr (a few KiB), for error messages.
+    fn stderr_tail(&self) -> String;
+    /// Stops it and everything it started.
+    fn kill(&self);
 }

@@ -184,6 +184,7 @@ pub trait Store:
     + JobLock
     + crate::files::FileStore
     + crate::billing::BillingStore
+    + crate::mcp::McpServerStore
 {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;

@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 
 mod agent;
 mod billing;
+mod mcp;
 
 pub use agent::{AgentSettings, LlmSettings, SandboxSettings, SearchSettings, SessionSettings};
 pub use billing::{BillingSettings, FileSettings, S3Settings, StripeSettings};
+pub use mcp::{McpServerSetting, McpSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -41,6 +43,7 @@ pub struct Settings {
     pub files: FileSettings,
     pub billing: BillingSettings,
     pub stripe: StripeSettings,
+    pub mcp: McpSettings,
     /// The file these settings were read from, if any (hidden from sandboxes).
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -110,7 +113,7 @@ impl Default for ServerSettings {
     }
 }
 
-fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum ListOrCsv {
@@ -361,6 +364,7 @@ const SHORT_ENV: &[(&str, &str)] = &[
     ("STRIPE_API_BASE", "stripe.api_base"),
     ("STRIPE_PRICE_BASIC", "stripe.price_basic"),
     ("STRIPE_PRICE_PRO", "stripe.price_pro"),
+    ("IRONHAND_MCP_CONFIG", "mcp.config_file"),
 ];
 
 /// Command-line overrides (`serve --bind`, `--data-dir`), applied last.
@@ -566,6 +570,9 @@ impl Settings {
         }
         self.validate_agent(&mut problems);
         problems.extend(self.billing_problems());
+        if let Err(e) = self.mcp.validate() {
+            problems.push(e);
+        }
         if self.profile == Profile::Production {
             if self.files.signing_key.is_none() {
                 problems.push(
@@ -576,6 +583,12 @@ impl Settings {
             if a.jwt_secret.is_none() {
                 problems.push(
                     "auth.jwt_secret (IRONHAND__AUTH__JWT_SECRET): the production profile needs an explicit secret; it never generates one"
+                        .into(),
+                );
+            }
+            if self.mcp.secrets_key.is_none() {
+                problems.push(
+                    "mcp.secrets_key (IRONHAND__MCP__SECRETS_KEY): the production profile needs an explicit key sealing connector secrets"
                         .into(),
                 );
             }

@@ -78,6 +78,9 @@ impl IntoResponse for ApiError {
             ApiError::Domain(D::Forbidden(m)) => body(StatusCode::FORBIDDEN, m, Value::Null),
             ApiError::Domain(D::NotFound(m)) => body(StatusCode::NOT_FOUND, m, Value::Null),
             ApiError::Domain(D::Conflict(m)) => body(StatusCode::CONFLICT, m, Value::Null),
+            ApiError::Domain(D::ConnectorFailed(m)) => {
+                body(StatusCode::BAD_GATEWAY, m, Value::Null)
+            }
             ApiError::Domain(e @ D::BrowserNotRunning) => {
                 body(StatusCode::CONFLICT, e.to_string(), Value::Null)
             }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod files;
+pub mod mcp;
 pub mod ops;
 pub mod sessions;
 
@@ -142,4 +143,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(sessions::router())
         .merge(files::router())
         .merge(billing::router())
+        .merge(mcp::router())
 }

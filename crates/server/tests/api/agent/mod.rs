@@ -5,6 +5,7 @@ mod browser;
 mod failures;
 mod files;
 mod lifecycle;
+mod mcp;
 mod runs;
 mod stored_text;
 mod tools;
