@@ -417,3 +417,135 @@ async fn json_logs_carry_the_request_id_and_never_the_secrets() {
         "no secret in the log"
     );
 }
+
+/// Connectors' secrets — the operator's from an `mcp.json` (`IRONHAND_MCP_CONFIG`) and a
+/// user's from the settings page — never reach the log, even at debug level, while the
+/// connectors are saved, listed, started and tested.
+#[tokio::test]
+async fn connector_secrets_never_reach_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let packages = crate::agent::mcp_servers_dir();
+    let everything = "/opt/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
+    let config = dir.path().join("mcp.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"mcpServers": {
+            "everything": {"command": "node", "args": [everything, "stdio"],
+                           "env": {"OPERATOR_TOKEN": "op-log-secret-4321"}},
+            "partner": {"url": "https://partner.invalid/mcp",
+                        "headers": {"Authorization": "Bearer op-header-secret-8765"}}
+        }})
+        .to_string(),
+    )
+    .expect("mcp.json");
+    let log = dir.path().join("server.log");
+    let data = dir.path().join("data");
+    let (mut server, base) = serve_with_log(
+        &data,
+        &log,
+        &[
+            ("RUST_LOG", "debug"),
+            ("IRONHAND_MCP_CONFIG", config.to_str().expect("utf-8")),
+            (
+                "IRONHAND__MCP__PACKAGES_DIR",
+                packages.to_str().expect("utf-8"),
+            ),
+            ("IRONHAND__MCP__START_TIMEOUT_SECS", "20"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let signed_up: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(
+            &serde_json::json!({"fullname": "Log Reader", "email": "log@example.com",
+            "password": "correct horse"}),
+        )
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    let token = signed_up["data"]["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut req = client
+            .request(method, format!("{base}/api/v1{path}"))
+            .bearer_auth(&token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send()
+    };
+    let saved = call(
+        reqwest::Method::PUT,
+        "/mcp/servers",
+        Some(
+            serde_json::json!({"name": "mine", "transport": "stdio", "command": "node",
+            "args": [everything, "stdio"], "env": {"USER_TOKEN": "user-log-secret-1357"}}),
+        ),
+    )
+    .await
+    .expect("put");
+    assert!(saved.status().is_success());
+    for name in ["mine", "everything", "partner"] {
+        let tested = call(
+            reqwest::Method::POST,
+            &format!("/mcp/servers/{name}/test"),
+            None,
+        )
+        .await
+        .expect("test");
+        let status = tested.status();
+        let body = tested.text().await.unwrap_or_default();
+        assert!(
+            if name == "partner" {
+                status == 502
+            } else {
+                status.is_success()
+            },
+            "{name}: {status} {body}"
+        );
+        for secret in ["op-log-secret", "op-header-secret", "user-log-secret"] {
+            assert!(!body.contains(secret), "{name}: {body}");
+        }
+    }
+    let listed = call(reqwest::Method::GET, "/mcp/servers", None)
+        .await
+        .expect("list")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        listed.contains("OPERATOR_TOKEN") && listed.contains("USER_TOKEN"),
+        "{listed}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains("connector tested") && text.contains("connector test failed"),
+        "the log says what happened"
+    );
+    for secret in [
+        "op-log-secret-4321",
+        "op-header-secret-8765",
+        "user-log-secret-1357",
+    ] {
+        assert!(!text.contains(secret), "{secret} is in the log");
+    }
+    let mut stored = std::fs::read(data.join("ironhand.db")).expect("database");
+    stored.extend(std::fs::read(data.join("ironhand.db-wal")).unwrap_or_default());
+    assert!(
+        String::from_utf8_lossy(&stored).contains("server-everything"),
+        "the connector is stored"
+    );
+    assert!(
+        !String::from_utf8_lossy(&stored).contains("user-log-secret"),
+        "the database holds the user's secret sealed, not in clear"
+    );
+}

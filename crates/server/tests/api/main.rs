@@ -12,6 +12,7 @@ mod auth_providers;
 mod billing;
 mod cli;
 mod connections;
+mod connectors;
 mod cookie_mode;
 mod files;
 mod http_basics;

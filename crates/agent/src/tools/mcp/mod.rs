@@ -431,6 +431,12 @@ impl McpTester for McpHub {
             None
         };
         let started = Connector::start(server.clone(), sandbox.clone(), self.limits).await;
+        match &started {
+            Ok(c) => {
+                tracing::info!(server = %server.name, tools = c.tools.len(), "connector tested")
+            }
+            Err(why) => tracing::info!(server = %server.name, %why, "connector test failed"),
+        }
         let tools = match started {
             Ok(connector) => {
                 let tools = connector

@@ -1,7 +1,8 @@
 //! Where users' remote connectors may point: http(s) only, never at loopback, private,
 //! link-local (cloud metadata) or other non-public addresses, checked on the URL as written
-//! and on what its name resolves to now. (Connections check again when they are made, so a
-//! name that later resolves elsewhere is refused then.)
+//! and on what its name resolves to now. A name that does not resolve is accepted:
+//! connections check every address again when they are made, so a name that later
+//! resolves to a private address is refused then.
 
 use async_trait::async_trait;
 use ironhand_core::mcp::UrlPolicy;
@@ -15,9 +16,13 @@ impl UrlPolicy for PublicUrlPolicy {
         let parsed = ironhand_mcp::check_url(url, false).map_err(|e| e.to_string())?;
         if let Some(url::Host::Domain(host)) = parsed.host() {
             let port = parsed.port_or_known_default().unwrap_or(443);
-            ironhand_mcp::policy::resolve_public(host, port)
-                .await
-                .map_err(|e| e.to_string())?;
+            // A name that does not resolve now may later (DNS down, not yet created): only a
+            // name pointing at non-public addresses is refused here.
+            if let Err(refused @ ironhand_mcp::McpError::Refused(_)) =
+                ironhand_mcp::policy::resolve_public(host, port).await
+            {
+                return Err(refused.to_string());
+            }
         }
         Ok(())
     }
