@@ -5,6 +5,11 @@
  *
  * Binaries come from `$CARGO_TARGET_DIR` (or `target/`) `/debug/`, or from `IRONHAND_BIN` /
  * `FAKE_LLM_BIN`; `make test` builds them first.
+ *
+ * The operator offers one connector to everyone: npm's MCP `server-everything` (over stdio,
+ * inside each session's sandbox) from the repository's `mcp-servers/`, which
+ * `scripts/install-mcp-servers.sh` fills. Its tools are in every run's tool list; scenarios
+ * that do not call them are unaffected.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -31,6 +36,17 @@ function binary(env: string, name: string): string {
   const path = join(target, 'debug', name)
   if (!existsSync(path)) throw new Error(`${path} is missing: run \`cargo build -p ironhand-server -p ironhand-fakes\` (make test does)`)
   return path
+}
+
+const EVERYTHING = '@modelcontextprotocol/server-everything/dist/index.js'
+
+/** The repository's installed MCP servers, seen read-only at `/opt/mcp` in every sandbox. */
+function mcpPackages(): string {
+  const dir = join(repo, 'mcp-servers')
+  if (!existsSync(join(dir, 'node_modules', EVERYTHING))) {
+    throw new Error(`${dir}/node_modules has no ${EVERYTHING}: run scripts/install-mcp-servers.sh (make test does)`)
+  }
+  return dir
 }
 
 function freePort(): Promise<number> {
@@ -119,6 +135,16 @@ max_retries = 0
 network = false
 # the server is killed at the end: plain workspace directories leave no mounts behind
 workspace_max_bytes = 0
+
+[mcp]
+packages_dir = ${JSON.stringify(mcpPackages())}
+
+# the operator's connector (e2e/connectors.e2e.ts): every run is offered its tools
+[[mcp.servers]]
+name = "everything"
+command = "node"
+args = [${JSON.stringify(`/opt/mcp/node_modules/${EVERYTHING}`)}, "stdio"]
+description = "MCP test server (server-everything)"
 `,
   )
   const server = spawn(binary('IRONHAND_BIN', 'ironhand'), ['--config', config, 'serve'], {
