@@ -36,10 +36,24 @@ pub struct BusSubscription {
     pub receiver: broadcast::Receiver<Arc<str>>,
 }
 
+/// What a bus can report (its cause kept as the source, for the log).
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The backend (Redis) failed or cannot be reached.
+    #[error("event bus unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl BusError {
+    pub fn unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(cause))
+    }
+}
+
 #[async_trait]
 pub trait EventBus: Send + Sync {
-    async fn publish(&self, topic: &str, payload: &str) -> Result<(), String>;
-    async fn subscribe(&self, topic: &str) -> Result<BusSubscription, String>;
+    async fn publish(&self, topic: &str, payload: &str) -> Result<(), BusError>;
+    async fn subscribe(&self, topic: &str) -> Result<BusSubscription, BusError>;
     /// `memory` or `redis`.
     fn kind(&self) -> &'static str;
 }

@@ -1,8 +1,8 @@
 //! In-process bus: a publish reaches this process's subscribers only.
 
 use async_trait::async_trait;
-use ironhand_core::ports::EventBus;
 use ironhand_core::ports::event_bus::{BusSubscription, LocalTopics};
+use ironhand_core::ports::{BusError, EventBus};
 use std::sync::Arc;
 
 #[derive(Default)]
@@ -12,12 +12,12 @@ pub struct MemoryBus {
 
 #[async_trait]
 impl EventBus for MemoryBus {
-    async fn publish(&self, topic: &str, payload: &str) -> Result<(), String> {
+    async fn publish(&self, topic: &str, payload: &str) -> Result<(), BusError> {
         self.topics.deliver(topic, Arc::from(payload));
         Ok(())
     }
 
-    async fn subscribe(&self, topic: &str) -> Result<BusSubscription, String> {
+    async fn subscribe(&self, topic: &str) -> Result<BusSubscription, BusError> {
         Ok(self.topics.subscribe(topic))
     }
 

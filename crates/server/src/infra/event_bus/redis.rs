@@ -5,8 +5,8 @@
 use crate::infra::redis::RedisHandle;
 use async_trait::async_trait;
 use futures::StreamExt;
-use ironhand_core::ports::EventBus;
 use ironhand_core::ports::event_bus::{BusSubscription, LocalTopics};
+use ironhand_core::ports::{BusError, EventBus};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,7 +93,7 @@ async fn listen(
 
 #[async_trait]
 impl EventBus for RedisBus {
-    async fn publish(&self, topic: &str, payload: &str) -> Result<(), String> {
+    async fn publish(&self, topic: &str, payload: &str) -> Result<(), BusError> {
         let mut conn = self.redis.conn.clone();
         redis::cmd("PUBLISH")
             .arg(self.redis.key(&format!("bus:{topic}")))
@@ -101,10 +101,10 @@ impl EventBus for RedisBus {
             .query_async::<i64>(&mut conn)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(BusError::unavailable)
     }
 
-    async fn subscribe(&self, topic: &str) -> Result<BusSubscription, String> {
+    async fn subscribe(&self, topic: &str) -> Result<BusSubscription, BusError> {
         Ok(self.topics.subscribe(topic))
     }
 

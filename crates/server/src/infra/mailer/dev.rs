@@ -1,13 +1,13 @@
 //! With no SMTP configured, mail goes to the log at WARN, marked as the development mailer.
 
 use async_trait::async_trait;
-use ironhand_core::ports::{Mail, Mailer};
+use ironhand_core::ports::{Mail, MailError, Mailer};
 
 pub struct DevMailer;
 
 #[async_trait]
 impl Mailer for DevMailer {
-    async fn send(&self, mail: Mail) -> Result<(), String> {
+    async fn send(&self, mail: Mail) -> Result<(), MailError> {
         tracing::warn!(
             to = %mail.to,
             subject = %mail.subject,

@@ -1,7 +1,7 @@
 //! SMTP delivery: `smtp://user:pass@host:port?tls=starttls|tls|none`.
 
 use async_trait::async_trait;
-use ironhand_core::ports::{Mail, Mailer};
+use ironhand_core::ports::{Mail, MailError, Mailer};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
@@ -151,20 +151,23 @@ impl SmtpMailer {
 
 #[async_trait]
 impl Mailer for SmtpMailer {
-    async fn send(&self, mail: Mail) -> Result<(), String> {
-        let to: Mailbox = mail.to.parse().map_err(|e| format!("bad recipient: {e}"))?;
+    async fn send(&self, mail: Mail) -> Result<(), MailError> {
+        let to: Mailbox = mail
+            .to
+            .parse()
+            .map_err(|e| MailError::Recipient(Box::new(e)))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject)
             .header(ContentType::TEXT_PLAIN)
             .body(mail.text)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| MailError::Delivery(Box::new(e)))?;
         self.transport
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| format!("SMTP delivery failed: {e}"))
+            .map_err(|e| MailError::Delivery(Box::new(e)))
     }
 
     fn kind(&self) -> &'static str {
