@@ -6,6 +6,7 @@ export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
 .PHONY: run build test api-fuzz web web-test bench fmt lint clean-test-databases sandbox-deps browser-deps mcp-deps
+.PHONY: images sandbox-image docker-deps deploy-check compose-smoke
 
 ## Build the web app and the server (release), then serve both on http://localhost:8000
 ## with SQLite in ./data.
@@ -32,7 +33,7 @@ test: sandbox-deps browser-deps mcp-deps clean-test-databases web
 ## Redis: schemathesis (pinned, installed into .venv-fuzz/) sends a bounded, seeded set of
 ## valid and invalid requests to every operation; any 5xx, undocumented answer or accepted
 ## invalid request fails. See scripts/api-fuzz.sh.
-api-fuzz: sandbox-deps web
+api-fuzz: sandbox-deps mcp-deps web
 	@scripts/api-fuzz.sh
 
 ## The web app alone: type check, unit tests, then the browser stories against the debug
@@ -90,3 +91,50 @@ clean-test-databases:
 		psql "$(TEST_DATABASE_URL)" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'ironhand\_test\_%'" 2>/dev/null \
 		| while read -r db; do psql "$(TEST_DATABASE_URL)" -qc "DROP DATABASE IF EXISTS \"$$db\"" >/dev/null 2>&1 || true; done; \
 	fi
+
+## Container images, built from Debian packages with no registry pull (docs/deployment.md):
+## local/debian:bookworm (mmdebstrap + docker import, once), ironhand:<version> (the server,
+## with the release binary and web app of `make build`), ironhand-sandbox:<version>,
+## ironhand-postgres:15 and ironhand-redis:7. A second run with nothing changed is cached.
+images: build docker-deps
+	cargo build --release --locked -p ironhand-fakes --bin fake-llm
+	@scripts/build-images.sh all
+
+## The sandbox image of the Docker provider: ironhand-sandbox:<version>.
+sandbox-image: build docker-deps
+	@scripts/build-images.sh sandbox
+
+## Docker Engine (Debian's docker.io, started without systemd when none answers),
+## docker-compose 1.29 and mmdebstrap.
+docker-deps:
+	@scripts/install-docker.sh
+
+## The deploy files: deploy/compose.yaml against docker-compose (and `docker compose` when
+## present), the example TOML against the server's own validation, the scripts' syntax.
+deploy-check:
+	@command -v docker-compose >/dev/null 2>&1 || scripts/install-docker.sh
+	docker-compose -f deploy/compose.yaml config -q
+	docker-compose --env-file deploy/.env.example -f deploy/compose.yaml config -q
+	docker-compose --env-file deploy/.env.example -f deploy/compose.yaml -f deploy/compose.smoke.yaml config -q
+	@if docker compose version >/dev/null 2>&1; then \
+		docker compose -f deploy/compose.yaml config -q; fi
+	@for f in scripts/install-docker.sh scripts/build-images.sh scripts/compose-smoke.sh deploy/postgres/entrypoint.sh; do bash -n $$f; done
+	@for f in deploy/entrypoint.sh deploy/redis/entrypoint.sh; do sh -n $$f; done
+	@bin=$$(ls -t target/release/ironhand target/debug/ironhand 2>/dev/null | head -n1); \
+	if [ -n "$$bin" ]; then \
+		IRONHAND__AUTH__JWT_SECRET=deploy-check-jwt-secret-0123456789abcdef \
+		IRONHAND__FILES__SIGNING_KEY=deploy-check-signing-key-0123456789abcdef \
+		IRONHAND__MCP__SECRETS_KEY=deploy-check-mcp-key-0123456789abcdef01 \
+		$$bin --config deploy/ironhand.example.toml check-config >/dev/null && \
+		echo "deploy/ironhand.example.toml: valid ($$bin check-config)"; \
+	else echo "deploy-check: no ironhand binary built; skipping check-config of deploy/ironhand.example.toml"; fi
+	@if command -v systemd-analyze >/dev/null 2>&1; then \
+		out=$$(systemd-analyze verify deploy/ironhand.service 2>&1 | grep -v 'is not executable' || true); \
+		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+		echo "deploy/ironhand.service: valid (systemd-analyze verify; the binary need not be installed)"; fi
+	@echo "deploy-check: deploy/compose.yaml is valid"
+
+## Brings deploy/compose.yaml up from the local images, runs one task through the fake model
+## on a worker, and tears it down (skipped with a message where no Docker Engine can start).
+compose-smoke: web
+	@scripts/compose-smoke.sh

@@ -145,6 +145,18 @@ pids+=("$!")
 wait_for_line "$work/fake-llm.out" '^listening on ' fake-llm
 llm_url=$(sed -n 's/^listening on //p' "$work/fake-llm.out")
 
+# A real MCP server (the Python SDK's, installed by scripts/install-mcp-servers.sh) for the
+# connector the fuzzer tests: users may reach it on loopback in this configuration.
+mcp_port=$(free_port)
+mcp-servers/.venv/bin/python mcp-servers/demo_server.py streamable-http 127.0.0.1 "$mcp_port" \
+  >"$work/mcp-demo.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 1 150); do
+  curl -s -o /dev/null "http://127.0.0.1:$mcp_port/mcp" && break
+  kill -0 "${pids[-1]}" 2>/dev/null || fail "the demo MCP server exited at start (log: $work/mcp-demo.log)"
+  sleep 0.1
+done
+
 # While a backend is prepared (with `fuzz`'s `api`, `token`, `name` and `log`): prints the
 # answer's body; an error status stops everything.
 call() { # method path [curl arguments…]
@@ -230,6 +242,9 @@ network = false
 # the server is stopped at the end: plain workspace directories leave no mounts behind
 workspace_max_bytes = 0
 
+[mcp]
+user_private_urls = true
+
 $(cat "$stripe_config")
 
 $backend_config
@@ -277,6 +292,11 @@ EOF
   json_file=$(call POST /files -F "file=@$fixtures/data.json" | json_field data.file_id)
   html_file=$(call POST /files -F "file=@$fixtures/page.html" | json_field data.file_id)
   spare_file=$(call POST /files -F "file=@$fixtures/notes.txt" | json_field data.file_id)
+  # Two connectors: one to test (the demo MCP server), one for the deletes.
+  call PUT /mcp/servers -H 'Content-Type: application/json' \
+    -d "{\"name\":\"fuzz-remote\",\"transport\":\"streamable-http\",\"url\":\"http://127.0.0.1:$mcp_port/mcp\",\"headers\":{\"Authorization\":\"Bearer fuzz\"}}" >/dev/null
+  call PUT /mcp/servers -H 'Content-Type: application/json' \
+    -d '{"name":"fuzz-spare","transport":"sse","url":"https://mcp.example.invalid/sse"}' >/dev/null
   # A first task with the files attached: the session then has events of every kind, files,
   # and a live sandbox with the shell `main` and /home/ubuntu/hello.py. (fake-llm plays a
   # scenario once per task text, hence the backend's name in it.)
@@ -313,6 +333,8 @@ spare_files = { values = ["$spare_file"] }
 users = { values = ["$other_user"] }
 shells = { values = ["main"] }
 sandbox_files = { values = ["/home/ubuntu/hello.py"] }
+connectors = { values = ["fuzz-remote"] }
+spare_connectors = { values = ["fuzz-spare"] }
 signatures = { values = ["$signature"] }
 expiries = { values = [$expires] }
 
@@ -336,6 +358,14 @@ parameters = { "path.id" = { dictionary = "sessions", probability = 0.5 }, "body
 [[operations]]
 include-name-regex = "^(GET|POST) /api/v1/sessions/(shared/)?\\\\{id\\\\}(?!/(shell|file)$)"
 parameters = { "path.id" = { dictionary = "sessions", probability = 0.5 } }
+
+[[operations]]
+include-name = "POST /api/v1/mcp/servers/{name}/test"
+parameters = { "path.name" = { dictionary = "connectors", probability = 0.5 } }
+
+[[operations]]
+include-name = "DELETE /api/v1/mcp/servers/{name}"
+parameters = { "path.name" = { dictionary = "spare_connectors", probability = 0.5 } }
 
 [[operations]]
 include-name = "DELETE /api/v1/files/{id}"

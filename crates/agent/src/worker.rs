@@ -6,7 +6,9 @@ use crate::flow::{Agent, RunControl, RunEnd, StopReason};
 use ironhand_core::ids::RunId;
 use ironhand_core::ports::Store;
 use ironhand_core::ports::event_bus::topics;
+use ironhand_core::ports::sessions::Claimant;
 use ironhand_core::session::{AgentEvent, Run, RunStatus, SessionStatus};
+use ironhand_core::workspace::WorkspaceSnapshots;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +28,9 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// A run claimed more often than this (crash after crash) is given up as interrupted.
     pub max_attempts: i32,
+    /// How long a run of a session whose sandbox another instance holds is left to that
+    /// instance before this one may claim it.
+    pub affinity_wait: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -36,6 +41,7 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_secs(2),
             max_attempts: 3,
+            affinity_wait: Duration::from_secs(2),
         }
     }
 }
@@ -43,22 +49,33 @@ impl Default for WorkerConfig {
 pub struct RunWorker {
     agent: Arc<Agent>,
     store: Arc<dyn Store>,
+    /// Brings a session's workspace here before its run and saves it after (see
+    /// `ironhand_core::workspace`). Its instance is this worker's id.
+    workspaces: Option<Arc<WorkspaceSnapshots>>,
     config: WorkerConfig,
     running: Mutex<HashMap<RunId, Arc<RunControl>>>,
 }
 
 /// Told to the user when storage refused the run's progress (the cause is in the log).
 const STORAGE_FAILED: &str = "This task stopped because the server could not save its progress (a storage error; the details are in the server log). Send a message to try again.";
+/// Told to the user when the session's files could not be brought to this server.
+const WORKSPACE_UNAVAILABLE: &str = "This task could not start: the session's files could not be brought to the server that took it (the details are in the server log). Send the message again in a moment.";
 
 fn time_after(duration: Duration) -> OffsetDateTime {
     OffsetDateTime::now_utc() + duration
 }
 
 impl RunWorker {
-    pub fn new(agent: Arc<Agent>, store: Arc<dyn Store>, config: WorkerConfig) -> Arc<Self> {
+    pub fn new(
+        agent: Arc<Agent>,
+        store: Arc<dyn Store>,
+        workspaces: Option<Arc<WorkspaceSnapshots>>,
+        config: WorkerConfig,
+    ) -> Arc<Self> {
         Arc::new(Self {
             agent,
             store,
+            workspaces,
             config,
             running: Mutex::new(HashMap::new()),
         })
@@ -105,6 +122,10 @@ impl RunWorker {
             control.stop(StopReason::Shutdown);
         }
         while tasks.join_next().await.is_some() {}
+        // This instance's sandboxes stop with it: their sessions' runs need not wait for it.
+        if let Some(workspaces) = &self.workspaces {
+            workspaces.release_all().await;
+        }
         tracing::info!(worker = %self.config.worker_id, "run worker stopped");
     }
 
@@ -125,13 +146,11 @@ impl RunWorker {
                 self.config.worker_id,
                 uuid::Uuid::new_v4().simple()
             );
+            let now = OffsetDateTime::now_utc();
+            let claimant = Claimant::new(&self.config.worker_id, now, self.config.affinity_wait);
             let claimed = self
                 .store
-                .claim_run(
-                    &lease,
-                    OffsetDateTime::now_utc(),
-                    time_after(self.config.lease),
-                )
+                .claim_run(&lease, claimant, now, time_after(self.config.lease))
                 .await;
             match claimed {
                 Ok(Some(run)) => {
@@ -202,7 +221,37 @@ impl RunWorker {
             lease.clone(),
             control.clone(),
         ));
+        if let Some(workspaces) = &self.workspaces
+            && let Err(error) = workspaces.take_over(run.session_id).await
+        {
+            // Working in a stale or empty copy would lose the user's files for good (its
+            // snapshot would become the latest): the run fails instead.
+            tracing::error!(%error, run_id = %run.id, session_id = %run.session_id, "could not bring the session's workspace here");
+            heartbeat.abort();
+            metrics::counter!("ironhand_runs_total", "outcome" => RunStatus::Failed.as_str())
+                .increment(1);
+            self.record(
+                &run,
+                &lease,
+                RunStatus::Failed,
+                SessionStatus::Failed,
+                Some(AgentEvent::error(WORKSPACE_UNAVAILABLE)),
+                Some(AgentEvent::Done),
+            )
+            .await;
+            return;
+        }
         let end = self.agent.execute(&run, &control).await;
+        // The run ended, or is handed back at shutdown: its workspace is saved first, so
+        // whichever instance takes the session next finds its files (the lease is still
+        // renewed meanwhile).
+        let hand_over = match end {
+            RunEnd::Released => control.reason() == Some(StopReason::Shutdown),
+            _ => true,
+        };
+        if hand_over {
+            self.save_workspace(&run).await;
+        }
         heartbeat.abort();
         let (status, session_status, last) = match end {
             RunEnd::Completed => (
@@ -261,6 +310,33 @@ impl RunWorker {
         metrics::histogram!("ironhand_run_seconds").record(started.elapsed().as_secs_f64());
         self.record(&run, &lease, status, session_status, None, last)
             .await;
+    }
+
+    /// Saves the session's workspace as its latest snapshot; files left out over the
+    /// workspace limit are told to the user.
+    async fn save_workspace(&self, run: &Run) {
+        let Some(workspaces) = &self.workspaces else {
+            return;
+        };
+        match workspaces.save(run.session_id).await {
+            Ok(Some(saved)) => {
+                if let Some(note) = saved.note() {
+                    let _ = self
+                        .agent
+                        .publisher()
+                        .publish(
+                            run.session_id,
+                            run.user_id,
+                            &AgentEvent::assistant_message(&note),
+                        )
+                        .await;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, run_id = %run.id, session_id = %run.session_id, "could not save the session's workspace; another server taking the session next would not find this run's changes")
+            }
+        }
     }
 
     /// Closes a tool call a previous attempt left at `calling`.

@@ -12,6 +12,7 @@ pub mod session;
 pub mod subscription;
 pub mod text;
 pub mod user;
+pub mod workspace;
 
 pub use error::{DomainError, FieldError, StoreError};
 pub use ids::{FileId, RunId, SessionId, UserId};

@@ -11,6 +11,8 @@ mod shared;
 mod sessions;
 #[macro_use]
 mod mcp;
+#[macro_use]
+mod workspaces;
 pub mod postgres;
 pub mod sqlite;
 pub mod testing;

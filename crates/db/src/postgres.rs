@@ -41,3 +41,4 @@ impl_store!(PgStore, PgRow, "postgres");
 impl_session_store!(PgStore, PgRow, "FOR UPDATE SKIP LOCKED");
 impl_billing_store!(PgStore, PgRow);
 impl_mcp_store!(PgStore, PgRow);
+impl_workspace_store!(PgStore, PgRow);

@@ -56,6 +56,23 @@ macro_rules! claimable {
     };
 }
 
+/// The condition of a run `claimable!` by an instance, given the placeholders of now, of
+/// the instance and of the time before which runs held elsewhere are anyone's: not a queued
+/// run of a session whose sandbox another instance holds, unless it waited long enough.
+macro_rules! claimable_here {
+    ($now:literal, $instance:literal, $others_after:literal) => {
+        concat!(
+            claimable!($now),
+            " AND (status = 'running' OR created_at <= ",
+            $others_after,
+            " OR NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = runs.session_id
+                             AND s.sandbox_instance <> ",
+            $instance,
+            "))"
+        )
+    };
+}
+
 macro_rules! impl_session_store {
     ($store:ty, $row:ty, $claim_lock:literal) => {
         const _: () = {
@@ -64,7 +81,7 @@ macro_rules! impl_session_store {
             use ironhand_core::error::{StoreError, StoreResult};
             use ironhand_core::ids::{RunId, SessionId, UserId};
             use ironhand_core::ports::sessions::{
-                AgentMemoryStore, EventLog, JobLock, LeaseState, ListCursor, NewEvent, RunQueue,
+                AgentMemoryStore, Claimant, EventLog, JobLock, LeaseState, ListCursor, NewEvent, RunQueue,
                 SessionStore,
             };
             use ironhand_core::session::{
@@ -367,6 +384,24 @@ macro_rules! impl_session_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(store_err)?;
+                    // Locks the session's row before its workspace snapshot is read, as
+                    // `record_snapshot` does: a snapshot recorded meanwhile is either seen
+                    // here (its key queued) or refused there.
+                    sqlx::query("UPDATE sessions SET sandbox_instance = NULL WHERE id = $1")
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_err)?;
+                    sqlx::query(
+                        "INSERT INTO blob_garbage (storage_key, created_at)
+                         SELECT storage_key, $2 FROM workspace_snapshots WHERE session_id = $1
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id.0)
+                    .bind(to_ms(OffsetDateTime::now_utc()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err)?;
                     let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
                         .bind(id.0)
                         .execute(&mut *tx)
@@ -533,6 +568,7 @@ macro_rules! impl_session_store {
                 async fn claim_run(
                     &self,
                     worker: &str,
+                    claimant: Claimant<'_>,
                     now: OffsetDateTime,
                     lease_until: OffsetDateTime,
                 ) -> StoreResult<Option<Run>> {
@@ -540,7 +576,7 @@ macro_rules! impl_session_store {
                         let row = sqlx::query(concat!(
                             "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $3,
                                 attempts = attempts + 1, started_at = COALESCE(started_at, $2)
-                             WHERE id = (SELECT id FROM runs WHERE ", claimable!("$2"), "
+                             WHERE id = (SELECT id FROM runs WHERE ", claimable_here!("$2", "$4", "$5"), "
                                          ORDER BY created_at, id LIMIT 1 ", $claim_lock, ")
                                AND ", claimable!("$2"), "
                              RETURNING ", run_columns!()
@@ -548,19 +584,24 @@ macro_rules! impl_session_store {
                         .bind(worker)
                         .bind(to_ms(now))
                         .bind(to_ms(lease_until))
+                        .bind(claimant.instance)
+                        .bind(to_ms(claimant.others_after))
                         .fetch_optional(self.writer())
                         .await
                         .map_err(store_err)?;
                         if let Some(run) = one_run(row)? {
                             return Ok(Some(run));
                         }
-                        // Lost a race for the oldest run (or nothing is claimable).
-                        let left: Option<i32> =
-                            sqlx::query_scalar(concat!("SELECT 1 FROM runs WHERE ", claimable!("$1"), " LIMIT 1"))
-                                .bind(to_ms(now))
-                                .fetch_optional(self.reader())
-                                .await
-                                .map_err(store_err)?;
+                        // Lost a race for the oldest run (or nothing is claimable here).
+                        let left: Option<i32> = sqlx::query_scalar(concat!(
+                            "SELECT 1 FROM runs WHERE ", claimable_here!("$1", "$2", "$3"), " LIMIT 1"
+                        ))
+                        .bind(to_ms(now))
+                        .bind(claimant.instance)
+                        .bind(to_ms(claimant.others_after))
+                        .fetch_optional(self.reader())
+                        .await
+                        .map_err(store_err)?;
                         if left.is_none() {
                             return Ok(None);
                         }

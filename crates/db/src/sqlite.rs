@@ -58,3 +58,4 @@ impl_store!(SqliteStore, SqliteRow, "sqlite");
 impl_session_store!(SqliteStore, SqliteRow, "");
 impl_billing_store!(SqliteStore, SqliteRow);
 impl_mcp_store!(SqliteStore, SqliteRow);
+impl_workspace_store!(SqliteStore, SqliteRow);

@@ -85,6 +85,8 @@ on_both_backends!(
     unreachable_files_are_swept,
     screenshots_are_session_files_left_out_of_the_list,
     connectors_are_kept_per_user_and_replaced_by_name,
+    workspace_snapshots_replace_the_latest_and_go_with_the_session,
+    runs_wait_briefly_for_the_instance_holding_their_sandbox,
 );
 
 fn now() -> OffsetDateTime {

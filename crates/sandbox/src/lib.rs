@@ -155,7 +155,9 @@ mod process;
 mod provider;
 mod sandbox;
 mod shell;
+pub mod snapshot;
 mod volume;
+mod workspace;
 
 pub use config::{LocalSandboxConfig, ReadOnlyMount};
 pub use egress::parse_allow as parse_egress_allow;

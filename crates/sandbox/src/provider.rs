@@ -5,8 +5,11 @@ use crate::host::{Host, INSTALL_HINT, Network, SLIRP_TAP, SessionDirs};
 use crate::sandbox::LocalSandbox;
 use async_trait::async_trait;
 use ironhand_core::ids::{SessionId, UserId};
-use ironhand_core::ports::sandbox::{Sandbox, SandboxError, SandboxProvider, SandboxResult};
+use ironhand_core::ports::sandbox::{
+    PackedWorkspace, RestoredWorkspace, Sandbox, SandboxError, SandboxProvider, SandboxResult,
+};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -291,6 +294,81 @@ impl SandboxProvider for LocalSandboxProvider {
 
     fn kind(&self) -> &'static str {
         "local"
+    }
+
+    async fn workspace_version(&self, session: SessionId) -> SandboxResult<Option<i64>> {
+        let dirs = SessionDirs::new(&self.config.root_dir, &session.to_string());
+        tokio::task::spawn_blocking(move || crate::workspace::version(&dirs))
+            .await
+            .map_err(|e| SandboxError::Unavailable(format!("reading the workspace failed: {e}")))
+    }
+
+    async fn pack_workspace(
+        &self,
+        session: SessionId,
+        archive: &Path,
+    ) -> SandboxResult<Option<PackedWorkspace>> {
+        // Without a sandbox here since the last mark, nothing here changed the workspace.
+        let Some(sandbox) = self.map().get(&session).cloned() else {
+            return Ok(None);
+        };
+        sandbox.pack_workspace(archive).await
+    }
+
+    async fn mark_workspace(
+        &self,
+        session: SessionId,
+        version: i64,
+        state: &str,
+    ) -> SandboxResult<()> {
+        let dirs = SessionDirs::new(&self.config.root_dir, &session.to_string());
+        let state = state.to_string();
+        let host = self.host.clone();
+        tokio::task::spawn_blocking(move || {
+            // A snapshot given up before this instance ever had the session: the (empty)
+            // workspace counts as that version.
+            if !dirs.base.is_dir() {
+                dirs.create(&host)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            crate::workspace::write_marker(&dirs, version, &state)
+        })
+        .await
+        .map_err(|e| SandboxError::Unavailable(format!("marking the workspace failed: {e}")))?
+        .map_err(|e| SandboxError::Unavailable(format!("could not mark the workspace: {e}")))
+    }
+
+    async fn restore_workspace(
+        &self,
+        session: SessionId,
+        archive: &Path,
+        version: i64,
+    ) -> SandboxResult<RestoredWorkspace> {
+        let sandbox = {
+            let mut map = self.map();
+            match map.get(&session) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = LocalSandbox::new(
+                        &session.to_string(),
+                        self.host.clone(),
+                        self.config.clone(),
+                    )?;
+                    map.insert(session, s.clone());
+                    s
+                }
+            }
+        };
+        sandbox.restore_workspace(archive, version).await
+    }
+
+    fn idle_sandboxes(&self) -> Vec<SessionId> {
+        let idle = self.config.idle_timeout;
+        self.map()
+            .iter()
+            .filter(|(_, s)| s.is_idle_and_live(idle))
+            .map(|(id, _)| *id)
+            .collect()
     }
 }
 

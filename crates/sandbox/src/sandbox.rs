@@ -627,6 +627,70 @@ impl LocalSandbox {
         Ok(())
     }
 
+    /// Packs the workspace into `archive` for a snapshot, unless it is still as last marked.
+    /// Holds off a stop meanwhile; never counts as use (the sandbox still idles).
+    pub(crate) async fn pack_workspace(
+        &self,
+        archive: &std::path::Path,
+    ) -> SandboxResult<Option<ironhand_core::ports::sandbox::PackedWorkspace>> {
+        let _guard = self.lifecycle.read().await;
+        if self.destroyed.load(Ordering::SeqCst) {
+            return Err(unavailable("this session's sandbox was destroyed"));
+        }
+        // A size-limited workspace is read through its mounted image.
+        self.ensure_volume().await?;
+        let env = self.env.clone();
+        let archive = archive.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            crate::workspace::pack(&env.dirs, &archive, env.config.workspace_max_bytes)
+        })
+        .await
+        .map_err(|e| unavailable(format!("packing the workspace failed: {e}")))?
+        .map_err(|e| unavailable(format!("could not pack the workspace: {e}")))
+    }
+
+    /// Stops the sandbox (its processes would see their files replaced) and replaces the
+    /// workspace with the snapshot in `archive`, marked `version`.
+    pub(crate) async fn restore_workspace(
+        &self,
+        archive: &std::path::Path,
+        version: i64,
+    ) -> SandboxResult<ironhand_core::ports::sandbox::RestoredWorkspace> {
+        for s in self
+            .shells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            s.request_kill();
+        }
+        let _guard = self.lifecycle.write().await;
+        if self.destroyed.load(Ordering::SeqCst) {
+            return Err(unavailable("this session's sandbox was destroyed"));
+        }
+        self.stop_locked().await;
+        self.env.dirs.create(&self.env.host)?;
+        self.dirs_ready.store(true, Ordering::SeqCst);
+        self.ensure_volume().await?;
+        let env = self.env.clone();
+        let archive = archive.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let limits = crate::snapshot::UnpackLimits {
+                max_bytes: env.config.workspace_max_bytes,
+                owner: env.host.run_as,
+            };
+            crate::workspace::restore(&env.dirs, &archive, version, limits)
+        })
+        .await
+        .map_err(|e| unavailable(format!("restoring the workspace failed: {e}")))?
+        .map_err(|e| unavailable(format!("could not restore the workspace: {e}")))
+    }
+
+    /// Whether it is live and unused for `idle` (the reaper's next candidate).
+    pub(crate) fn is_idle_and_live(&self, idle: Duration) -> bool {
+        !self.destroyed.load(Ordering::SeqCst) && self.idle_for() >= idle && self.is_live()
+    }
+
     async fn files<T: Send + 'static>(
         &self,
         op: impl FnOnce(&SessionFiles<'_>) -> SandboxResult<T> + Send + 'static,

@@ -9,6 +9,7 @@ use ironhand_core::mcp::{McpService, SecretSealer, UrlPolicy};
 use ironhand_agent::{Agent, AgentConfig, WorkerConfig};
 use ironhand_core::ports::{EventBus, SandboxProvider, Store};
 use ironhand_core::session::{EventPublisher, SessionService};
+use ironhand_core::workspace::{WorkspaceSettings, WorkspaceSnapshots};
 use ironhand_llm::{ChatModel, LlmClient, LlmConfig};
 use ironhand_sandbox::{LocalSandboxConfig, LocalSandboxProvider};
 use ironhand_search::{SearchConfig, SearchProvider, provider_from_config};
@@ -20,7 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct AgentParts {
+    /// This instance's id: its worker's id and the holder of its sandboxes.
+    pub instance_id: String,
     pub sessions: Arc<SessionService>,
+    pub workspaces: Arc<WorkspaceSnapshots>,
     pub mcp: Arc<McpService>,
     pub agent: Arc<Agent>,
     pub llm_model: Option<String>,
@@ -179,6 +183,18 @@ pub fn build(
     let search = search(settings)?;
     let sandboxes = sandbox_provider(settings)?;
     let files = crate::services::file_service(settings, store.clone())?;
+    let instance_id = format!("worker-{}", uuid::Uuid::new_v4());
+    let workspaces = Arc::new(WorkspaceSnapshots::new(
+        store.clone(),
+        files.clone(),
+        sandboxes.clone(),
+        instance_id.clone(),
+        WorkspaceSettings {
+            snapshots: settings.workspace_snapshots(),
+            max_bytes: settings.sandbox.workspace_max_bytes,
+            scratch_dir: workspace_scratch_dir(settings),
+        },
+    ));
     let billing = crate::services::billing_service(settings, store.clone(), bus.clone())?;
     let publisher = EventPublisher::new(store.clone(), bus);
     let sessions = Arc::new(SessionService::new(
@@ -220,7 +236,9 @@ pub fn build(
         model, store, publisher, sandboxes, tools, files, config,
     ));
     Ok(AgentParts {
+        instance_id,
         sessions,
+        workspaces,
         mcp,
         agent,
         llm_model,
@@ -228,12 +246,21 @@ pub fn build(
     })
 }
 
-pub fn worker_config(settings: &Settings) -> WorkerConfig {
+/// The worker of this instance (`instance_id` from [`AgentParts`]).
+pub fn worker_config(settings: &Settings, instance_id: &str) -> WorkerConfig {
     WorkerConfig {
+        worker_id: instance_id.to_string(),
         max_concurrent_runs: settings.agent.max_concurrent_runs,
         lease: Duration::from_secs(settings.agent.run_lease_secs),
+        affinity_wait: Duration::from_secs(settings.agent.affinity_wait_secs),
         ..WorkerConfig::default()
     }
+}
+
+/// Where workspace archives wait on their way to and from the file store (local disk,
+/// whatever the store; leftovers of a crash are removed by the upkeep job).
+pub fn workspace_scratch_dir(settings: &Settings) -> PathBuf {
+    settings.server.data_dir.join("tmp").join("workspaces")
 }
 
 #[cfg(test)]

@@ -48,6 +48,10 @@ pub struct AppState {
     pub bus: Arc<dyn EventBus>,
     pub sessions: Arc<SessionService>,
     pub agent: Arc<Agent>,
+    /// This instance's id (its worker's id, the holder of its sandboxes).
+    pub instance_id: Arc<str>,
+    /// Workspaces that follow the session (snapshots in the file store).
+    pub workspaces: Arc<ironhand_core::workspace::WorkspaceSnapshots>,
     pub files: Arc<ironhand_core::files::FileService>,
     pub billing: Arc<ironhand_core::billing::BillingService>,
     /// Connectors (MCP servers): the operator's and users' own.
@@ -253,6 +257,8 @@ impl AppState {
             files: parts.sessions.files().clone(),
             billing: parts.sessions.billing().clone(),
             sessions: parts.sessions,
+            instance_id: parts.instance_id.into(),
+            workspaces: parts.workspaces,
             mcp: parts.mcp,
             agent: parts.agent,
             stopping: CancellationToken::new(),
@@ -485,7 +491,7 @@ pub async fn serve(
         state.store.clone(),
         shutdown.clone(),
     ));
-    let worker_config = crate::agent_setup::worker_config(&state.settings);
+    let worker_config = crate::agent_setup::worker_config(&state.settings, &state.instance_id);
     tokio::spawn(crate::jobs::session_upkeep(
         state.clone(),
         worker_config.worker_id.clone(),
@@ -499,7 +505,12 @@ pub async fn serve(
         stopping.cancel();
     });
     let worker = state.settings.agent.embedded_worker.then(|| {
-        let worker = RunWorker::new(state.agent.clone(), state.store.clone(), worker_config);
+        let worker = RunWorker::new(
+            state.agent.clone(),
+            state.store.clone(),
+            Some(state.workspaces.clone()),
+            worker_config,
+        );
         tokio::spawn(worker.run(shutdown.clone()))
     });
     let handle = telemetry::metrics();

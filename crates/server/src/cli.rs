@@ -199,16 +199,21 @@ async fn worker(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("shutdown requested; handing running runs back to the queue");
         signal.cancel();
     });
-    let config = crate::agent_setup::worker_config(&state.settings);
+    let config = crate::agent_setup::worker_config(&state.settings, &state.instance_id);
     tokio::spawn(crate::jobs::session_upkeep(
         state.clone(),
         config.worker_id.clone(),
         shutdown.clone(),
     ));
     tracing::info!(worker = %config.worker_id, "ironhand worker is running");
-    ironhand_agent::RunWorker::new(state.agent.clone(), state.store.clone(), config)
-        .run(shutdown)
-        .await;
+    ironhand_agent::RunWorker::new(
+        state.agent.clone(),
+        state.store.clone(),
+        Some(state.workspaces.clone()),
+        config,
+    )
+    .run(shutdown)
+    .await;
     Ok(())
 }
 

@@ -135,7 +135,10 @@ pub async fn session_upkeep(state: crate::AppState, holder: String, shutdown: Ca
                 sweep_files_once(&state, now).await;
             }
             _ = reap.tick() => {
+                // What idle sandboxes changed since their last run is saved before they stop.
+                let idle = state.workspaces.save_idle().await;
                 let stopped = state.sessions.sandboxes().reap_idle().await;
+                state.workspaces.stopped(&idle).await;
                 if stopped > 0 {
                     tracing::info!(sandboxes = stopped, "stopped idle sandboxes");
                 }
@@ -145,6 +148,7 @@ pub async fn session_upkeep(state: crate::AppState, holder: String, shutdown: Ca
                     tracing::info!(blobs = removed, "removed the bytes of deleted files");
                 }
                 remove_stale_uploads(&crate::services::staging_dir(&state.settings));
+                remove_stale_uploads(&crate::agent_setup::workspace_scratch_dir(&state.settings));
             }
         }
     }

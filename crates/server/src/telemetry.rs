@@ -6,8 +6,14 @@ use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
 pub fn init_logging(settings: &Settings) {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    // The MCP SDK logs connectors' failures (with their URLs, queries included) and traffic
+    // on its own; ours say what happened without secrets. Named in RUST_LOG, it is logged.
+    let names_rmcp = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("rmcp"));
+    if !names_rmcp && let Ok(off) = "rmcp=off".parse() {
+        filter = filter.add_directive(off);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

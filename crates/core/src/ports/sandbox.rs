@@ -166,6 +166,31 @@ pub trait Sandbox: Send + Sync {
     fn keep_alive(&self) {}
 }
 
+/// What packing a session's workspace for a snapshot did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackedWorkspace {
+    /// Regular files stored, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+    /// Files left out to stay within the workspace limit (the oldest), and their bytes.
+    pub left_out_files: u64,
+    pub left_out_bytes: u64,
+    /// Sandbox paths of the newest files left out (a few).
+    pub left_out: Vec<String>,
+    /// The workspace's state before it was read, opaque: handed back to
+    /// [`SandboxProvider::mark_workspace`] once the snapshot is stored.
+    pub state: String,
+}
+
+/// What restoring a snapshot into a session's workspace did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoredWorkspace {
+    pub files: u64,
+    pub bytes: u64,
+    /// Entries of the archive refused as unsafe or unexpected (see the provider's docs).
+    pub refused: u64,
+}
+
 #[async_trait]
 pub trait SandboxProvider: Send + Sync {
     /// The session's sandbox, created on first use (the workspace persists on disk between
@@ -197,6 +222,54 @@ pub trait SandboxProvider: Send + Sync {
     /// starts a sandbox or a browser).
     fn running_browser(&self, _session: SessionId) -> Option<Arc<dyn SandboxBrowser>> {
         None
+    }
+
+    // Workspace snapshots (see `crate::workspace`): the provider moves a session's
+    // `/home/ubuntu` to and from a local archive file (tar + zstd); the service stores it.
+
+    /// The snapshot version this instance's copy of the session's workspace was last packed
+    /// as or restored from: `Some(0)` for a workspace no snapshot ever touched, `None` when
+    /// this instance holds no workspace of the session.
+    async fn workspace_version(&self, _session: SessionId) -> SandboxResult<Option<i64>> {
+        Ok(None)
+    }
+    /// Packs the session's workspace into the file `archive` (bounded by the provider's
+    /// workspace limit: over it, the newest files that fit). `None`, writing nothing, when
+    /// this instance has not had the session's sandbox since the workspace was last marked
+    /// (`mark_workspace`), or the workspace has not changed since.
+    async fn pack_workspace(
+        &self,
+        _session: SessionId,
+        _archive: &std::path::Path,
+    ) -> SandboxResult<Option<PackedWorkspace>> {
+        Ok(None)
+    }
+    /// Records that the workspace, as it was in `state` (from `pack_workspace`), is snapshot
+    /// `version`.
+    async fn mark_workspace(
+        &self,
+        _session: SessionId,
+        _version: i64,
+        _state: &str,
+    ) -> SandboxResult<()> {
+        Ok(())
+    }
+    /// Replaces the session's workspace on this instance with the snapshot in `archive`
+    /// (stopping its sandbox here first if it runs), and marks it as `version`.
+    async fn restore_workspace(
+        &self,
+        _session: SessionId,
+        _archive: &std::path::Path,
+        _version: i64,
+    ) -> SandboxResult<RestoredWorkspace> {
+        Err(SandboxError::Unavailable(
+            "this sandbox provider cannot restore workspaces".into(),
+        ))
+    }
+    /// Sessions whose live sandbox has been idle long enough to be stopped by the next
+    /// [`SandboxProvider::reap_idle`] (their workspaces are saved first).
+    fn idle_sandboxes(&self) -> Vec<SessionId> {
+        Vec::new()
     }
 }
 

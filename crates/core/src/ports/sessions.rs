@@ -102,6 +102,28 @@ pub struct LeaseState {
     pub cancel_requested: bool,
 }
 
+/// Who is claiming a run, for affinity: a run of a session whose sandbox another instance
+/// holds (`WorkspaceStore::hold_sandbox`) is left to that instance until it was created
+/// before `others_after`; runs whose lease expired (their worker died) and runs of sessions
+/// nobody holds are anyone's.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimant<'a> {
+    /// This instance (its worker id).
+    pub instance: &'a str,
+    /// Runs of sessions held elsewhere are claimable here once created at or before this.
+    pub others_after: OffsetDateTime,
+}
+
+impl<'a> Claimant<'a> {
+    /// Claims as `instance`, leaving runs held elsewhere to their instance for `wait`.
+    pub fn new(instance: &'a str, now: OffsetDateTime, wait: std::time::Duration) -> Self {
+        Self {
+            instance,
+            others_after: now - wait,
+        }
+    }
+}
+
 #[async_trait]
 pub trait RunQueue: Send + Sync {
     /// In one transaction: when the session already has a run with the same
@@ -112,12 +134,14 @@ pub trait RunQueue: Send + Sync {
     /// period, whatever the concurrency) and checks the user's runs in progress; a refusal
     /// stores nothing (`LimitReached`, `TooManyActive`).
     async fn start_run(&self, run: &Run, meter: Option<&RunMeter>) -> StoreResult<StartRun>;
-    /// Claims the oldest queued run, or a running one whose lease expired before `now`, with
-    /// a conditional update so two workers never claim the same run: status `running`,
-    /// lease to `worker` until `lease_until`, attempts + 1, `started_at` set if unset.
+    /// Claims the oldest queued run, or a running one whose lease expired before `now`, that
+    /// `claimant` may take (see [`Claimant`]), with a conditional update so two workers never
+    /// claim the same run: status `running`, lease to `worker` until `lease_until`,
+    /// attempts + 1, `started_at` set if unset.
     async fn claim_run(
         &self,
         worker: &str,
+        claimant: Claimant<'_>,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
     ) -> StoreResult<Option<Run>>;

@@ -185,6 +185,7 @@ pub trait Store:
     + crate::files::FileStore
     + crate::billing::BillingStore
     + crate::mcp::McpServerStore
+    + crate::workspace::WorkspaceStore
 {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;

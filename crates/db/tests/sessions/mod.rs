@@ -3,10 +3,12 @@
 
 mod runs;
 pub use runs::*;
+mod workspaces;
+pub use workspaces::*;
 
 use super::{Db, new_user};
 use ironhand_core::ids::{RunId, SessionId, UserId};
-use ironhand_core::ports::sessions::{ListCursor, NewEvent};
+use ironhand_core::ports::sessions::{Claimant, ListCursor, NewEvent};
 use ironhand_core::session::{Run, RunKind, RunStatus, Session, SessionStatus, StartRun};
 use ironhand_core::user::Role;
 use sqlx::types::JsonValue;
@@ -17,6 +19,11 @@ pub fn now_ms() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
         .expect("valid")
+}
+
+/// A claim with no affinity in the way: runs of sessions held elsewhere are anyone's.
+pub fn anyone(now: OffsetDateTime) -> Claimant<'static> {
+    Claimant::new("elsewhere", now, std::time::Duration::ZERO)
 }
 
 fn json(text: &str) -> JsonValue {
@@ -410,7 +417,7 @@ pub async fn memory_is_saved_replaced_and_deleted_with_the_session(db: Db) {
     assert!(db.store.load_memory(s.id).await.expect("m").is_none());
     assert!(
         db.store
-            .claim_run("w", t, t + Duration::seconds(1))
+            .claim_run("w", anyone(t), t, t + Duration::seconds(1))
             .await
             .expect("claim")
             .is_none()

@@ -1,7 +1,7 @@
 //! Stories of the run queue: starting runs (idempotent, one active run per session),
 //! claiming, leases, cancellation and hand-back.
 
-use super::{get, now_ms, run, session, started, user};
+use super::{anyone, get, now_ms, run, session, started, user};
 use crate::Db;
 use ironhand_core::ports::sessions::LeaseState;
 use ironhand_core::session::{RunStatus, SessionStatus, StartRun};
@@ -155,7 +155,12 @@ pub async fn workers_claim_each_run_exactly_once(db: Db) {
         let store = db.store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .claim_run(&format!("worker-{w}"), t, t + Duration::seconds(30))
+                .claim_run(
+                    &format!("worker-{w}"),
+                    anyone(t),
+                    t,
+                    t + Duration::seconds(30),
+                )
                 .await
                 .expect("claim")
         }));
@@ -179,7 +184,7 @@ pub async fn workers_claim_each_run_exactly_once(db: Db) {
     }
     assert!(
         db.store
-            .claim_run("late", t, t + Duration::seconds(30))
+            .claim_run("late", anyone(t), t, t + Duration::seconds(30))
             .await
             .expect("none")
             .is_none()
@@ -197,7 +202,7 @@ pub async fn leases_expire_renew_cancel_and_hand_back(db: Db) {
     // Oldest first.
     let a = db
         .store
-        .claim_run("A", t, t + Duration::seconds(10))
+        .claim_run("A", anyone(t), t, t + Duration::seconds(10))
         .await
         .expect("claim")
         .expect("some");
@@ -216,7 +221,7 @@ pub async fn leases_expire_renew_cancel_and_hand_back(db: Db) {
     );
     let a = db
         .store
-        .claim_run("A", t, t + Duration::seconds(10))
+        .claim_run("A", anyone(t), t, t + Duration::seconds(10))
         .await
         .expect("claim")
         .expect("some");
@@ -225,7 +230,7 @@ pub async fn leases_expire_renew_cancel_and_hand_back(db: Db) {
     let mid = t + Duration::seconds(5);
     assert!(
         db.store
-            .claim_run("B", mid, mid + Duration::seconds(10))
+            .claim_run("B", anyone(mid), mid, mid + Duration::seconds(10))
             .await
             .expect("claim")
             .is_none()
@@ -244,7 +249,7 @@ pub async fn leases_expire_renew_cancel_and_hand_back(db: Db) {
     let late = t + Duration::seconds(21);
     let b = db
         .store
-        .claim_run("B", late, late + Duration::seconds(10))
+        .claim_run("B", anyone(late), late, late + Duration::seconds(10))
         .await
         .expect("claim")
         .expect("reclaimed");
@@ -310,7 +315,7 @@ pub async fn leases_expire_renew_cancel_and_hand_back(db: Db) {
     assert!(back.finished_at.is_none());
     let c = db
         .store
-        .claim_run("C", late, late + Duration::seconds(10))
+        .claim_run("C", anyone(late), late, late + Duration::seconds(10))
         .await
         .expect("claim")
         .expect("again");

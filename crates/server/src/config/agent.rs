@@ -116,6 +116,10 @@ pub struct SandboxSettings {
     /// The unprivileged host uid/gid sandboxes run as when the server is root.
     pub run_as_uid: u32,
     pub run_as_gid: u32,
+    /// Save each session's workspace to the file store at the end of its runs (and before
+    /// an idle stop), and restore it on the instance that runs the session next. Unset: on
+    /// with PostgreSQL (several instances), off with SQLite (one instance).
+    pub workspace_snapshots: Option<bool>,
 }
 
 impl Default for SandboxSettings {
@@ -144,6 +148,7 @@ impl Default for SandboxSettings {
             browser_idle_timeout_secs: 300,
             run_as_uid: 60000,
             run_as_gid: 60000,
+            workspace_snapshots: None,
         }
     }
 }
@@ -161,6 +166,9 @@ pub struct AgentSettings {
     pub run_lease_secs: u64,
     /// Run the worker inside `serve` (turn off when dedicated `ironhand worker`s run).
     pub embedded_worker: bool,
+    /// Seconds a run of a session whose sandbox lives on another instance is left to that
+    /// instance before this one claims it (0: no preference).
+    pub affinity_wait_secs: u64,
 }
 
 impl Default for AgentSettings {
@@ -173,6 +181,7 @@ impl Default for AgentSettings {
             max_concurrent_runs: 8,
             run_lease_secs: 30,
             embedded_worker: true,
+            affinity_wait_secs: 2,
         }
     }
 }
@@ -196,6 +205,14 @@ impl Default for SessionSettings {
 }
 
 impl Settings {
+    /// Whether workspaces are saved to the file store and restored elsewhere
+    /// (`sandbox.workspace_snapshots`, by default only with PostgreSQL).
+    pub fn workspace_snapshots(&self) -> bool {
+        self.sandbox
+            .workspace_snapshots
+            .unwrap_or_else(|| !self.database_url().starts_with("sqlite:"))
+    }
+
     /// Problems in the agent-side settings, each naming its key.
     pub(super) fn validate_agent(&self, problems: &mut Vec<String>) {
         let l = &self.llm;
@@ -290,6 +307,10 @@ impl Settings {
         }
         if a.run_lease_secs < 3 {
             problems.push("agent.run_lease_secs: must be at least 3".into());
+        }
+        if a.affinity_wait_secs >= a.run_lease_secs {
+            problems
+                .push("agent.affinity_wait_secs: must be shorter than agent.run_lease_secs".into());
         }
         if self.sessions.cleanup_interval_secs == 0 {
             problems.push("sessions.cleanup_interval_secs: must be at least 1".into());

@@ -182,6 +182,13 @@ impl McpSettings {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if self
+            .secrets_key
+            .as_ref()
+            .is_some_and(|k| secrecy::ExposeSecret::expose_secret(k).len() < 32)
+        {
+            return Err("mcp.secrets_key: must be at least 32 characters".into());
+        }
         if self.max_tools > 512 {
             return Err("mcp.max_tools: at most 512 (models refuse longer tool lists)".into());
         }

@@ -707,7 +707,19 @@ mod tests {
                 .contains("files.signing_key")
         );
         s.files.signing_key = Some(SecretString::from("y".repeat(40)));
-        s.validate().expect("valid with both secrets");
+        assert!(
+            s.validate()
+                .expect_err("no connector secrets key")
+                .contains("mcp.secrets_key")
+        );
+        s.mcp.secrets_key = Some(SecretString::from("z".repeat(8)));
+        assert!(
+            s.validate()
+                .expect_err("too short")
+                .contains("at least 32 characters")
+        );
+        s.mcp.secrets_key = Some(SecretString::from("z".repeat(40)));
+        s.validate().expect("valid with the three secrets");
     }
 
     #[test]
@@ -730,6 +742,11 @@ mod tests {
             .replacen(
                 "[files]\n",
                 "[files]\nsigning_key = \"fedcba9876543210fedcba9876543210\"\n",
+                1,
+            )
+            .replacen(
+                "[mcp]\n",
+                "[mcp]\nsecrets_key = \"0011223344556677889900112233445566\"\n",
                 1,
             );
         std::fs::write(&path, sample).expect("write");

@@ -69,11 +69,19 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         .map(|r| r.0.clone())
         .unwrap_or_else(|| "unmatched".into());
     span.in_scope(|| {
-        if status >= 500 {
+        // 500 is ours to fix; 502–504 say something upstream (a connector, the sandbox,
+        // a busy store) did not answer, which the answer already explains.
+        if status == 500 || status > 504 {
             tracing::error!(
                 status,
                 latency_ms = latency.as_millis() as u64,
                 "request failed"
+            );
+        } else if status >= 500 {
+            tracing::warn!(
+                status,
+                latency_ms = latency.as_millis() as u64,
+                "request failed upstream"
             );
         } else {
             tracing::info!(status, latency_ms = latency.as_millis() as u64, "request");

@@ -264,6 +264,10 @@ fn environment_values_keep_their_text_and_lists_split_on_commas() {
             "IRONHAND__FILES__SIGNING_KEY",
             "1111111111111111111111111111111111111111",
         )
+        .env(
+            "IRONHAND__MCP__SECRETS_KEY",
+            "2222222222222222222222222222222222222222",
+        )
         .env("IRONHAND__AUTH__REFRESH_COOKIE", "true")
         .env("IRONHAND__SERVER__TRUSTED_PROXIES", "2")
         .env(

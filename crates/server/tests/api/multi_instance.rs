@@ -1,6 +1,8 @@
 //! Two instances sharing PostgreSQL and Redis behave as one service: a logout (of a whole
 //! login) on one is seen by the other at once (GAP-AUTH-002), a refresh raced across them
-//! answers with one successor, and rate limits are shared.
+//! answers with one successor, and rate limits are shared. With the file store shared too,
+//! a session's workspace follows it to whichever instance runs it next, after a stop or a
+//! crash, and runs stay with the instance holding the session's sandbox.
 
 use crate::support::{Backend, TestApp, Tokens, settings_for};
 use serde_json::json;
@@ -175,4 +177,356 @@ async fn a_run_worked_on_one_instance_streams_and_stops_through_another() {
         .get(&format!("/api/v1/sessions/{session}"), Some(&user.access))
         .await;
     assert_eq!(detail.data()["status"], "completed");
+}
+
+/// Settings of instances that share PostgreSQL, Redis and the file store (a shared
+/// `files.local_dir`), with `llm` as their model; each gets its own sandbox root from
+/// [`instance`].
+async fn sharing_everything_but_sandboxes(
+    llm: &ironhand_fakes::llm::FakeLlm,
+    dir: &std::path::Path,
+) -> ironhand_server::Settings {
+    let mut settings = settings_for(Backend::PostgresRedis, dir).await;
+    settings.auth.jwt_secret = Some(secrecy::SecretString::from(format!(
+        "shared-secret-{}",
+        uuid::Uuid::new_v4()
+    )));
+    crate::agent::agent_settings(&mut settings, llm);
+    settings.files.local_dir = Some(dir.join("files"));
+    settings
+}
+
+/// One instance of [`sharing_everything_but_sandboxes`]: its workspaces under
+/// `<dir>/sandboxes-<name>`, as on a machine of its own.
+fn instance(
+    settings: &ironhand_server::Settings,
+    dir: &std::path::Path,
+    name: &str,
+) -> ironhand_server::Settings {
+    let mut s = settings.clone();
+    s.sandbox.root_dir = Some(dir.join(format!("sandboxes-{name}")));
+    s
+}
+
+/// Sends `message` and reads the stream to `done`.
+async fn ask(
+    app: &TestApp,
+    token: &str,
+    session: &str,
+    message: &str,
+) -> Vec<crate::sse::SseEvent> {
+    app.chat(token, session, json!({ "message": message }))
+        .await
+        .unwrap_or_else(|r| panic!("chat refused: {} {}", r.status, r.body))
+        .collect()
+        .await
+}
+
+/// The content of the first finished call of `function` in `events`.
+fn called(events: &[crate::sse::SseEvent], function: &str) -> serde_json::Value {
+    events
+        .iter()
+        .find(|e| {
+            e.event == "tool" && e.data["function"] == function && e.data["status"] == "called"
+        })
+        .map(|e| e.data["content"].clone())
+        .unwrap_or_else(|| {
+            panic!(
+                "no finished {function} in {:?}",
+                crate::agent::trace(events)
+            )
+        })
+}
+
+/// Whether a tool result the model was sent, in the conversation of `marker`, mentions
+/// `text`.
+fn model_saw(llm: &ironhand_fakes::llm::FakeLlm, marker: &str, text: &str) -> bool {
+    llm.requests_for(marker).iter().any(|r| {
+        r.messages()
+            .iter()
+            .any(|m| m["role"] == "tool" && m.to_string().contains(text))
+    })
+}
+
+fn write_notes(content: &str) -> serde_json::Value {
+    crate::agent::call(
+        "file_write",
+        json!({"file": "/home/ubuntu/notes/plan.txt", "content": content}),
+    )
+}
+
+fn read_notes() -> serde_json::Value {
+    crate::agent::call("file_read", json!({"file": "/home/ubuntu/notes/plan.txt"}))
+}
+
+/// The first run writes a file on A; A stops; the next message of the session runs on B,
+/// a machine of its own, and the agent reads the file there: the workspace followed the
+/// session through the shared file store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_files_follow_it_to_the_instance_that_runs_its_next_message() {
+    use crate::agent::{complete, one_step, trace};
+    use ironhand_fakes::llm::{FakeLlm, FakeLlmScenarios, Scenario};
+    let llm = FakeLlm::start(FakeLlmScenarios::new())
+        .await
+        .expect("fake llm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = sharing_everything_but_sandboxes(&llm, dir.path()).await;
+    let a = TestApp::from_settings(instance(&settings, dir.path(), "a")).await;
+    let user = a.signed_up("follow@example.com", "correct horse").await;
+    let session = a.new_session(&user.access).await;
+
+    let write = one_step(
+        vec![
+            write_notes("the secret word is marmalade"),
+            complete("wrote it"),
+        ],
+        "Written down.",
+    );
+    llm.add_scenario(
+        "follow-write",
+        Scenario::from_value(write).expect("scenario"),
+    );
+    let first = ask(
+        &a,
+        &user.access,
+        &session,
+        "[scenario:follow-write] note the word",
+    )
+    .await;
+    let written = called(&first, "file_write");
+    assert!(written.get("error").is_none(), "{written}");
+    assert_eq!(trace(&first).last().map(String::as_str), Some("done"));
+    let saved = a
+        .state
+        .store
+        .latest_snapshot(ironhand_core::SessionId::parse(&session).expect("id"))
+        .await
+        .expect("latest")
+        .expect("a snapshot at the end of the run");
+    assert_eq!((saved.version, saved.files), (1, 1));
+    a.stop().await;
+
+    let b = TestApp::from_settings(instance(&settings, dir.path(), "b")).await;
+    let read = one_step(
+        vec![read_notes(), complete("read it")],
+        "The word is marmalade.",
+    );
+    llm.add_scenario("follow-read", Scenario::from_value(read).expect("scenario"));
+    let second = ask(
+        &b,
+        &user.access,
+        &session,
+        "[scenario:follow-read] what was the word?",
+    )
+    .await;
+    let content = called(&second, "file_read");
+    assert!(
+        content.to_string().contains("the secret word is marmalade"),
+        "{content}"
+    );
+    assert!(model_saw(
+        &llm,
+        "[scenario:follow-read]",
+        "the secret word is marmalade"
+    ));
+    assert!(
+        dir.path()
+            .join(format!("sandboxes-b/{session}/home/notes/plan.txt"))
+            .is_file(),
+        "restored into B's own workspace"
+    );
+    // The second run changed nothing: no new snapshot.
+    let latest = b
+        .state
+        .store
+        .latest_snapshot(ironhand_core::SessionId::parse(&session).expect("id"))
+        .await
+        .expect("latest")
+        .expect("snapshot");
+    assert_eq!(latest.version, 1);
+
+    // Deleting the session removes its snapshot's bytes from the shared store.
+    b.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/sessions/{session}"),
+        Some(&user.access),
+        None,
+    )
+    .await
+    .assert_ok();
+    assert!(
+        !dir.path().join("files").join(&saved.storage_key).exists(),
+        "the snapshot's bytes went with the session"
+    );
+    b.stop().await;
+}
+
+/// A is killed (its runtime dropped at once, nothing handed back) while a later run works
+/// on the session: B takes the run over when its lease lapses and restores the snapshot
+/// made at the end of the previous run; what A wrote after it is lost with A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_by_a_crash_resumes_elsewhere_on_the_last_snapshot() {
+    use crate::agent::{call, complete, one_step, trace};
+    use ironhand_fakes::llm::{FakeLlm, FakeLlmScenarios, Scenario};
+    let llm = FakeLlm::start(FakeLlmScenarios::new())
+        .await
+        .expect("fake llm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = sharing_everything_but_sandboxes(&llm, dir.path()).await;
+    settings.agent.run_lease_secs = 3;
+    let runtime_a = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let a =
+        TestApp::from_settings_on(instance(&settings, dir.path(), "a"), runtime_a.handle()).await;
+    let user = a.signed_up("crash@example.com", "correct horse").await;
+    let session = a.new_session(&user.access).await;
+
+    let write = one_step(
+        vec![write_notes("first draft"), complete("drafted")],
+        "Drafted.",
+    );
+    llm.add_scenario(
+        "crash-first",
+        Scenario::from_value(write).expect("scenario"),
+    );
+    let first = ask(
+        &a,
+        &user.access,
+        &session,
+        "[scenario:crash-first] draft it",
+    )
+    .await;
+    assert_eq!(trace(&first).last().map(String::as_str), Some("done"));
+
+    let cut = one_step(
+        vec![
+            write_notes("second draft, written on A after the snapshot"),
+            // A dies while this runs…
+            call(
+                "shell_exec",
+                json!({"id": "main", "exec_dir": "/home/ubuntu", "command": "sleep 60"}),
+            ),
+            // …and B, resuming the run, reads the notes.
+            read_notes(),
+            complete("read"),
+        ],
+        "Read the notes.",
+    );
+    llm.add_scenario("crash-second", Scenario::from_value(cut).expect("scenario"));
+    let mut stream = a
+        .chat(
+            &user.access,
+            &session,
+            json!({"message": "[scenario:crash-second] redraft, then read"}),
+        )
+        .await
+        .expect("stream");
+    loop {
+        let events = stream.until("tool").await;
+        let last = events.last().expect("a tool event");
+        if last.data["function"] == "shell_exec" && last.data["status"] == "calling" {
+            break;
+        }
+    }
+    assert!(
+        dir.path()
+            .join(format!("sandboxes-a/{session}/home/notes/plan.txt"))
+            .is_file()
+    );
+    // Killed: no hand-back, no snapshot, its sandbox gone with it.
+    runtime_a.shutdown_background();
+    drop(stream);
+    drop(a);
+
+    let b = TestApp::from_settings(instance(&settings, dir.path(), "b")).await;
+    let mut tail = b
+        .chat(&user.access, &session, json!({}))
+        .await
+        .expect("attach");
+    let events = tokio::time::timeout(std::time::Duration::from_secs(90), tail.collect())
+        .await
+        .expect("B finishes the run");
+    assert_eq!(
+        crate::sse::names(&events).last().map(String::as_str),
+        Some("done"),
+        "{:?}",
+        trace(&events)
+    );
+    let content = called(&events, "file_read");
+    assert!(content.to_string().contains("first draft"), "{content}");
+    assert!(!content.to_string().contains("second draft"), "{content}");
+    assert!(model_saw(&llm, "[scenario:crash-second]", "first draft"));
+    let detail = b
+        .get(&format!("/api/v1/sessions/{session}"), Some(&user.access))
+        .await;
+    assert_eq!(detail.data()["status"], "completed");
+    b.stop().await;
+}
+
+/// With both instances working, every run of a session goes to the instance that holds
+/// its sandbox: its workspace never has to move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_of_a_session_stay_with_the_instance_holding_its_sandbox() {
+    use crate::agent::{complete, one_step, trace};
+    use ironhand_fakes::llm::{FakeLlm, FakeLlmScenarios, Scenario};
+    let llm = FakeLlm::start(FakeLlmScenarios::new())
+        .await
+        .expect("fake llm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = sharing_everything_but_sandboxes(&llm, dir.path()).await;
+    let a = TestApp::from_settings(instance(&settings, dir.path(), "a")).await;
+    let b = TestApp::from_settings(instance(&settings, dir.path(), "b")).await;
+    let user = a.signed_up("sticky@example.com", "correct horse").await;
+    let session = a.new_session(&user.access).await;
+    let id = ironhand_core::SessionId::parse(&session).expect("id");
+    let mut holder = None;
+    for round in 0..4 {
+        let name = format!("sticky-{round}");
+        let scenario = one_step(
+            vec![write_notes(&format!("round {round}")), complete("noted")],
+            "Noted.",
+        );
+        llm.add_scenario(
+            name.clone(),
+            Scenario::from_value(scenario).expect("scenario"),
+        );
+        // Alternate the instance that receives the message.
+        let via = if round % 2 == 0 { &a } else { &b };
+        let events = ask(
+            via,
+            &user.access,
+            &session,
+            &format!("[scenario:{name}] note"),
+        )
+        .await;
+        assert_eq!(trace(&events).last().map(String::as_str), Some("done"));
+        let now = a.state.store.sandbox_holder(id).await.expect("holder");
+        assert!(now.is_some());
+        if let Some(before) = &holder {
+            assert_eq!(
+                Some(before),
+                now.as_ref(),
+                "round {round} moved the session"
+            );
+        }
+        holder = now;
+    }
+    let on_a = holder.as_deref() == Some(&*a.state.instance_id);
+    let (kept, never) = if on_a { ("a", "b") } else { ("b", "a") };
+    assert!(
+        dir.path()
+            .join(format!("sandboxes-{kept}/{session}/home"))
+            .is_dir()
+    );
+    assert!(
+        !dir.path()
+            .join(format!("sandboxes-{never}/{session}"))
+            .exists(),
+        "the other instance never had to restore the workspace"
+    );
+    a.stop().await;
+    b.stop().await;
 }

@@ -128,21 +128,38 @@ impl TestApp {
 
     /// Another instance with exactly these settings (e.g. sharing a database and Redis).
     pub async fn from_settings(settings: Settings) -> Self {
+        Self::from_settings_on(settings, &tokio::runtime::Handle::current()).await
+    }
+
+    /// Like [`Self::from_settings`], with everything of the server (listener, pools,
+    /// worker, sandboxes) on `runtime`: shutting that runtime down drops it all at once, as
+    /// a crash would.
+    pub async fn from_settings_on(settings: Settings, runtime: &tokio::runtime::Handle) -> Self {
         ironhand_server::telemetry::init_logging(&settings);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let state = ironhand_server::AppState::build(settings.clone())
-            .await
-            .expect("server state");
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(ironhand_server::serve(
-            state.clone(),
-            listener,
-            None,
-            shutdown.clone(),
-        ));
+        let (addr, state, task) = runtime
+            .spawn({
+                let settings = settings.clone();
+                let shutdown = shutdown.clone();
+                async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind");
+                    let addr = listener.local_addr().expect("addr");
+                    let state = ironhand_server::AppState::build(settings)
+                        .await
+                        .expect("server state");
+                    let task = tokio::spawn(ironhand_server::serve(
+                        state.clone(),
+                        listener,
+                        None,
+                        shutdown,
+                    ));
+                    (addr, state, task)
+                }
+            })
+            .await
+            .expect("server start");
         Self {
             base: format!("http://{addr}"),
             addr,
