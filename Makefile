@@ -110,7 +110,8 @@ docker-deps:
 	@scripts/install-docker.sh
 
 ## The deploy files: deploy/compose.yaml against docker-compose (and `docker compose` when
-## present), the example TOML against the server's own validation, the scripts' syntax.
+## present), the example TOML against the server's own validation, the systemd unit, the
+## scripts' syntax, and the tools layer the server and sandbox images share.
 deploy-check:
 	@command -v docker-compose >/dev/null 2>&1 || scripts/install-docker.sh
 	docker-compose -f deploy/compose.yaml config -q
@@ -120,6 +121,8 @@ deploy-check:
 		docker compose -f deploy/compose.yaml config -q; fi
 	@for f in scripts/install-docker.sh scripts/build-images.sh scripts/compose-smoke.sh deploy/postgres/entrypoint.sh; do bash -n $$f; done
 	@for f in deploy/entrypoint.sh deploy/redis/entrypoint.sh; do sh -n $$f; done
+	@diff <(sed -n '/^RUN apt-get update/,/^$$/p' deploy/Dockerfile) <(sed -n '/^RUN apt-get update/,/^$$/p' deploy/sandbox/Dockerfile) >/dev/null || \
+		{ echo "deploy-check: the first RUN of deploy/Dockerfile and deploy/sandbox/Dockerfile differ (they are meant to share one layer)"; exit 1; }
 	@bin=$$(ls -t target/release/ironhand target/debug/ironhand 2>/dev/null | head -n1); \
 	if [ -n "$$bin" ]; then \
 		IRONHAND__AUTH__JWT_SECRET=deploy-check-jwt-secret-0123456789abcdef \

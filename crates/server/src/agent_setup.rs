@@ -24,6 +24,9 @@ pub struct AgentParts {
     /// This instance's id: its worker's id and the holder of its sandboxes.
     pub instance_id: String,
     pub sessions: Arc<SessionService>,
+    pub sandboxes: Arc<dyn SandboxProvider>,
+    pub files: Arc<ironhand_core::files::FileService>,
+    pub billing: Arc<ironhand_core::billing::BillingService>,
     pub workspaces: Arc<WorkspaceSnapshots>,
     pub mcp: Arc<McpService>,
     pub agent: Arc<Agent>,
@@ -201,7 +204,7 @@ pub fn build(
         store.clone(),
         publisher.clone(),
         sandboxes.clone(),
-        billing,
+        billing.clone(),
         files.clone(),
     ));
     let a = &settings.agent;
@@ -233,11 +236,20 @@ pub fn build(
     );
     tools = tools.with(McpTools::new(hub));
     let agent = Arc::new(Agent::new(
-        model, store, publisher, sandboxes, tools, files, config,
+        model,
+        store,
+        publisher,
+        sandboxes.clone(),
+        tools,
+        files.clone(),
+        config,
     ));
     Ok(AgentParts {
         instance_id,
         sessions,
+        sandboxes,
+        files,
+        billing,
         workspaces,
         mcp,
         agent,

@@ -54,6 +54,9 @@ pub struct AppState {
     pub workspaces: Arc<ironhand_core::workspace::WorkspaceSnapshots>,
     pub files: Arc<ironhand_core::files::FileService>,
     pub billing: Arc<ironhand_core::billing::BillingService>,
+    /// This instance's sandboxes, for readiness and the idle reaper (requests reach them
+    /// through `sessions`).
+    pub sandboxes: Arc<dyn ironhand_core::ports::SandboxProvider>,
     /// Connectors (MCP servers): the operator's and users' own.
     pub mcp: Arc<ironhand_core::mcp::McpService>,
     /// Fires when the server begins to shut down: open streams end so clients reconnect
@@ -230,11 +233,11 @@ impl AppState {
             mailer = mailer_kind,
             auth_provider = a.provider().as_str(),
             event_bus = bus.kind(),
-            sandbox = parts.sessions.sandboxes().kind(),
+            sandbox = parts.sandboxes.kind(),
             llm = parts.llm_model.as_deref().unwrap_or("not configured"),
             search = parts.search_provider.unwrap_or("off"),
-            files = parts.sessions.files().blobs().kind(),
-            payments = parts.sessions.billing().payments_configured(),
+            files = parts.files.blobs().kind(),
+            payments = parts.billing.payments_configured(),
             "storage and adapters ready"
         );
         let streams = Arc::new(crate::routes::sessions::stream::StreamSlots::new(
@@ -254,8 +257,9 @@ impl AppState {
             quotas,
             public_origin,
             bus,
-            files: parts.sessions.files().clone(),
-            billing: parts.sessions.billing().clone(),
+            files: parts.files,
+            billing: parts.billing,
+            sandboxes: parts.sandboxes,
             sessions: parts.sessions,
             instance_id: parts.instance_id.into(),
             workspaces: parts.workspaces,
@@ -272,7 +276,7 @@ impl AppState {
     /// Whether the sandbox provider can start sandboxes, checked at most every 30 s; the
     /// details of a failure go to the log only.
     pub async fn sandbox_health(&self) -> Result<&'static str, ()> {
-        let provider = self.sessions.sandboxes();
+        let provider = &self.sandboxes;
         let healthy = cached_check(&self.sandbox_checked, "sandbox provider", async {
             provider.check().await.map_err(|e| e.to_string())
         })

@@ -137,7 +137,7 @@ pub async fn session_upkeep(state: crate::AppState, holder: String, shutdown: Ca
             _ = reap.tick() => {
                 // What idle sandboxes changed since their last run is saved before they stop.
                 let idle = state.workspaces.save_idle().await;
-                let stopped = state.sessions.sandboxes().reap_idle().await;
+                let stopped = state.sandboxes.reap_idle().await;
                 state.workspaces.stopped(&idle).await;
                 if stopped > 0 {
                     tracing::info!(sandboxes = stopped, "stopped idle sandboxes");

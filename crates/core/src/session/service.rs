@@ -74,20 +74,49 @@ impl SessionService {
         }
     }
 
-    pub fn billing(&self) -> &Arc<BillingService> {
-        &self.billing
+    /// The session's shell `shell_id` as it is now (the user's terminal view), for its
+    /// owner. An unknown shell is "not found"; a sandbox that cannot start says why.
+    pub async fn shell_view(
+        &self,
+        user: UserId,
+        id: SessionId,
+        shell_id: &str,
+    ) -> Result<crate::ports::sandbox::ShellOutcome, DomainError> {
+        let session = self.owned(user, id).await?;
+        let sandbox = self
+            .sandboxes
+            .sandbox(session.id)
+            .await
+            .map_err(sandbox_error)?;
+        sandbox.shell_view(shell_id).await.map_err(sandbox_error)
     }
 
-    pub fn files(&self) -> &Arc<FileService> {
-        &self.files
+    /// The first `max_lines` lines of a file of the session's sandbox, for its owner.
+    pub async fn file_view(
+        &self,
+        user: UserId,
+        id: SessionId,
+        path: &str,
+        max_lines: i64,
+    ) -> Result<crate::ports::sandbox::FileText, DomainError> {
+        let session = self.owned(user, id).await?;
+        let sandbox = self
+            .sandboxes
+            .sandbox(session.id)
+            .await
+            .map_err(sandbox_error)?;
+        sandbox
+            .file_read(path, None, Some(max_lines))
+            .await
+            .map_err(sandbox_error)
     }
 
-    pub fn publisher(&self) -> &EventPublisher {
-        &self.publisher
-    }
-
-    pub fn sandboxes(&self) -> &Arc<dyn SandboxProvider> {
-        &self.sandboxes
+    /// The running browser of the session's live sandbox on this instance (the live view;
+    /// the caller checked who may watch). Never starts one.
+    pub fn running_browser(&self, id: SessionId) -> Option<Arc<dyn crate::ports::SandboxBrowser>> {
+        self.sandboxes
+            .running_browser(id)
+            .filter(|browser| browser.is_running())
     }
 
     pub async fn create(&self, user: UserId) -> Result<Session, DomainError> {
@@ -454,5 +483,17 @@ impl SessionService {
         }
         self.publisher.sessions_changed(user, id).await;
         Ok(())
+    }
+}
+
+/// A sandbox's answer in the words of a request about it: a wrong shell id or path is
+/// "not found", a sandbox that cannot start is unavailable.
+fn sandbox_error(error: crate::ports::sandbox::SandboxError) -> DomainError {
+    use crate::ports::sandbox::SandboxError;
+    match error {
+        SandboxError::Invalid(message) => DomainError::NotFound(message),
+        SandboxError::Unavailable(message) => {
+            DomainError::Unavailable(format!("The sandbox is not available: {message}"))
+        }
     }
 }

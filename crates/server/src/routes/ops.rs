@@ -85,7 +85,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         }
     };
     // Informational: without a browser the server works, the browser tools are not offered.
-    let browser = match state.sessions.sandboxes().browser_support() {
+    let browser = match state.sandboxes.browser_support() {
         Ok(()) => "ok".to_string(),
         Err(why) => format!("not offered: {why}"),
     };

@@ -199,7 +199,7 @@ async fn handing_back_frees_a_user_whose_browser_died(backend: Backend) {
     let session = SessionId::parse(&id).expect("id");
     // The user took the browser over, then the browser went away.
     app.state
-        .sessions
+        .agent
         .publisher()
         .publish(
             session,
@@ -488,8 +488,7 @@ async fn the_live_view_streams_the_browser_and_passes_input_only_after_take_over
     // The browser tool path starts the browser, as the agent's first browser call would.
     let browser = app
         .state
-        .sessions
-        .sandboxes()
+        .sandboxes
         .sandbox(session)
         .await
         .expect("sandbox")

@@ -19,7 +19,6 @@ use axum::response::Response;
 use dto::*;
 use ironhand_core::DomainError;
 use ironhand_core::ids::{FileId, SessionId};
-use ironhand_core::ports::sandbox::SandboxError;
 use ironhand_core::ports::sessions::ListCursor;
 use ironhand_core::session::service::{ChatInput, MAX_CLIENT_MESSAGE_ID, MAX_MESSAGE_CHARS};
 use ironhand_core::session::{Session, parse_cursor};
@@ -298,15 +297,6 @@ async fn chat(
     ))
 }
 
-fn sandbox_error(error: SandboxError) -> ApiError {
-    match error {
-        SandboxError::Invalid(message) => DomainError::NotFound(message).into(),
-        SandboxError::Unavailable(message) => {
-            DomainError::Unavailable(format!("The sandbox is not available: {message}")).into()
-        }
-    }
-}
-
 #[utoipa::path(post, path = "/sessions/{id}/shell", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "session id")), request_body = ShellViewRequest,
     responses((status = 200, body = Envelope<ShellView>), (status = 404, body = ErrorEnvelope)))]
@@ -316,23 +306,18 @@ async fn view_shell(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ShellViewRequest>,
 ) -> ApiResult {
-    let session = state.sessions.owned(who.user.id, session_id(&id)?).await?;
+    let id = session_id(&id)?;
+    state.sessions.owned(who.user.id, id).await?;
     if !(1..=64).contains(&body.session_id.chars().count()) {
         return Err(ApiError::validation(
             "session_id",
             "session_id must be a shell id of 1 to 64 characters",
         ));
     }
-    let sandbox = state
+    let shell = state
         .sessions
-        .sandboxes()
-        .sandbox(session.id)
-        .await
-        .map_err(sandbox_error)?;
-    let shell = sandbox
-        .shell_view(&body.session_id)
-        .await
-        .map_err(sandbox_error)?;
+        .shell_view(who.user.id, id, &body.session_id)
+        .await?;
     Ok(ok(ShellView {
         output: shell.output,
         session_id: shell.id,
@@ -378,20 +363,15 @@ async fn view_file(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<FileViewRequest>,
 ) -> ApiResult {
-    let session = state.sessions.owned(who.user.id, session_id(&id)?).await?;
+    let id = session_id(&id)?;
+    state.sessions.owned(who.user.id, id).await?;
     if !(1..=4096).contains(&body.file.chars().count()) {
         return Err(ApiError::validation("file", "file must be a sandbox path"));
     }
-    let sandbox = state
+    let text = state
         .sessions
-        .sandboxes()
-        .sandbox(session.id)
-        .await
-        .map_err(sandbox_error)?;
-    let text = sandbox
-        .file_read(&body.file, None, Some(FILE_VIEW_LINES))
-        .await
-        .map_err(sandbox_error)?;
+        .file_view(who.user.id, id, &body.file, FILE_VIEW_LINES)
+        .await?;
     Ok(ok(FileView {
         content: text.content,
         file: body.file,

@@ -140,11 +140,7 @@ async fn vnc_socket(
             let Ok(_slot) = slot else {
                 return relay::close(socket, Closing::TOO_MANY).await;
             };
-            let browser = state
-                .sessions
-                .sandboxes()
-                .running_browser(id)
-                .filter(|browser| browser.is_running());
+            let browser = state.sessions.running_browser(id);
             let Some(browser) = browser else {
                 return relay::close(socket, Closing::NOT_RUNNING).await;
             };
