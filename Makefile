@@ -19,7 +19,7 @@ build: web
 ## Every test: unit tests, the storage conformance suite on SQLite and PostgreSQL, the
 ## HTTP suite against the real server on SQLite and on PostgreSQL + Redis, the API fuzzing
 ## against the OpenAPI document, then the web app's type check, unit tests and browser
-## stories (Chromium against the built binary).
+## stories (Chromium against the built binary), and the deploy files' validity.
 test: sandbox-deps browser-deps mcp-deps clean-test-databases web
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --locked --no-fail-fast; \
@@ -28,6 +28,7 @@ test: sandbox-deps browser-deps mcp-deps clean-test-databases web
 	fi
 	$(MAKE) api-fuzz
 	$(MAKE) web-test
+	$(MAKE) deploy-check
 
 ## The real server (debug) against its own OpenAPI document, on SQLite and on PostgreSQL +
 ## Redis: schemathesis (pinned, installed into .venv-fuzz/) sends a bounded, seeded set of
