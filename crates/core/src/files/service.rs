@@ -602,31 +602,8 @@ impl FileService {
                 self.settings.max_agent_file_bytes
             ));
         }
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let filename = (self.naming.sanitize)(name);
-        let head = &bytes[..bytes.len().min(8192)];
-        let content_type = (self.naming.guess_type)(&filename, head);
-        let file = StoredFile {
-            id: FileId::new(),
-            user_id: user,
-            session_id: Some(session),
-            filename,
-            content_type,
-            size: to_i64(bytes.len() as u64),
-            sha256: sha256.clone(),
-            storage_key: new_key(user),
-            source: FileSource::Agent,
-            sandbox_path: None,
-            created_at: OffsetDateTime::now_utc(),
-        };
-        self.blobs
-            .put_bytes(&file.storage_key, Bytes::from(bytes), &sha256)
+        self.store_agent_bytes(user, session, name, None, bytes)
             .await
-            .map_err(|error| {
-                tracing::error!(%error, "storing a generated file failed");
-                "file storage is unavailable".to_string()
-            })?;
-        self.record(file).await.map_err(|error| error.to_string())
     }
 
     /// Copies a file out of the sandbox into the store as the session's file (replacing
@@ -644,8 +621,22 @@ impl FileService {
             .get_file(&path, max_bytes.min(self.settings.max_agent_file_bytes))
             .await
             .map_err(|error| error.to_string())?;
+        self.store_agent_bytes(user, session, &path.clone(), Some(path), bytes)
+            .await
+    }
+
+    /// Stores `bytes` as an agent file of the session named after `name` (sanitised, type
+    /// sniffed); with a `sandbox_path` it replaces the earlier copy of that path.
+    async fn store_agent_bytes(
+        &self,
+        user: UserId,
+        session: SessionId,
+        name: &str,
+        sandbox_path: Option<String>,
+        bytes: Vec<u8>,
+    ) -> Result<StoredFile, String> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let filename = (self.naming.sanitize)(&path);
+        let filename = (self.naming.sanitize)(name);
         let head = &bytes[..bytes.len().min(8192)];
         let content_type = (self.naming.guess_type)(&filename, head);
         let file = StoredFile {
@@ -658,14 +649,14 @@ impl FileService {
             sha256: sha256.clone(),
             storage_key: new_key(user),
             source: FileSource::Agent,
-            sandbox_path: Some(path),
+            sandbox_path,
             created_at: OffsetDateTime::now_utc(),
         };
         self.blobs
             .put_bytes(&file.storage_key, Bytes::from(bytes), &sha256)
             .await
             .map_err(|error| {
-                tracing::error!(%error, "storing a sandbox file failed");
+                tracing::error!(%error, "storing an agent file failed");
                 "file storage is unavailable".to_string()
             })?;
         let new_id = file.id;

@@ -2,7 +2,7 @@
 //! read, filled in and clicked through the browser tools, with a screenshot after every
 //! call that downloads as an image; the host's own services stay out of the browser's reach.
 
-use super::{AgentApp, call, complete, one_step, trace};
+use super::{AgentApp, call, complete, one_step, tool_results, trace};
 use crate::on_both_backends;
 use crate::sse::SseEvent;
 use crate::support::{Backend, path_of};
@@ -81,18 +81,7 @@ async fn the_agent_browses_a_page_it_serves_in_its_sandbox(backend: Backend) {
     );
 
     // What the model read, call by call.
-    let tools_seen = |r: &&ironhand_fakes::llm::ReceivedRequest| {
-        r.messages().iter().filter(|m| m["role"] == "tool").count()
-    };
-    let results: Vec<Value> = requests
-        .iter()
-        .max_by_key(tools_seen)
-        .expect("requests")
-        .messages()
-        .iter()
-        .filter(|m| m["role"] == "tool")
-        .filter_map(|m| serde_json::from_str(m["content"].as_str().unwrap_or("")).ok())
-        .collect();
+    let results = tool_results(&a, &task);
     let text = |i: usize| results.get(i).map(Value::to_string).unwrap_or_default();
     assert!(text(1).contains("serving"), "{}", text(1));
     assert_eq!(results[2]["success"], true, "navigate: {}", text(2));

@@ -2,7 +2,7 @@
 //! server-filesystem over stdio inside the session's sandbox, the Python SDK's server over
 //! streamable HTTP) called by the agent through `mcp__<server>__<tool>`.
 
-use super::{AgentApp, call, complete, one_step, trace};
+use super::{AgentApp, call, complete, one_step, tool_results, trace};
 use crate::on_both_backends;
 use crate::sse::SseEvent;
 use crate::support::Backend;
@@ -42,23 +42,6 @@ fn node_server(name: &str, package: &str, args: &[&str], env: &[(&str, &str)]) -
             .collect::<BTreeMap<_, _>>(),
         ..McpServerSetting::default()
     }
-}
-
-/// The results the model read, in order.
-fn tool_results(a: &AgentApp, task: &str) -> Vec<Value> {
-    let requests = a.llm.requests_for(task);
-    let seen = |r: &&ironhand_fakes::llm::ReceivedRequest| {
-        r.messages().iter().filter(|m| m["role"] == "tool").count()
-    };
-    requests
-        .iter()
-        .max_by_key(seen)
-        .expect("requests")
-        .messages()
-        .iter()
-        .filter(|m| m["role"] == "tool")
-        .filter_map(|m| serde_json::from_str(m["content"].as_str().unwrap_or("")).ok())
-        .collect()
 }
 
 fn mcp_events(events: &[SseEvent]) -> Vec<&SseEvent> {

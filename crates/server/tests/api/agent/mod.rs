@@ -142,3 +142,20 @@ pub fn trace(events: &[SseEvent]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The results the model read, in order.
+pub fn tool_results(a: &AgentApp, task: &str) -> Vec<Value> {
+    let requests = a.llm.requests_for(task);
+    let seen = |r: &&ironhand_fakes::llm::ReceivedRequest| {
+        r.messages().iter().filter(|m| m["role"] == "tool").count()
+    };
+    requests
+        .iter()
+        .max_by_key(seen)
+        .expect("requests")
+        .messages()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .filter_map(|m| serde_json::from_str(m["content"].as_str().unwrap_or("")).ok())
+        .collect()
+}
