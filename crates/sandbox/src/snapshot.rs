@@ -299,11 +299,7 @@ impl Cursor {
 
     /// The directory `parents` names under the root, opened without following links;
     /// missing ones are created (as the sandbox user) when `create` says how.
-    fn dir(
-        &mut self,
-        parents: &[OsString],
-        create: Option<Own<'_>>,
-    ) -> io::Result<&OwnedFd> {
+    fn dir(&mut self, parents: &[OsString], create: Option<Own<'_>>) -> io::Result<&OwnedFd> {
         let keep = self
             .open
             .iter()
@@ -738,12 +734,7 @@ fn clear_name(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
     }
 }
 
-fn make_dir(
-    dir: &OwnedFd,
-    name: &OsStr,
-    mode: u32,
-    own: Own<'_>,
-) -> io::Result<()> {
+fn make_dir(dir: &OwnedFd, name: &OsStr, mode: u32, own: Own<'_>) -> io::Result<()> {
     match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(e.into()),
