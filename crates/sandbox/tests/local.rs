@@ -2193,6 +2193,16 @@ done"#;
     assert_eq!(answer, "ping|t0k3n|unset|from-the-shell|installed once");
     assert!(process.handle.is_running());
 
+    // The shells cannot see the program (each has its own PID namespace), so its
+    // environment stays its own.
+    let out = run(
+        &sb,
+        "main",
+        "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c t0k3n; true",
+    )
+    .await;
+    assert_eq!(out.output.trim(), "0", "{}", out.output);
+
     // Writing to the read-only mount fails.
     let out = run(&sb, "main", "touch /opt/connectors/x 2>&1; echo $?").await;
     assert!(
