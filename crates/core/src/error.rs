@@ -94,7 +94,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => DomainError::Conflict(what),
+            // A constraint's name is the schema's, never a sentence for a client: callers
+            // that expect a conflict say what it means; any other gets this.
+            StoreError::Conflict(constraint) => {
+                tracing::debug!(%constraint, "a write hit a unique constraint");
+                DomainError::Conflict(
+                    "This conflicts with something that already exists; reload and try again."
+                        .into(),
+                )
+            }
             StoreError::Busy(cause) => {
                 tracing::warn!(cause = %cause, "storage busy");
                 DomainError::Unavailable(
@@ -103,5 +111,17 @@ impl From<StoreError> for DomainError {
             }
             StoreError::Backend(cause) => DomainError::Internal(cause),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unique_violation_never_names_the_constraint() {
+        let error = DomainError::from(StoreError::Conflict("users_email_key".into()));
+        assert!(matches!(error, DomainError::Conflict(_)));
+        assert!(!error.to_string().contains("users_email_key"), "{error}");
     }
 }

@@ -214,18 +214,34 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
     }
 }
 
-/// Path parameters; anything that does not parse (bad UTF-8, not an id) is a 404, since no
-/// such resource can exist.
+/// Path parameters, typed (`ApiPath<SessionId>`); anything that does not parse (bad UTF-8,
+/// not an id) is a 404 in the resource's words, since no such resource can exist.
 pub struct ApiPath<T>(pub T);
 
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+/// What a path parameter names, for the 404 of one that cannot exist.
+pub trait PathParam {
+    const NOT_FOUND: &'static str = "Not found.";
+}
+
+impl PathParam for String {}
+impl PathParam for ironhand_core::SessionId {
+    const NOT_FOUND: &'static str = "Session not found";
+}
+impl PathParam for ironhand_core::FileId {
+    const NOT_FOUND: &'static str = "File not found.";
+}
+impl PathParam for ironhand_core::UserId {
+    const NOT_FOUND: &'static str = "User not found.";
+}
+
+impl<T: DeserializeOwned + Send + PathParam, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
-            .map_err(|_| ApiError::Domain(DomainError::NotFound("Not found.".into())))
+            .map_err(|_| ApiError::Domain(DomainError::NotFound(T::NOT_FOUND.into())))
     }
 }
 

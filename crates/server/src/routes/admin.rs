@@ -2,12 +2,12 @@
 
 use crate::app::AppState;
 use crate::http::envelope::{Envelope, ok};
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiResult;
 use crate::http::extract::{AdminUser, ApiPath, ApiQuery};
 use crate::routes::auth::dto::UserResponse;
 use crate::routes::{ErrorEnvelope, NullEnvelope};
 use axum::extract::State;
-use ironhand_core::{DomainError, UserId};
+use ironhand_core::UserId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -41,19 +41,15 @@ pub struct UserListResponse {
     pub total: i64,
 }
 
-fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    UserId::parse(raw).ok_or_else(|| DomainError::NotFound("User not found.".into()).into())
-}
-
 #[utoipa::path(get, path = "/auth/user/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")),
     responses((status = 200, body = Envelope<UserResponse>), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 async fn get_user(
     State(state): State<AppState>,
     AdminUser(_admin): AdminUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult {
-    let user = state.auth.user(user_id(&id)?).await?;
+    let user = state.auth.user(id).await?;
     Ok(ok(UserResponse::from(&user)))
 }
 
@@ -81,12 +77,9 @@ async fn list_users(
 async fn deactivate(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult {
-    state
-        .auth
-        .set_active(&admin.user, user_id(&id)?, false)
-        .await?;
+    state.auth.set_active(&admin.user, id, false).await?;
     Ok(ok(None::<()>))
 }
 
@@ -96,11 +89,8 @@ async fn deactivate(
 async fn activate(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult {
-    state
-        .auth
-        .set_active(&admin.user, user_id(&id)?, true)
-        .await?;
+    state.auth.set_active(&admin.user, id, true).await?;
     Ok(ok(None::<()>))
 }

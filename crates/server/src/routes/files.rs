@@ -40,10 +40,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         )
 }
 
-fn file_id(raw: &str) -> Result<FileId, ApiError> {
-    FileId::parse(raw).ok_or_else(|| DomainError::NotFound("File not found.".into()).into())
-}
-
 fn too_large(message: String) -> ApiError {
     DomainError::TooLarge(message).into()
 }
@@ -175,9 +171,9 @@ async fn upload(
 async fn info(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FileId>,
 ) -> ApiResult {
-    let file = state.files.owned(who.user.id, file_id(&id)?).await?;
+    let file = state.files.owned(who.user.id, id).await?;
     Ok(ok(state.files.info_with_url(&file)))
 }
 
@@ -191,10 +187,9 @@ async fn download(
     State(state): State<AppState>,
     ip: ClientIp,
     MaybeAuthUser(who): MaybeAuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FileId>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = file_id(&id)?;
     let viewer = who.map(|w| w.user.id);
     let file = match viewer {
         Some(user) => state.files.readable(Some(user), id).await,
@@ -230,13 +225,12 @@ struct SignedQuery {
               (status = 404, body = ErrorEnvelope, description = "unknown file, or a signature that does not hold")))]
 async fn signed_download(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FileId>,
     ApiQuery(query): ApiQuery<SignedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // Not rate limited: the signature is the permission, and the web app loads every
     // attachment of a conversation through one.
-    let id = file_id(&id)?;
     let expires = query.expires.as_deref().and_then(|e| e.parse::<i64>().ok());
     let (Some(expires), Some(signature)) = (expires, query.signature.as_deref()) else {
         return Err(DomainError::NotFound(
@@ -254,9 +248,9 @@ async fn signed_download(
 async fn delete_file(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FileId>,
 ) -> ApiResult {
-    state.files.delete(who.user.id, file_id(&id)?).await?;
+    state.files.delete(who.user.id, id).await?;
     Ok(ok(Value::Null))
 }
 
@@ -280,7 +274,7 @@ struct SignedUrl {
 async fn signed_url(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FileId>,
     ApiJson(body): ApiJson<SignedUrlRequest>,
 ) -> ApiResult {
     let minutes = body.expire_minutes.unwrap_or(15);
@@ -290,7 +284,7 @@ async fn signed_url(
             "expire_minutes must be 1 to 15",
         ));
     }
-    let file = state.files.owned(who.user.id, file_id(&id)?).await?;
+    let file = state.files.owned(who.user.id, id).await?;
     let expires_in = minutes * 60;
     Ok(ok(SignedUrl {
         signed_url: state.files.signed_url(&file, expires_in),

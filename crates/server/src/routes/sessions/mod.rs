@@ -17,7 +17,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use dto::*;
-use ironhand_core::DomainError;
 use ironhand_core::ids::{FileId, SessionId};
 use ironhand_core::ports::sessions::ListCursor;
 use ironhand_core::session::service::{ChatInput, MAX_CLIENT_MESSAGE_ID, MAX_MESSAGE_CHARS};
@@ -42,10 +41,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(shared_files))
         .routes(routes!(takeover))
         .merge(vnc::router())
-}
-
-fn session_id(raw: &str) -> Result<SessionId, ApiError> {
-    SessionId::parse(raw).ok_or_else(|| DomainError::NotFound("Session not found".into()).into())
 }
 
 async fn detail(state: &AppState, session: &Session) -> Result<SessionDetail, ApiError> {
@@ -148,9 +143,9 @@ async fn stream_sessions(
 async fn get_session(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult {
-    let session = state.sessions.owned(who.user.id, session_id(&id)?).await?;
+    let session = state.sessions.owned(who.user.id, id).await?;
     Ok(ok(detail(&state, &session).await?))
 }
 
@@ -160,9 +155,9 @@ async fn get_session(
 async fn delete_session(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult {
-    state.sessions.delete(who.user.id, session_id(&id)?).await?;
+    state.sessions.delete(who.user.id, id).await?;
     Ok(ok(Value::Null))
 }
 
@@ -172,9 +167,9 @@ async fn delete_session(
 async fn stop_session(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult {
-    state.sessions.stop(who.user.id, session_id(&id)?).await?;
+    state.sessions.stop(who.user.id, id).await?;
     Ok(ok(Value::Null))
 }
 
@@ -261,11 +256,10 @@ fn chat_input(body: ChatRequest, headers: &HeaderMap) -> Result<ChatInput, ApiEr
 async fn chat(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
     headers: HeaderMap,
     OptionalJson(body): OptionalJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let id = session_id(&id)?;
     let input = chat_input(body, &headers)?;
     // Ownership first: a stranger's requests must not spend the owner's budget.
     state.sessions.owned(who.user.id, id).await?;
@@ -303,10 +297,9 @@ async fn chat(
 async fn view_shell(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
     ApiJson(body): ApiJson<ShellViewRequest>,
 ) -> ApiResult {
-    let id = session_id(&id)?;
     state.sessions.owned(who.user.id, id).await?;
     if !(1..=64).contains(&body.session_id.chars().count()) {
         return Err(ApiError::validation(
@@ -341,12 +334,12 @@ async fn view_shell(
 async fn takeover(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
     ApiJson(body): ApiJson<TakeoverRequest>,
 ) -> ApiResult {
     state
         .sessions
-        .takeover(who.user.id, session_id(&id)?, body.action.into())
+        .takeover(who.user.id, id, body.action.into())
         .await?;
     Ok(ok(Value::Null))
 }
@@ -360,10 +353,9 @@ const FILE_VIEW_LINES: i64 = 5_000;
 async fn view_file(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
     ApiJson(body): ApiJson<FileViewRequest>,
 ) -> ApiResult {
-    let id = session_id(&id)?;
     state.sessions.owned(who.user.id, id).await?;
     if !(1..=4096).contains(&body.file.chars().count()) {
         return Err(ApiError::validation("file", "file must be a sandbox path"));
@@ -386,9 +378,8 @@ async fn session_files(
     State(state): State<AppState>,
     ip: ClientIp,
     MaybeAuthUser(who): MaybeAuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult {
-    let id = session_id(&id)?;
     // The owner, or anyone when the session is shared.
     let owned = match &who {
         Some(who) => state.sessions.owned(who.user.id, id).await.ok(),
@@ -412,17 +403,13 @@ async fn session_files(
 async fn clear_unread(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult {
-    state
-        .sessions
-        .clear_unread(who.user.id, session_id(&id)?)
-        .await?;
+    state.sessions.clear_unread(who.user.id, id).await?;
     Ok(ok(Value::Null))
 }
 
-async fn set_shared(state: &AppState, who: &AuthUser, id: &str, shared: bool) -> ApiResult {
-    let id = session_id(id)?;
+async fn set_shared(state: &AppState, who: &AuthUser, id: SessionId, shared: bool) -> ApiResult {
     state.sessions.set_shared(who.0.user.id, id, shared).await?;
     Ok(ok(ShareState {
         session_id: id.to_string(),
@@ -436,9 +423,9 @@ async fn set_shared(state: &AppState, who: &AuthUser, id: &str, shared: bool) ->
 async fn share(
     State(state): State<AppState>,
     who: AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult {
-    set_shared(&state, &who, &id, true).await
+    set_shared(&state, &who, id, true).await
 }
 
 #[utoipa::path(delete, path = "/sessions/{id}/share", tag = "sessions", security(("bearer" = [])),
@@ -447,9 +434,9 @@ async fn share(
 async fn unshare(
     State(state): State<AppState>,
     who: AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult {
-    set_shared(&state, &who, &id, false).await
+    set_shared(&state, &who, id, false).await
 }
 
 #[utoipa::path(get, path = "/sessions/shared/{id}", tag = "sessions",
@@ -458,12 +445,12 @@ async fn unshare(
 async fn shared_session(
     State(state): State<AppState>,
     ip: ClientIp,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult {
     state
         .limit("shared_view", state.quotas.shared_view, &[&ip.limit_key()])
         .await?;
-    let session = state.sessions.shared(session_id(&id)?).await?;
+    let session = state.sessions.shared(id).await?;
     Ok(ok(detail(&state, &session).await?))
 }
 
@@ -474,11 +461,11 @@ async fn shared_session(
 async fn shared_files(
     State(state): State<AppState>,
     ip: ClientIp,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult {
     state
         .limit("shared_view", state.quotas.shared_view, &[&ip.limit_key()])
         .await?;
-    let session = state.sessions.shared(session_id(&id)?).await?;
+    let session = state.sessions.shared(id).await?;
     Ok(ok(files_of(&state, &session).await?))
 }

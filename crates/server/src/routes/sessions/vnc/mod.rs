@@ -13,7 +13,6 @@ pub mod rfb;
 pub mod signing;
 
 use super::dto::{VncUrl, VncUrlRequest};
-use super::session_id;
 use crate::app::AppState;
 use crate::http::envelope::{Envelope, ok};
 use crate::http::error::{ApiError, ApiResult};
@@ -24,6 +23,7 @@ use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::response::{IntoResponse, Response};
+use ironhand_core::SessionId;
 use relay::{Closing, InputGate};
 use serde::Deserialize;
 use signing::VncSigner;
@@ -70,10 +70,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn vnc_signed_url(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
     ApiJson(body): ApiJson<VncUrlRequest>,
 ) -> ApiResult {
-    let session = state.sessions.owned(who.user.id, session_id(&id)?).await?;
+    let session = state.sessions.owned(who.user.id, id).await?;
     if !(1..=MAX_EXPIRE_MINUTES).contains(&body.expire_minutes) {
         return Err(ApiError::validation(
             "expire_minutes",
@@ -112,11 +112,10 @@ fn bad_link() -> ApiError {
         (status = 404, body = ErrorEnvelope)))]
 async fn vnc_socket(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<SessionId>,
     ApiQuery(query): ApiQuery<VncQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let id = session_id(&id)?;
     // The link first: nothing about the session is revealed, or started, without it.
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let expires = query.expires.as_deref().and_then(|e| e.parse::<i64>().ok());
