@@ -6,14 +6,12 @@ mod plans;
 mod service;
 mod turns;
 
+/// The billing ports, in `ports` with the others.
+pub use crate::ports::billing::{BillingStore, Payments};
 pub use plans::{Plan, PlanCatalog, default_plans};
 pub use service::{BillingService, BillingSettings};
 
-use crate::error::StoreResult;
 use crate::ids::UserId;
-use crate::ports::store::SubscriptionStore;
-use crate::subscription::Subscription;
-use async_trait::async_trait;
 use time::OffsetDateTime;
 
 /// Columns to change on a subscription; `None` leaves one as it is.
@@ -49,48 +47,6 @@ pub struct RunMeter {
     pub period_version: i64,
     /// The user's queued or running runs may not exceed this (including the new one).
     pub max_active_runs: i64,
-}
-
-#[async_trait]
-pub trait BillingStore: SubscriptionStore {
-    /// Stores `sub` unless the user already has one.
-    async fn ensure_subscription(&self, sub: &Subscription) -> StoreResult<()>;
-    /// Applies `update` to the user's subscription; with `only_version`, only if the
-    /// period version is still that one. Returns the subscription after, or `None` when
-    /// nothing matched.
-    async fn update_subscription(
-        &self,
-        user_id: UserId,
-        only_version: Option<i64>,
-        update: &SubscriptionUpdate,
-        now: OffsetDateTime,
-    ) -> StoreResult<Option<Subscription>>;
-    /// Starts the trial only if the user never had one and is on the free plan.
-    async fn start_trial(
-        &self,
-        user_id: UserId,
-        update: &SubscriptionUpdate,
-        now: OffsetDateTime,
-    ) -> StoreResult<Option<Subscription>>;
-    async fn subscription_by_customer(
-        &self,
-        customer_id: &str,
-    ) -> StoreResult<Option<Subscription>>;
-    async fn subscription_by_provider_id(
-        &self,
-        subscription_id: &str,
-    ) -> StoreResult<Option<Subscription>>;
-    /// Whether the provider event with this id was already processed.
-    async fn payment_event_seen(&self, event_id: &str) -> StoreResult<bool>;
-    /// In one transaction: records the provider event id and, only if it was new, applies
-    /// the change. False when the event had already been processed (nothing changes).
-    async fn apply_payment_event(
-        &self,
-        event_id: &str,
-        event_type: &str,
-        change: Option<(UserId, &SubscriptionUpdate)>,
-        now: OffsetDateTime,
-    ) -> StoreResult<bool>;
 }
 
 /// A subscription as the payment provider reports it.
@@ -142,28 +98,4 @@ pub enum PaymentError {
     Refused(String),
     #[error("payment provider unreachable: {0}")]
     Unreachable(String),
-}
-
-/// The payment provider (Stripe): customers, checkout, portal, subscription lookups.
-#[async_trait]
-pub trait Payments: Send + Sync {
-    async fn create_customer(
-        &self,
-        user: UserId,
-        email: &str,
-        name: &str,
-    ) -> Result<String, PaymentError>;
-    /// A subscription-mode checkout for `price_id`; returns `(session id, url)`.
-    async fn create_checkout(
-        &self,
-        user: UserId,
-        customer: &str,
-        plan: &Plan,
-        price_id: &str,
-        success_url: &str,
-        cancel_url: &str,
-    ) -> Result<(String, String), PaymentError>;
-    async fn create_portal(&self, customer: &str, return_url: &str)
-    -> Result<String, PaymentError>;
-    async fn subscription(&self, id: &str) -> Result<ProviderSubscription, PaymentError>;
 }

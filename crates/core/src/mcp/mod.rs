@@ -9,13 +9,13 @@ mod rules;
 mod sealing;
 mod service;
 
+/// The storage port of users' connectors, in `ports` with the others.
+pub use crate::ports::mcp_servers::McpServerStore;
 pub use rules::{McpRules, valid_server_name};
 pub use sealing::SecretSealer;
 pub use service::{McpService, McpStatusBoard, McpTester, TestedTool, UrlPolicy};
 
-use crate::error::StoreResult;
 use crate::ids::UserId;
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -174,15 +174,4 @@ pub struct StoredMcpServer {
     /// Unix milliseconds.
     pub created_at: i64,
     pub updated_at: i64,
-}
-
-#[async_trait]
-pub trait McpServerStore: Send + Sync {
-    /// A user's connectors, by name.
-    async fn mcp_servers(&self, user: UserId) -> StoreResult<Vec<StoredMcpServer>>;
-    /// Creates or replaces the connector of that user and name (`created_at` of a replaced
-    /// one stays).
-    async fn put_mcp_server(&self, server: &StoredMcpServer) -> StoreResult<()>;
-    /// True when there was one.
-    async fn delete_mcp_server(&self, user: UserId, name: &str) -> StoreResult<bool>;
 }

@@ -1,15 +1,19 @@
 //! Ports: the traits through which the business rules reach storage and the outside world.
 //! Each has an embedded implementation and a scale-out one (see docs/architecture.md).
 
+pub mod billing;
 pub mod blob_store;
 pub mod browser;
 pub mod denylist;
 pub mod event_bus;
+pub mod file_store;
 pub mod mailer;
+pub mod mcp_servers;
 pub mod rate_limit;
 pub mod sandbox;
 pub mod sessions;
 pub mod store;
+pub mod workspaces;
 
 pub use blob_store::{BlobError, BlobStore, ByteStream};
 pub use browser::{BrowserOutcome, SandboxBrowser, VncStream};
