@@ -124,7 +124,7 @@ deploy-check:
 	@for f in deploy/entrypoint.sh deploy/redis/entrypoint.sh; do sh -n $$f; done
 	@diff <(sed -n '/^RUN apt-get update/,/^$$/p' deploy/Dockerfile) <(sed -n '/^RUN apt-get update/,/^$$/p' deploy/sandbox/Dockerfile) >/dev/null || \
 		{ echo "deploy-check: the first RUN of deploy/Dockerfile and deploy/sandbox/Dockerfile differ (they are meant to share one layer)"; exit 1; }
-	@bin=$$(ls -t target/release/ironhand target/debug/ironhand 2>/dev/null | head -n1); \
+	@t=$${CARGO_TARGET_DIR:-target}; bin=$$(ls -t $$t/release/ironhand $$t/debug/ironhand 2>/dev/null | head -n1); \
 	if [ -n "$$bin" ]; then \
 		IRONHAND__AUTH__JWT_SECRET=deploy-check-jwt-secret-0123456789abcdef \
 		IRONHAND__FILES__SIGNING_KEY=deploy-check-signing-key-0123456789abcdef \

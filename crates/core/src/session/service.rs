@@ -35,6 +35,91 @@ pub struct ChatInput {
     pub cursor: Option<i64>,
 }
 
+/// A chat request's fields as the client sent them, before any check.
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequestFields {
+    pub message: Option<String>,
+    pub client_message_id: Option<String>,
+    /// The body's `event_id`: exactly as streamed.
+    pub event_id: Option<String>,
+    /// The `Last-Event-ID` header: read leniently (a browser resends what it got).
+    pub last_event_id: Option<String>,
+    /// The attachments' `file_id`s.
+    pub attachments: Vec<String>,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> DomainError {
+    DomainError::Validation(vec![crate::error::FieldError::new(field, message)])
+}
+
+impl ChatInput {
+    /// Checks a chat request's fields; the message reaches the agent exactly as typed.
+    pub fn parse(fields: ChatRequestFields) -> Result<Self, DomainError> {
+        if let Some(message) = &fields.message
+            && message.chars().count() > MAX_MESSAGE_CHARS
+        {
+            return Err(invalid(
+                "message",
+                format!("message must be at most {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        if let Some(id) = &fields.client_message_id
+            && (id.is_empty()
+                || id.chars().count() > MAX_CLIENT_MESSAGE_ID
+                || id.chars().any(char::is_control))
+        {
+            return Err(invalid(
+                "client_message_id",
+                format!(
+                    "client_message_id must be 1 to {MAX_CLIENT_MESSAGE_ID} printable characters"
+                ),
+            ));
+        }
+        let not_a_cursor = || {
+            invalid(
+                "event_id",
+                "event_id must be an event_id this session streamed",
+            )
+        };
+        if let Some(id) = &fields.event_id
+            && (!(1..=18).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(not_a_cursor());
+        }
+        let cursor = match fields
+            .event_id
+            .or(fields.last_event_id)
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            Some(raw) => Some(super::parse_cursor(raw).ok_or_else(not_a_cursor)?),
+            None => None,
+        };
+        if fields.attachments.len() > 20 {
+            return Err(invalid("attachments", "at most 20 attachments per message"));
+        }
+        let attachments = fields
+            .attachments
+            .iter()
+            .map(|id| {
+                FileId::parse(id).ok_or_else(|| {
+                    invalid(
+                        "attachments",
+                        "each attachment needs the file_id of an uploaded file",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            message: fields.message,
+            attachments,
+            client_message_id: fields.client_message_id,
+            cursor,
+        })
+    }
+}
+
 /// Where the chat stream starts and whether it follows a run.
 #[derive(Debug, Clone)]
 pub struct ChatStart {
@@ -495,5 +580,83 @@ fn sandbox_error(error: crate::ports::sandbox::SandboxError) -> DomainError {
         SandboxError::Unavailable(message) => {
             DomainError::Unavailable(format!("The sandbox is not available: {message}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(error: DomainError) -> String {
+        match error {
+            DomainError::Validation(fields) => fields[0].field.clone(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_chat_request_is_checked_field_by_field() {
+        let ok = ChatInput::parse(ChatRequestFields {
+            message: Some("hello".into()),
+            last_event_id: Some(" 41 ".into()),
+            attachments: vec![FileId::new().to_string()],
+            ..ChatRequestFields::default()
+        })
+        .expect("valid");
+        assert_eq!(ok.cursor, Some(41), "the header is read leniently");
+        assert_eq!(ok.attachments.len(), 1);
+        let body_wins = ChatInput::parse(ChatRequestFields {
+            event_id: Some("7".into()),
+            last_event_id: Some("41".into()),
+            ..ChatRequestFields::default()
+        })
+        .expect("valid");
+        assert_eq!(body_wins.cursor, Some(7));
+
+        let refused =
+            |fields: ChatRequestFields| field_of(ChatInput::parse(fields).expect_err("refused"));
+        assert_eq!(
+            refused(ChatRequestFields {
+                message: Some("x".repeat(MAX_MESSAGE_CHARS + 1)),
+                ..Default::default()
+            }),
+            "message"
+        );
+        assert_eq!(
+            refused(ChatRequestFields {
+                event_id: Some(" 7".into()),
+                ..Default::default()
+            }),
+            "event_id",
+            "the body's cursor is exactly as streamed"
+        );
+        assert_eq!(
+            refused(ChatRequestFields {
+                last_event_id: Some("-3".into()),
+                ..Default::default()
+            }),
+            "event_id"
+        );
+        assert_eq!(
+            refused(ChatRequestFields {
+                client_message_id: Some("a\nb".into()),
+                ..Default::default()
+            }),
+            "client_message_id"
+        );
+        assert_eq!(
+            refused(ChatRequestFields {
+                attachments: vec!["not-an-id".into()],
+                ..Default::default()
+            }),
+            "attachments"
+        );
+        assert_eq!(
+            refused(ChatRequestFields {
+                attachments: vec![FileId::new().to_string(); 21],
+                ..Default::default()
+            }),
+            "attachments"
+        );
     }
 }

@@ -17,10 +17,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use dto::*;
-use ironhand_core::ids::{FileId, SessionId};
+use ironhand_core::ids::SessionId;
 use ironhand_core::ports::sessions::ListCursor;
-use ironhand_core::session::service::{ChatInput, MAX_CLIENT_MESSAGE_ID, MAX_MESSAGE_CHARS};
-use ironhand_core::session::{Session, parse_cursor};
+use ironhand_core::session::Session;
+use ironhand_core::session::service::{ChatInput, ChatRequestFields};
 use serde_json::Value;
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
@@ -173,78 +173,24 @@ async fn stop_session(
     Ok(ok(Value::Null))
 }
 
-/// Checks a chat request's fields; the message reaches the agent exactly as typed.
+/// The chat request's fields for `ChatInput::parse` (the rules are the service's).
 fn chat_input(body: ChatRequest, headers: &HeaderMap) -> Result<ChatInput, ApiError> {
-    if let Some(message) = &body.message
-        && message.chars().count() > MAX_MESSAGE_CHARS
-    {
-        return Err(ApiError::validation(
-            "message",
-            format!("message must be at most {MAX_MESSAGE_CHARS} characters"),
-        ));
-    }
-    if let Some(id) = &body.client_message_id
-        && (id.is_empty()
-            || id.chars().count() > MAX_CLIENT_MESSAGE_ID
-            || id.chars().any(char::is_control))
-    {
-        return Err(ApiError::validation(
-            "client_message_id",
-            format!("client_message_id must be 1 to {MAX_CLIENT_MESSAGE_ID} printable characters"),
-        ));
-    }
-    // In the body, a cursor is an event_id exactly as streamed; the header is read leniently.
-    if let Some(id) = &body.event_id
-        && (!(1..=18).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(ApiError::validation(
-            "event_id",
-            "event_id must be an event_id this session streamed",
-        ));
-    }
-    let raw_cursor = body.event_id.clone().or_else(|| {
-        headers
+    let fields = ChatRequestFields {
+        message: body.message,
+        client_message_id: body.client_message_id,
+        event_id: body.event_id,
+        last_event_id: headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    });
-    let cursor = match raw_cursor
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        Some(raw) => Some(parse_cursor(raw).ok_or_else(|| {
-            ApiError::validation(
-                "event_id",
-                "event_id must be an event_id this session streamed",
-            )
-        })?),
-        None => None,
+            .map(str::to_string),
+        attachments: body
+            .attachments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.file_id)
+            .collect(),
     };
-    let attachments = body.attachments.unwrap_or_default();
-    if attachments.len() > 20 {
-        return Err(ApiError::validation(
-            "attachments",
-            "at most 20 attachments per message",
-        ));
-    }
-    let attachments = attachments
-        .iter()
-        .map(|a| {
-            FileId::parse(&a.file_id).ok_or_else(|| {
-                ApiError::validation(
-                    "attachments",
-                    "each attachment needs the file_id of an uploaded file",
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(ChatInput {
-        message: body.message,
-        attachments,
-        client_message_id: body.client_message_id,
-        cursor,
-    })
+    Ok(ChatInput::parse(fields)?)
 }
 
 #[utoipa::path(post, path = "/sessions/{id}/chat", tag = "sessions", security(("bearer" = [])),
