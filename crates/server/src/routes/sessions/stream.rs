@@ -143,13 +143,40 @@ pub fn chat_stream(
     tokio::spawn(async move {
         let _slot = slot;
         metrics::gauge!("ironhand_sse_subscribers").increment(1.0);
-        if let Err(reason) = pump_session(&state, session_id, cursor, &sender).await {
-            tracing::debug!(session_id = %session_id, reason, "chat stream ended");
+        let mut last = cursor;
+        let mut failing_since: Option<tokio::time::Instant> = None;
+        loop {
+            let before = last;
+            match pump_session(&state, session_id, &mut last, &sender).await {
+                Ok(()) => break,
+                // A storage hiccup (a pool out of connections under load, a database
+                // restart) must not end a stream before its run: pick up where it was.
+                Err(reason @ ("storage error" | "bus unavailable")) => {
+                    if last > before {
+                        failing_since = None;
+                    }
+                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() > STORAGE_RETRY_FOR || sender.is_closed() {
+                        tracing::warn!(session_id = %session_id, reason, "chat stream ended: storage unavailable");
+                        break;
+                    }
+                    tracing::info!(session_id = %session_id, reason, "chat stream retrying");
+                    tokio::time::sleep(STORAGE_RETRY_PAUSE).await;
+                }
+                Err(reason) => {
+                    tracing::debug!(session_id = %session_id, reason, "chat stream ended");
+                    break;
+                }
+            }
         }
         metrics::gauge!("ironhand_sse_subscribers").decrement(1.0);
     });
     sse_response(receiver, ping)
 }
+
+/// How long a chat stream keeps retrying storage that fails, and how often.
+const STORAGE_RETRY_FOR: Duration = Duration::from_secs(120);
+const STORAGE_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// Sends every stored event after `*last`, advancing it. Returns whether one of them
 /// ended a run.
@@ -230,7 +257,7 @@ async fn drain_to_end(
 async fn pump_session(
     state: &AppState,
     session_id: SessionId,
-    cursor: i64,
+    last: &mut i64,
     sender: &mpsc::Sender<SseItem>,
 ) -> Result<(), &'static str> {
     // Subscribe before replaying, so nothing stored meanwhile is missed.
@@ -240,10 +267,9 @@ async fn pump_session(
         .await
         .map_err(|_| "bus unavailable")?
         .receiver;
-    let mut last = cursor;
-    catch_up(state, session_id, &mut last, sender).await?;
+    catch_up(state, session_id, last, sender).await?;
     if !run_active(state, session_id).await? {
-        return drain_to_end(state, session_id, &mut last, sender).await;
+        return drain_to_end(state, session_id, last, sender).await;
     }
     let mut poll = tokio::time::interval(SAFETY_POLL);
     poll.tick().await;
@@ -251,25 +277,25 @@ async fn pump_session(
         let ended = tokio::select! {
             _ = state.stopping.cancelled() => return Ok(()),
             _ = sender.closed() => return Err("client gone"),
-            _ = poll.tick() => catch_up(state, session_id, &mut last, sender).await? || !run_active(state, session_id).await?,
+            _ = poll.tick() => catch_up(state, session_id, last, sender).await? || !run_active(state, session_id).await?,
             message = live.recv() => match message {
                 Ok(payload) => match serde_json::from_str::<StoredEvent>(&payload) {
-                    Ok(event) if event.seq <= last => false,
-                    Ok(event) if event.seq == last + 1 => {
+                    Ok(event) if event.seq <= *last => false,
+                    Ok(event) if event.seq == *last + 1 => {
                         sender.send(to_sse(state, &event)).await.map_err(|_| "client gone")?;
-                        last = event.seq;
+                        *last = event.seq;
                         event.ends_stream()
                     }
-                    Ok(_) => catch_up(state, session_id, &mut last, sender).await?,
+                    Ok(_) => catch_up(state, session_id, last, sender).await?,
                     // Not an event: the session was deleted, or something to re-check.
-                    Err(_) => catch_up(state, session_id, &mut last, sender).await? || !run_active(state, session_id).await?,
+                    Err(_) => catch_up(state, session_id, last, sender).await? || !run_active(state, session_id).await?,
                 },
-                Err(RecvError::Lagged(_)) => catch_up(state, session_id, &mut last, sender).await?,
+                Err(RecvError::Lagged(_)) => catch_up(state, session_id, last, sender).await?,
                 Err(RecvError::Closed) => return Err("bus closed"),
             },
         };
         if ended && !run_active(state, session_id).await? {
-            return drain_to_end(state, session_id, &mut last, sender).await;
+            return drain_to_end(state, session_id, last, sender).await;
         }
     }
 }

@@ -673,3 +673,56 @@ async fn stopping_a_run_kills_the_command_it_was_waiting_on(backend: Backend) {
 fn rand_suffix() -> u32 {
     uuid::Uuid::new_v4().as_u128() as u32 % 1_000_000
 }
+
+/// The database drops every connection of the server mid-run (a restart, a failover): the
+/// chat stream does not end before its run does, sends nothing twice, and ends with `done`.
+/// (The pool replaces dropped connections before handing them out; an outage that outlasts
+/// its acquire timeout is what the stream's retry in `routes/sessions/stream.rs` is for.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_hiccup_mid_run_does_not_end_the_stream_early() {
+    use secrecy::ExposeSecret;
+    let a = AgentApp::start(Backend::PostgresRedis).await;
+    let session = a.session().await;
+    let task = slow_task(&a, 4, 400);
+    let mut stream = a
+        .app
+        .chat(&a.user.access, &session, json!({"message": task}))
+        .await
+        .expect("stream");
+    let mut seen: Vec<SseEvent> = Vec::new();
+    for _ in 0..3 {
+        seen.push(stream.next().await.expect("event"));
+    }
+    // Every connection of the server's pool is cut.
+    let url = a
+        .app
+        .settings
+        .database
+        .url
+        .as_ref()
+        .expect("postgres")
+        .expose_secret()
+        .to_string();
+    let admin = sqlx::PgPool::connect(&url).await.expect("connect");
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS t",
+    )
+    .fetch_one(&admin)
+    .await
+    .expect("terminate");
+    assert!(cut > 0, "the server had connections to cut");
+    admin.close().await;
+    seen.extend(stream.collect().await);
+    let names = names(&seen);
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("done"),
+        "the stream ends with its run: {names:?}"
+    );
+    // Nothing twice: the stream resumed after its last event.
+    let ids: Vec<&String> = seen.iter().filter_map(|e| e.id.as_ref()).collect();
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(ids, unique, "{names:?}");
+}
