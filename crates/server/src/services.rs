@@ -84,7 +84,11 @@ pub fn payments(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Payments>>
         .with_timeout(Duration::from_secs(s.timeout_secs));
     let client =
         ironhand_stripe::StripeClient::new(config).map_err(|e| anyhow::anyhow!("stripe: {e}"))?;
-    Ok(Some(Arc::new(StripePayments::new(client))))
+    Ok(Some(Arc::new(StripePayments::new(
+        client,
+        s.webhook_secrets(),
+        s.webhook_tolerance_secs,
+    ))))
 }
 
 pub fn billing_service(

@@ -7,9 +7,9 @@ mod service;
 mod turns;
 
 /// The billing ports, in `ports` with the others.
-pub use crate::ports::billing::{BillingStore, Payments};
+pub use crate::ports::billing::{BillingStore, Payments, WebhookDelivery, WebhookRefusal};
 pub use plans::{Plan, PlanCatalog, default_plans};
-pub use service::{BillingService, BillingSettings};
+pub use service::{BillingService, BillingSettings, WebhookError};
 
 use crate::ids::UserId;
 use time::OffsetDateTime;

@@ -445,6 +445,28 @@ impl BillingService {
             .map_err(payment_error)
     }
 
+    /// A webhook delivery: its signature checked by the payment provider, then its event
+    /// applied once. `Ok((applied, event type))`; a refused delivery is a 400 with the
+    /// reason, no provider a 503.
+    pub async fn receive_webhook(
+        &self,
+        body: &[u8],
+        signature: &str,
+        now: i64,
+    ) -> Result<(bool, String), WebhookError> {
+        let Some(payments) = &self.payments else {
+            return Err(WebhookError::NotConfigured);
+        };
+        let delivery = payments
+            .read_webhook(body, signature, now)
+            .map_err(WebhookError::Refused)?;
+        let applied = self
+            .apply_event(&delivery.id, &delivery.kind, delivery.event)
+            .await
+            .map_err(WebhookError::Failed)?;
+        Ok((applied, delivery.kind))
+    }
+
     /// Applies a verified provider event once. Returns false for an event already
     /// processed (acknowledged, no second effect). The id is checked before anything else,
     /// and deliveries of one event on this instance take turns, so repeats cost no call to
@@ -690,5 +712,26 @@ mod tests {
         assert_eq!(status_of("incomplete_expired"), "incomplete");
         assert_eq!(status_of("paused"), "past_due");
         assert_eq!(status_of("active"), "active");
+    }
+}
+
+/// Why a webhook delivery was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("Stripe webhooks are not configured on this server.")]
+    NotConfigured,
+    #[error("{0}")]
+    Refused(#[source] super::WebhookRefusal),
+    #[error("{0}")]
+    Failed(#[source] DomainError),
+}
+
+impl From<WebhookError> for DomainError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::NotConfigured => DomainError::Unavailable(error.to_string()),
+            WebhookError::Refused(why) => DomainError::BadRequest(why.to_string()),
+            WebhookError::Failed(error) => error,
+        }
     }
 }

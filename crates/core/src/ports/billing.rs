@@ -73,4 +73,33 @@ pub trait Payments: Send + Sync {
     async fn create_portal(&self, customer: &str, return_url: &str)
     -> Result<String, PaymentError>;
     async fn subscription(&self, id: &str) -> Result<ProviderSubscription, PaymentError>;
+    /// Checks a webhook delivery's signature over its raw body (`signature` is the
+    /// provider's header, `now` Unix seconds) and reads the event.
+    fn read_webhook(
+        &self,
+        body: &[u8],
+        signature: &str,
+        now: i64,
+    ) -> Result<WebhookDelivery, WebhookRefusal>;
+}
+
+/// A verified webhook delivery.
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    /// The provider's event id: each changes things at most once.
+    pub id: String,
+    /// The provider's event type (`customer.subscription.updated`…), for logs and metrics.
+    pub kind: String,
+    pub event: crate::billing::PaymentEvent,
+}
+
+/// Why a webhook delivery was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookRefusal {
+    /// Missing, invalid or stale signature.
+    #[error("Webhook refused: {0}.")]
+    Signature(String),
+    /// Signed, but not an event.
+    #[error("The webhook body is not an event: {0}.")]
+    NotAnEvent(String),
 }

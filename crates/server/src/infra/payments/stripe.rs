@@ -2,7 +2,10 @@
 //! verified webhook event into the business layer's `PaymentEvent`.
 
 use async_trait::async_trait;
-use ironhand_core::billing::{PaymentError, PaymentEvent, Payments, Plan, ProviderSubscription};
+use ironhand_core::billing::{
+    PaymentError, PaymentEvent, Payments, Plan, ProviderSubscription, WebhookDelivery,
+    WebhookRefusal,
+};
 use ironhand_core::ids::UserId;
 use ironhand_stripe::{
     CheckoutParams, Event, EventKind, StripeClient, StripeError, SubscriptionObject,
@@ -12,11 +15,22 @@ use time::OffsetDateTime;
 
 pub struct StripePayments {
     client: StripeClient,
+    /// Webhook signing secrets (several during a rotation) and the signature's tolerance.
+    webhook_secrets: Vec<secrecy::SecretString>,
+    webhook_tolerance_secs: i64,
 }
 
 impl StripePayments {
-    pub fn new(client: StripeClient) -> Self {
-        Self { client }
+    pub fn new(
+        client: StripeClient,
+        webhook_secrets: Vec<secrecy::SecretString>,
+        webhook_tolerance_secs: i64,
+    ) -> Self {
+        Self {
+            client,
+            webhook_secrets,
+            webhook_tolerance_secs,
+        }
     }
 }
 
@@ -103,6 +117,30 @@ pub fn payment_event(event: &Event) -> PaymentEvent {
 
 #[async_trait]
 impl Payments for StripePayments {
+    fn read_webhook(
+        &self,
+        body: &[u8],
+        signature: &str,
+        now: i64,
+    ) -> Result<WebhookDelivery, WebhookRefusal> {
+        // Every `v1`, each configured secret, within the tolerance, before anything is read.
+        ironhand_stripe::verify_signature(
+            body,
+            signature,
+            &self.webhook_secrets,
+            now,
+            self.webhook_tolerance_secs,
+        )
+        .map_err(|why| WebhookRefusal::Signature(why.to_string()))?;
+        let event =
+            Event::parse(body).map_err(|why| WebhookRefusal::NotAnEvent(why.to_string()))?;
+        Ok(WebhookDelivery {
+            event: payment_event(&event),
+            id: event.id,
+            kind: event.type_,
+        })
+    }
+
     async fn create_customer(
         &self,
         user: UserId,

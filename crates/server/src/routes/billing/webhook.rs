@@ -1,18 +1,17 @@
-//! `POST /billing/webhook`: Stripe's events. The signature is checked over the raw body
-//! (every `v1`, each configured secret, 5-minute tolerance) before anything is parsed;
-//! each event id changes things at most once.
+//! `POST /billing/webhook`: Stripe's events. The payment provider checks the signature over
+//! the raw body (every `v1`, each configured secret, 5-minute tolerance) before anything is
+//! parsed (`Payments::read_webhook`); the billing service applies each event id at most once.
 
 use super::received;
 use crate::app::AppState;
 use crate::http::error::ApiError;
-use crate::infra::payments::stripe::payment_event;
 use crate::routes::ErrorEnvelope;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use ironhand_core::DomainError;
-use ironhand_stripe::{Event, verify_signature};
+use ironhand_core::billing::{WebhookError, WebhookRefusal};
 use time::OffsetDateTime;
 
 fn outcome(result: &'static str) {
@@ -30,41 +29,30 @@ pub(super) async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let secrets = state.settings.stripe.webhook_secrets();
-    if secrets.is_empty() {
-        outcome("not_configured");
-        return Err(DomainError::Unavailable(
-            "Stripe webhooks are not configured on this server.".into(),
-        )
-        .into());
-    }
-    let header = headers
+    let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    if let Err(why) = verify_signature(
-        &body,
-        header,
-        &secrets,
-        now,
-        state.settings.stripe.webhook_tolerance_secs,
-    ) {
-        tracing::warn!(reason = %why, "refused a webhook delivery");
-        outcome("bad_signature");
-        return Err(ApiError::bad_request(format!("Webhook refused: {why}.")));
+    match state.billing.receive_webhook(&body, signature, now).await {
+        Ok((applied, kind)) => {
+            outcome(if applied { "applied" } else { "duplicate" });
+            tracing::info!(event_type = %kind, applied, "webhook processed");
+            Ok(received())
+        }
+        Err(error) => {
+            match &error {
+                WebhookError::NotConfigured => outcome("not_configured"),
+                WebhookError::Refused(why) => {
+                    tracing::warn!(reason = %why, "refused a webhook delivery");
+                    outcome(match why {
+                        WebhookRefusal::Signature(_) => "bad_signature",
+                        WebhookRefusal::NotAnEvent(_) => "bad_event",
+                    });
+                }
+                WebhookError::Failed(_) => outcome("failed"),
+            }
+            Err(DomainError::from(error).into())
+        }
     }
-    let event = Event::parse(&body).map_err(|why| {
-        tracing::warn!(reason = %why, "a signed webhook body is not a Stripe event");
-        outcome("bad_event");
-        ApiError::bad_request("The webhook body is not a Stripe event.")
-    })?;
-    let applied = state
-        .billing
-        .apply_event(&event.id, &event.type_, payment_event(&event))
-        .await
-        .inspect_err(|_| outcome("failed"))?;
-    outcome(if applied { "applied" } else { "duplicate" });
-    tracing::info!(event_type = %event.type_, applied, "webhook processed");
-    Ok(received())
 }
