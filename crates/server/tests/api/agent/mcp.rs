@@ -14,6 +14,7 @@ use std::path::PathBuf;
 on_both_backends!(
     the_agent_uses_stdio_connectors_inside_its_sandbox,
     a_users_remote_connector_answers_with_its_headers_and_images,
+    connectors_tools_are_cut_to_the_configured_maximum,
 );
 
 /// The project's installed MCP servers (`scripts/install-mcp-servers.sh`).
@@ -350,5 +351,50 @@ async fn a_users_remote_connector_answers_with_its_headers_and_images(backend: B
         "ready: 4 tools",
         "{}",
         listed.body
+    );
+}
+
+async fn connectors_tools_are_cut_to_the_configured_maximum(backend: Backend) {
+    let packages = mcp_servers_dir();
+    let a = AgentApp::start_with(backend, |s| {
+        s.mcp.packages_dir = Some(packages);
+        s.mcp.max_tools = 3;
+        s.mcp.servers = vec![node_server(
+            "everything",
+            "server-everything",
+            &["stdio"],
+            &[],
+        )];
+    })
+    .await;
+    let task = a.script(
+        one_step(vec![complete("nothing to do")], "Done."),
+        "a short task",
+    );
+    let session = a.session().await;
+    let events = a.run(&session, &task).await;
+    assert_eq!(trace(&events).last().map(String::as_str), Some("done"));
+    let requests = a.llm.requests_for(&task);
+    let offered: Vec<String> = requests[1]
+        .body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+        .collect();
+    let connector_tools: Vec<&String> = offered.iter().filter(|n| n.starts_with("mcp__")).collect();
+    assert_eq!(connector_tools.len(), 3, "{offered:?}");
+    let last_builtin = offered
+        .iter()
+        .rposition(|n| !n.starts_with("mcp__") && n != "complete_step")
+        .expect("built-in tools");
+    let first_connector = offered
+        .iter()
+        .position(|n| n.starts_with("mcp__"))
+        .expect("connector tools");
+    assert!(
+        last_builtin < first_connector,
+        "built-ins first: {offered:?}"
     );
 }
