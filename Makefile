@@ -2,6 +2,12 @@
 # every test (SQLite, PostgreSQL and Redis). See README.md.
 
 SHELL := /bin/bash
+# Node.js 20.19+: scripts/install-node.sh (run by install-web-deps.sh and install-mcp-servers.sh)
+# installs one into .tools/node/ when the machine's is missing or too old; every recipe finds
+# it there first.
+ifeq ($(filter $(CURDIR)/.tools/node/bin,$(subst :, ,$(PATH))),)
+export PATH := $(CURDIR)/.tools/node/bin:$(PATH)
+endif
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
@@ -21,7 +27,12 @@ build: web
 ## against the OpenAPI document, then the web app's type check, unit tests and browser
 ## stories (Chromium against the built binary), and the deploy files' validity.
 test: sandbox-deps browser-deps mcp-deps clean-test-databases web
-	@if cargo nextest --version >/dev/null 2>&1; then \
+	@# The docker provider's stories need a Docker Engine (installed and started here);
+	@# where none can start (exit 2), they are skipped with a message.
+	@rc=0; scripts/install-docker.sh || rc=$$?; \
+	if [ $$rc -eq 2 ]; then echo "make test: no Docker Engine can start here: the docker provider's stories are skipped"; export IRONHAND_SKIP_DOCKER=1; \
+	elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --locked --no-fail-fast; \
 	else \
 		cargo test --workspace --locked --no-fail-fast; \

@@ -4,12 +4,14 @@
 #   local/debian:bookworm        mmdebstrap --variant=minbase → docker import (skipped when
 #                                the image exists; FORCE_BASE=1 rebuilds it)
 #   ironhand:<version>, :latest  deploy/Dockerfile: the server (`ironhand serve|worker`)
-#   ironhand-sandbox:<version>   deploy/sandbox/Dockerfile: the sandbox image of the future
+#   ironhand-sandbox:<version>   deploy/sandbox/Dockerfile: the sandbox image of
 #                                `sandbox.provider = "docker"`
+#   ironhand-sandbox-test:1      deploy/sandbox/Dockerfile.test: the tests' light sandbox image
+#                                (no packages; the tests mount their own daemon binary)
 #   ironhand-postgres:15         deploy/postgres/Dockerfile (stands in for `postgres:15`)
 #   ironhand-redis:7             deploy/redis/Dockerfile (stands in for `redis:7`)
 #
-# usage: scripts/build-images.sh [base|server|sandbox|postgres|redis|all]...   (default: all)
+# usage: scripts/build-images.sh [base|server|sandbox|sandbox-test|postgres|redis|all]...   (default: all)
 #
 # The server and sandbox images copy target/release/ironhand (and fake-llm when it exists,
 # for the compose smoke test): build it first (`make build`, or `make images`, which does).
@@ -141,6 +143,12 @@ build_sandbox() {
     --build-arg "BASE=$BASE_IMAGE" --build-arg "VERSION=$VERSION"
 }
 
+build_sandbox_test() {
+  local dir
+  dir=$(stage sandbox-test deploy/sandbox/Dockerfile.test)
+  docker_build "$dir" -t ironhand-sandbox-test:1 --build-arg "BASE=$BASE_IMAGE" -f "$dir/Dockerfile.test"
+}
+
 build_postgres() {
   local dir
   dir=$(stage postgres deploy/postgres/Dockerfile deploy/postgres/entrypoint.sh)
@@ -160,10 +168,11 @@ for t in "${targets[@]}"; do
   base) build_base ;;
   server) build_base && build_server ;;
   sandbox) build_base && build_sandbox ;;
+  sandbox-test) build_base && build_sandbox_test ;;
   postgres) build_base && build_postgres ;;
   redis) build_base && build_redis ;;
   all) build_base && build_server && build_sandbox && build_postgres && build_redis ;;
-  *) fail "unknown image $t (base, server, sandbox, postgres, redis, all)" ;;
+  *) fail "unknown image $t (base, server, sandbox, sandbox-test, postgres, redis, all)" ;;
   esac
 done
 if [ -z "${QUIET:-}" ]; then

@@ -18,6 +18,11 @@ fail() {
 hash_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
 
 # --- node servers -------------------------------------------------------------------------
+# Node.js 20.19+ with npm, installed when missing or too old (into .tools/node/ unless the
+# distribution's is new enough): see scripts/install-node.sh.
+"$dir/../scripts/install-node.sh"
+PATH="$(dirname "$dir")/.tools/node/bin:$PATH"
+export PATH
 command -v node >/dev/null 2>&1 || fail "Node.js is missing: install Node.js 20 or newer"
 command -v npm >/dev/null 2>&1 || fail "npm is missing: install it with Node.js 20 or newer"
 node_major=$(node -p 'process.versions.node.split(".")[0]')

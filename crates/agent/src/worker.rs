@@ -228,17 +228,7 @@ impl RunWorker {
             // snapshot would become the latest): the run fails instead.
             tracing::error!(%error, run_id = %run.id, session_id = %run.session_id, "could not bring the session's workspace here");
             heartbeat.abort();
-            metrics::counter!("ironhand_runs_total", "outcome" => RunStatus::Failed.as_str())
-                .increment(1);
-            self.record(
-                &run,
-                &lease,
-                RunStatus::Failed,
-                SessionStatus::Failed,
-                Some(AgentEvent::error(WORKSPACE_UNAVAILABLE)),
-                Some(AgentEvent::Done),
-            )
-            .await;
+            self.fail(&run, &lease, WORKSPACE_UNAVAILABLE).await;
             return;
         }
         let end = self.agent.execute(&run, &control).await;
@@ -275,17 +265,7 @@ impl RunWorker {
                 Some(AgentEvent::Done),
             ),
             RunEnd::StorageFailed => {
-                metrics::counter!("ironhand_runs_total", "outcome" => RunStatus::Failed.as_str())
-                    .increment(1);
-                self.record(
-                    &run,
-                    &lease,
-                    RunStatus::Failed,
-                    SessionStatus::Failed,
-                    Some(AgentEvent::error(STORAGE_FAILED)),
-                    Some(AgentEvent::Done),
-                )
-                .await;
+                self.fail(&run, &lease, STORAGE_FAILED).await;
                 return;
             }
             RunEnd::Released => {
@@ -310,6 +290,21 @@ impl RunWorker {
         metrics::histogram!("ironhand_run_seconds").record(started.elapsed().as_secs_f64());
         self.record(&run, &lease, status, session_status, None, last)
             .await;
+    }
+
+    /// Ends a run that could not go on, telling the user `message`.
+    async fn fail(&self, run: &Run, lease: &str, message: &str) {
+        metrics::counter!("ironhand_runs_total", "outcome" => RunStatus::Failed.as_str())
+            .increment(1);
+        self.record(
+            run,
+            lease,
+            RunStatus::Failed,
+            SessionStatus::Failed,
+            Some(AgentEvent::error(message)),
+            Some(AgentEvent::Done),
+        )
+        .await;
     }
 
     /// Saves the session's workspace as its latest snapshot; files left out over the

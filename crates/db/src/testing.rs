@@ -33,3 +33,47 @@ pub fn test_database_url() -> String {
         )
     })
 }
+
+/// Runs each story of a test file once per backend: the one definition of this macro, for
+/// the storage conformance suite and the HTTP tests alike. A story is an `async fn` of one
+/// argument; for each backend the macro makes a module with one test per story, which
+/// calls the story with that backend's argument. The argument is evaluated inside the test,
+/// with the calling module's items in scope:
+///
+/// ```ignore
+/// ironhand_db::on_both_backends! {
+///     worker_threads = 4,
+///     sqlite_backend => sqlite().await,
+///     postgres_backend => postgres().await;
+///     first_story,
+///     second_story,
+/// }
+/// ```
+///
+/// makes `sqlite_backend::first_story`, `postgres_backend::first_story` and so on, each on
+/// a multi-threaded Tokio runtime of `worker_threads` threads (the calling crate needs
+/// `tokio` with its `macros` and `rt-multi-thread` features).
+#[macro_export]
+macro_rules! on_both_backends {
+    (@backend $threads:literal, $module:ident, $argument:expr; $($story:ident),*) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = $threads)]
+                async fn $story() {
+                    super::$story($argument).await
+                }
+            )*
+        }
+    };
+    (
+        worker_threads = $threads:literal,
+        $first:ident => $first_argument:expr,
+        $second:ident => $second_argument:expr;
+        $($story:ident),* $(,)?
+    ) => {
+        $crate::on_both_backends!(@backend $threads, $first, $first_argument; $($story),*);
+        $crate::on_both_backends!(@backend $threads, $second, $second_argument; $($story),*);
+    };
+}

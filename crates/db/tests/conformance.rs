@@ -44,15 +44,11 @@ async fn postgres() -> Db {
     Db { store, _dir: None }
 }
 
-/// Runs each story once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_backend { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::sqlite().await).await } )* }
-        mod postgres_backend { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::postgres().await).await } )* }
-    };
-}
-
-on_both_backends!(
+// Each story once per backend, as `sqlite_backend::<story>` and `postgres_backend::<story>`.
+ironhand_db::on_both_backends!(
+    worker_threads = 4,
+    sqlite_backend => sqlite().await,
+    postgres_backend => postgres().await;
     first_user_is_admin_and_gets_a_free_subscription,
     concurrent_first_accounts_make_exactly_one_admin,
     duplicate_email_is_a_conflict_and_stores_nothing,

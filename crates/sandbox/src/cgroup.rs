@@ -246,22 +246,12 @@ impl SandboxCgroup {
 
     /// How many processes the OOM killer has killed in the group so far.
     pub(crate) fn oom_kills(&self) -> u64 {
-        let (file, key) = if self.v2 {
-            (self.dirs[0].join("memory.events"), "oom_kill")
+        let file = if self.v2 {
+            self.dirs[0].join("memory.events")
         } else {
-            (self.dirs[0].join("memory.oom_control"), "oom_kill")
+            self.dirs[0].join("memory.oom_control")
         };
-        fs::read_to_string(file)
-            .ok()
-            .and_then(|text| {
-                text.lines().find_map(|l| {
-                    let mut it = l.split_whitespace();
-                    (it.next() == Some(key))
-                        .then(|| it.next()?.parse().ok())
-                        .flatten()
-                })
-            })
-            .unwrap_or(0)
+        read_oom_kills(&file).unwrap_or(0)
     }
 
     /// Kills every process left in the group.
@@ -335,6 +325,36 @@ impl SandboxCgroup {
         out.extend(args.iter().cloned());
         (PathBuf::from("/bin/sh"), out)
     }
+}
+
+/// The `oom_kill` count of a `memory.events` (v2) or `memory.oom_control` (v1) file.
+fn read_oom_kills(file: &Path) -> Option<u64> {
+    fs::read_to_string(file).ok().and_then(|text| {
+        text.lines().find_map(|l| {
+            let mut it = l.split_whitespace();
+            (it.next() == Some("oom_kill"))
+                .then(|| it.next()?.parse().ok())
+                .flatten()
+        })
+    })
+}
+
+/// Inside a container: its own memory group's OOM kills and limit (the engine mounts the
+/// container's group at `/sys/fs/cgroup`), when readable.
+pub(crate) fn container_memory() -> Option<(u64, u64)> {
+    let root = Path::new(V1_ROOT);
+    let (kills, limit) = if root.join("memory.events").exists() {
+        (
+            read_oom_kills(&root.join("memory.events"))?,
+            fs::read_to_string(root.join("memory.max")).ok()?,
+        )
+    } else {
+        (
+            read_oom_kills(&root.join("memory/memory.oom_control"))?,
+            fs::read_to_string(root.join("memory/memory.limit_in_bytes")).ok()?,
+        )
+    };
+    Some((kills, limit.trim().parse().unwrap_or(u64::MAX)))
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ pub struct LocalSandboxConfig {
     /// whole-sandbox memory and process limits. Default true; when unavailable the
     /// per-process limits remain and the log says why.
     pub cgroups: bool,
+    /// `ironhand sandboxd` in a session's container: the container is the sandbox, so
+    /// processes run directly (no bubblewrap, namespaces, cgroup or egress filter of our
+    /// own: the container engine provides them), in the container's `/home/ubuntu` and
+    /// `/tmp`; `root_dir` then only holds the workspace's snapshot marker.
+    pub container: bool,
     /// Size of a session's workspace (`/home/ubuntu`) in bytes: a root server gives it its
     /// own loop-mounted filesystem of this size, so writes past it fail with "No space
     /// left"; otherwise a periodic check stops sandboxes over it. 0 = no limit.
@@ -147,6 +152,7 @@ impl Default for LocalSandboxConfig {
             memory_bytes: 4 * 1024 * 1024 * 1024,
             max_processes: 256,
             cgroups: true,
+            container: false,
             workspace_max_bytes: 1024 * 1024 * 1024,
             tmp_max_bytes: 512 * 1024 * 1024,
             egress_filter: true,

@@ -75,6 +75,9 @@ pub(crate) enum Network {
     /// `network = true` but something it needs is missing: no sandbox starts (never a
     /// fallback to the host's network).
     Missing(String),
+    /// Inside a container (`ironhand sandboxd`, [`LocalSandboxConfig::container`]): the
+    /// container is the sandbox; processes run directly, in its own network.
+    Container,
 }
 
 /// A program and its arguments.
@@ -82,6 +85,8 @@ pub(crate) enum Network {
 pub(crate) struct Launch {
     pub(crate) program: PathBuf,
     pub(crate) args: Vec<OsString>,
+    /// The whole environment of the program (bubblewrap sets its own with `--setenv`).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -121,6 +126,9 @@ fn unavailable(msg: impl Into<String>) -> SandboxError {
 
 impl Host {
     pub(crate) fn discover(config: &LocalSandboxConfig) -> Result<Self, SandboxError> {
+        if config.container {
+            return Self::in_container(config);
+        }
         let bwrap = find_bwrap(config.bwrap_path.as_deref())?;
         let version = bwrap_version(&bwrap);
         let disable_userns = version.is_none_or(|v| v >= (0, 8));
@@ -310,6 +318,68 @@ impl Host {
         })
     }
 
+    /// The host of `ironhand sandboxd` in a session's container: no bubblewrap, no
+    /// namespaces of its own, no cgroup, filter or mounts (the container and its engine
+    /// provide them: see the `docker` provider). Refuses to run as root.
+    fn in_container(config: &LocalSandboxConfig) -> Result<Self, SandboxError> {
+        if rustix::process::geteuid().is_root() {
+            return Err(unavailable(
+                "sandboxd must not run as root: start its container as the sandbox user (1000)",
+            ));
+        }
+        fs::create_dir_all(&config.root_dir).map_err(|e| {
+            unavailable(format!(
+                "cannot create sandbox root_dir {}: {e}",
+                config.root_dir.display()
+            ))
+        })?;
+        let browser = crate::browser::BrowserTools::discover(config.browser);
+        if let Err(why) = &browser {
+            tracing::warn!(%why, "this sandbox has no browser");
+        }
+        Ok(Self {
+            bwrap: PathBuf::new(),
+            network: Network::Container,
+            run_as: None,
+            cgroups: Cgroups::Off("the container's own cgroup limits the whole sandbox".into()),
+            setpriv: PathBuf::new(),
+            volumes: Volumes::discover(config.workspace_max_bytes, config.tmp_max_bytes, false),
+            egress: Egress::Unfiltered(
+                "the container's network decides what the sandbox reaches".into(),
+            ),
+            browser,
+            disable_userns: false,
+            etc_dir: PathBuf::new(),
+            top_level: Vec::new(),
+            mask_files: Vec::new(),
+            mask_dirs: Vec::new(),
+            etc_binds: Vec::new(),
+            resolv_bind: None,
+            extra_mounts: Vec::new(),
+        })
+    }
+
+    /// Whether this is a container's sandboxd (see [`Network::Container`]).
+    pub(crate) fn in_a_container(&self) -> bool {
+        matches!(self.network, Network::Container)
+    }
+
+    /// The directories of a sandbox on this host: under `root_dir`, or in a container the
+    /// container's own `/home/ubuntu`, `/tmp` and control directory.
+    pub(crate) fn session_dirs(&self, root: &Path, label: &str) -> SessionDirs {
+        if self.in_a_container() {
+            SessionDirs {
+                base: root.to_path_buf(),
+                home: PathBuf::from(SANDBOX_HOME),
+                tmp: PathBuf::from("/tmp"),
+                run: PathBuf::from(CONTROL_DIR),
+                shared_roots: true,
+            }
+        } else {
+            SessionDirs::new(root, label)
+        }
+    }
+
     /// Arguments shared by the anchor and the shells: the read-only system directories.
     fn system_args(&self, args: &mut Vec<OsString>) {
         push(args, ["--ro-bind", "/usr", "/usr"]);
@@ -336,7 +406,7 @@ impl Host {
         }
         match &self.network {
             Network::Missing(msg) => Err(unavailable(msg.clone())),
-            Network::Off | Network::Isolated(_) | Network::Slirp(_) => Ok(()),
+            Network::Off | Network::Isolated(_) | Network::Slirp(_) | Network::Container => Ok(()),
         }
     }
 
@@ -355,6 +425,7 @@ impl Host {
             Network::Off => Ok(Launch {
                 program: self.bwrap.clone(),
                 args: self.anchor_args(false),
+                env: Vec::new(),
             }),
             Network::Slirp(NetTools { unshare, .. })
             | Network::Isolated(IsoTools { unshare, .. }) => {
@@ -365,9 +436,13 @@ impl Host {
                 Ok(Launch {
                     program: unshare.clone(),
                     args,
+                    env: Vec::new(),
                 })
             }
             Network::Missing(msg) => Err(unavailable(msg.clone())),
+            Network::Container => Err(unavailable(
+                "internal error: a container's sandbox has no namespaces of its own",
+            )),
         }
     }
 
@@ -435,9 +510,24 @@ impl Host {
         extra_env: &[(&str, &str)],
     ) -> Result<Launch, SandboxError> {
         match (&self.network, shared_net) {
+            (Network::Container, _) => {
+                let (program, rest) = command
+                    .split_first()
+                    .ok_or_else(|| unavailable("internal error: nothing to launch"))?;
+                Ok(Launch {
+                    program: PathBuf::from(program),
+                    args: rest.iter().map(OsString::from).collect(),
+                    env: sandbox_env()
+                        .into_iter()
+                        .chain(extra_env.iter().copied())
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                })
+            }
             (Network::Off, false) => Ok(Launch {
                 program: self.bwrap.clone(),
                 args: self.shell_args(dirs, false, command, extra_env),
+                env: Vec::new(),
             }),
             (
                 Network::Slirp(NetTools { nsenter, .. })
@@ -455,6 +545,7 @@ impl Host {
                 Ok(Launch {
                     program: nsenter.clone(),
                     args,
+                    env: Vec::new(),
                 })
             }
             (Network::Missing(msg), _) => Err(unavailable(msg.clone())),
@@ -578,6 +669,9 @@ pub(crate) struct SessionDirs {
     pub(crate) home: PathBuf,
     pub(crate) tmp: PathBuf,
     pub(crate) run: PathBuf,
+    /// In a container: `home`, `tmp` and `run` are the container's own directories (made
+    /// by its engine), emptied rather than removed, their modes left as they are.
+    pub(crate) shared_roots: bool,
 }
 
 impl SessionDirs {
@@ -588,6 +682,23 @@ impl SessionDirs {
             tmp: base.join("tmp"),
             run: base.join("run"),
             base,
+            shared_roots: false,
+        }
+    }
+
+    /// Removes `/tmp` and the control directory at a stop (in a container: empties them).
+    pub(crate) fn clean_transient(&self) {
+        for d in [&self.tmp, &self.run] {
+            let result = if self.shared_roots {
+                empty_dir(d)
+            } else {
+                fs::remove_dir_all(d)
+            };
+            if let Err(e) = result
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %d.display(), error = %e, "could not clean a sandbox directory");
+            }
         }
     }
 
@@ -599,6 +710,12 @@ impl SessionDirs {
                 p.display()
             ))
         };
+        if self.shared_roots {
+            for dir in [&self.base, &self.home, &self.tmp, &self.run] {
+                fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+            }
+            return Ok(());
+        }
         for (dir, mode, owned) in [
             (&self.base, 0o711, false),
             // Private to the sandbox's user (and root): other host users must not read
@@ -619,6 +736,20 @@ impl SessionDirs {
         }
         Ok(())
     }
+}
+
+/// Removes what `dir` holds, keeping `dir` (a mount point in a container).
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            fs::remove_dir_all(&path)?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// The configured read-only mounts, checked: an existing host directory, shown at a plain

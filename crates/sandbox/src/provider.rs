@@ -1,7 +1,7 @@
 //! The `local` provider: one bubblewrap sandbox per session.
 
 use crate::config::LocalSandboxConfig;
-use crate::host::{Host, INSTALL_HINT, Network, SLIRP_TAP, SessionDirs};
+use crate::host::{Host, INSTALL_HINT, Network, SLIRP_TAP};
 use crate::sandbox::LocalSandbox;
 use async_trait::async_trait;
 use ironhand_core::ids::{SessionId, UserId};
@@ -63,7 +63,9 @@ impl LocalSandboxProvider {
 
     /// The host directory of a session's `/home/ubuntu`.
     pub fn workspace_dir(&self, session: SessionId) -> std::path::PathBuf {
-        SessionDirs::new(&self.config.root_dir, &session.to_string()).home
+        self.host
+            .session_dirs(&self.config.root_dir, &session.to_string())
+            .home
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<LocalSandbox>>> {
@@ -176,7 +178,9 @@ impl SandboxProvider for LocalSandboxProvider {
         match existing {
             Some(sandbox) => sandbox.destroy(remove_workspace).await,
             None if remove_workspace => {
-                let dirs = SessionDirs::new(&self.config.root_dir, &session.to_string());
+                let dirs = self
+                    .host
+                    .session_dirs(&self.config.root_dir, &session.to_string());
                 let host = self.host.clone();
                 tokio::task::spawn_blocking(move || {
                     // Left mounted by a server that did not stop cleanly.
@@ -297,7 +301,9 @@ impl SandboxProvider for LocalSandboxProvider {
     }
 
     async fn workspace_version(&self, session: SessionId) -> SandboxResult<Option<i64>> {
-        let dirs = SessionDirs::new(&self.config.root_dir, &session.to_string());
+        let dirs = self
+            .host
+            .session_dirs(&self.config.root_dir, &session.to_string());
         tokio::task::spawn_blocking(move || crate::workspace::version(&dirs))
             .await
             .map_err(|e| SandboxError::Unavailable(format!("reading the workspace failed: {e}")))
@@ -321,7 +327,9 @@ impl SandboxProvider for LocalSandboxProvider {
         version: i64,
         state: &str,
     ) -> SandboxResult<()> {
-        let dirs = SessionDirs::new(&self.config.root_dir, &session.to_string());
+        let dirs = self
+            .host
+            .session_dirs(&self.config.root_dir, &session.to_string());
         let state = state.to_string();
         let host = self.host.clone();
         tokio::task::spawn_blocking(move || {

@@ -4,7 +4,7 @@ use crate::browser::{BrowserHandle, RunningBrowser};
 use crate::cgroup::SandboxCgroup;
 use crate::config::LocalSandboxConfig;
 use crate::files::SessionFiles;
-use crate::host::{Host, INSTALL_HINT, Network, SANDBOX_UID, SessionDirs};
+use crate::host::{Host, INSTALL_HINT, Network, SANDBOX_UID};
 use crate::net::SessionNet;
 use crate::process::ToolProcess;
 use crate::shell::{Shell, ShellEnv};
@@ -31,8 +31,9 @@ const ANCHOR_TIMEOUT: Duration = Duration::from_secs(15);
 /// network's slirp4netns).
 #[derive(Debug)]
 pub(crate) struct SessionNs {
-    /// The session's user namespace: every shell joins it, so they share one process count.
-    pub(crate) userns: OwnedFd,
+    /// The session's user namespace: every shell joins it, so they share one process count
+    /// (none in a container, whose processes run directly).
+    pub(crate) userns: Option<OwnedFd>,
     /// `network = true`: the session's network namespace (else each shell has its own).
     pub(crate) net: Option<SessionNet>,
     /// The sandbox's cgroup (whole-sandbox memory and process limits), when available.
@@ -51,7 +52,10 @@ impl SessionNs {
         extra: Vec<FdMapping>,
     ) -> SandboxResult<tokio::process::Command> {
         let pass = crate::host::pass_fd;
-        let mut fds = vec![pass(&self.userns, 3)?];
+        let mut fds = Vec::new();
+        if let Some(userns) = &self.userns {
+            fds.push(pass(userns, 3)?);
+        }
         if let Some(net) = &self.net {
             fds.push(pass(&net.owner, crate::host::NET_OWNER_FD)?);
             fds.push(pass(&net.netns, crate::host::NETNS_FD)?);
@@ -64,8 +68,14 @@ impl SessionNs {
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(&args)
             .env_clear()
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .current_dir("/")
             .kill_on_drop(true);
+        if host.in_a_container() {
+            // Its own process group: stopping it stops what it started (see `shell`).
+            cmd.current_dir(ironhand_core::ports::sandbox::SANDBOX_HOME)
+                .process_group(0);
+        }
         if self.cgroup.is_none()
             && let Some((uid, gid)) = host.run_as
         {
@@ -133,7 +143,7 @@ impl LocalSandbox {
         host: Arc<Host>,
         config: Arc<LocalSandboxConfig>,
     ) -> SandboxResult<Arc<Self>> {
-        let dirs = SessionDirs::new(&config.root_dir, label);
+        let dirs = host.session_dirs(&config.root_dir, label);
         dirs.create(&host)?;
         Ok(Arc::new_cyclic(|me| Self {
             label: label.to_string(),
@@ -341,6 +351,18 @@ impl LocalSandbox {
                 ));
             }
         }
+        if self.env.host.in_a_container()
+            && let Some((kills, limit)) = crate::cgroup::container_memory()
+        {
+            let before = self.ooms_reported.swap(kills, Ordering::SeqCst);
+            if kills > before {
+                return Some(format!(
+                    "memory limit of the sandbox reached ({} for all its processes together): \
+                     the kernel stopped a process",
+                    crate::output::limit_bytes(limit)
+                ));
+            }
+        }
         if let Some(max) = self.env.host.volumes.max_bytes()
             && out.output.contains("No space left on device")
         {
@@ -438,6 +460,15 @@ impl LocalSandbox {
                 old.stop().await;
             }
         }
+        if self.env.host.in_a_container() {
+            let ns = Arc::new(SessionNs {
+                userns: None,
+                net: None,
+                cgroup: None,
+            });
+            *slot = Some(ns.clone());
+            return Ok(ns);
+        }
         let group = self.create_cgroup().await?;
         let ns = match create_namespaces(&self.env.host).await {
             Ok(ns) => Arc::new(SessionNs {
@@ -507,17 +538,10 @@ impl LocalSandbox {
         let mut volume = self.volume_ready.lock().await;
         *volume = false;
         let env = self.env.clone();
-        let dirs = self.env.dirs.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let _turn = env.mounts.lock().unwrap_or_else(|p| p.into_inner());
             env.host.volumes.release(&env.dirs);
-            for d in [&dirs.tmp, &dirs.run] {
-                if let Err(e) = std::fs::remove_dir_all(d)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(dir = %d.display(), error = %e, "could not clean a sandbox directory");
-                }
-            }
+            env.dirs.clean_transient();
         })
         .await;
     }
@@ -811,7 +835,7 @@ pub(crate) async fn create_namespaces(host: &Host) -> SandboxResult<SessionNs> {
         .ok()
         .flatten();
     let result = match pid {
-        Some(pid) => match open_userns(pid) {
+        Some(pid) => match open_userns(pid).map(Some) {
             Ok(userns) => match &host.network {
                 // bubblewrap itself (our child, exec'd by `unshare`) runs in the network's
                 // user namespace and the new network namespace.
@@ -845,6 +869,9 @@ pub(crate) async fn create_namespaces(host: &Host) -> SandboxResult<SessionNs> {
                     None => Err(unavailable("the sandbox's anchor process ended early")),
                 },
                 Network::Missing(msg) => Err(unavailable(msg.clone())),
+                Network::Container => Err(unavailable(
+                    "internal error: a container's sandbox has no namespaces of its own",
+                )),
             },
             Err(e) => Err(e),
         },

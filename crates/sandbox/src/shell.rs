@@ -15,6 +15,10 @@
 //!   bubblewrap, which tears down its PID namespace: every process the shell started dies,
 //!   daemons included. The next command starts a new shell, restoring the working
 //!   directory and exported variables saved after the last finished command.
+//! * In a container (`ironhand sandboxd`) there is no bubblewrap: bash runs directly as the
+//!   leader of its own process group, and killing kills that group. A process that leaves
+//!   the group (`setsid`) lives on until the sandbox's container stops; the container's
+//!   pids and memory limits hold it either way.
 
 use crate::config::LocalSandboxConfig;
 use crate::files::prompt_dir;
@@ -706,9 +710,12 @@ impl Shell {
         let env = &self.env;
         let cfg = self.config();
         let launch = env.host.shell_launch(&env.dirs, ns.net.is_some())?;
-        let userns_ino = rustix::fs::fstat(&ns.userns)
-            .map(|st| st.st_ino)
-            .unwrap_or(0);
+        // In a container the process limit is the container's: every task it shows counts.
+        let userns_ino = ns
+            .userns
+            .as_ref()
+            .map(|userns| rustix::fs::fstat(userns).map(|st| st.st_ino).unwrap_or(0));
+        let group = env.host.in_a_container();
         let (input, input_drain) = self.make_fifo()?;
         let (out_r, out_w) =
             std::io::pipe().map_err(|e| unavailable(format!("cannot create a pipe: {e}")))?;
@@ -759,6 +766,7 @@ impl Shell {
             out,
             kill,
             userns_ino,
+            group,
         ));
 
         // The namespace descriptors bubblewrap was given stay open in bash: close them
@@ -766,20 +774,26 @@ impl Shell {
         let mut prelude = format!(
             "exec 3<&- {NET_OWNER_FD}<&- {NETNS_FD}<&-\n\
              ulimit -S -t {cpu} && ulimit -H -t {cpu_hard} && ulimit -HS -v {mem_kib} && \
-             ulimit -HS -n {files} && ulimit -HS -u {procs} && ulimit -HS -c 0 && \
+             ulimit -HS -n {files} && {procs}ulimit -HS -c 0 && \
              ulimit -HS -f {fsize_kib} || exit 111\n\
              exec 62>&1\numask 022\nPS1='\\u@\\h:\\w \\$ '\nbuiltin cd -- {SANDBOX_HOME}\n",
             cpu = cfg.cpu_seconds.max(1),
             cpu_hard = cfg.cpu_seconds.max(1) + 1,
-            // With a cgroup the memory limit is the whole sandbox's; address space stays free
-            // (a browser reserves far more than it uses).
-            mem_kib = if ns.cgroup.is_some() {
+            // With a cgroup (or a container's) the memory limit is the whole sandbox's;
+            // address space stays free (a browser reserves far more than it uses).
+            mem_kib = if ns.cgroup.is_some() || group {
                 "unlimited".to_string()
             } else {
                 (cfg.memory_bytes / 1024).max(1024).to_string()
             },
             files = cfg.max_open_files.max(16),
-            procs = cfg.max_processes.max(4),
+            // In a container RLIMIT_NPROC would count the uid across every container of
+            // the host: its pids limit bounds the sandbox instead.
+            procs = if group {
+                String::new()
+            } else {
+                format!("ulimit -HS -u {} && ", cfg.max_processes.max(4))
+            },
             fsize_kib = (cfg.max_file_bytes / 1024).max(1),
         );
         if let Some(cwd) = restore {
@@ -896,8 +910,9 @@ fn drain(fd: &OwnedFd) {
 }
 
 /// Tasks (processes and threads) in the user namespace with inode `ino`: what
-/// `RLIMIT_NPROC` counts for the sandbox.
-fn count_tasks_in_userns(ino: u64) -> usize {
+/// `RLIMIT_NPROC` counts for the sandbox. `None`: every task this process sees (in a
+/// container, the container's, which its pids limit counts).
+fn count_tasks_in_userns(ino: Option<u64>) -> usize {
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
@@ -909,7 +924,9 @@ fn count_tasks_in_userns(ino: u64) -> usize {
             continue;
         }
         let path = entry.path();
-        if std::fs::metadata(path.join("ns/user")).is_ok_and(|m| m.ino() == ino) {
+        if ino
+            .is_none_or(|ino| std::fs::metadata(path.join("ns/user")).is_ok_and(|m| m.ino() == ino))
+        {
             let threads = std::fs::read_to_string(path.join("status"))
                 .ok()
                 .and_then(|s| {
@@ -941,13 +958,22 @@ async fn read_output(
     mut child: Child,
     mut out: pipe::Receiver,
     kill: Arc<Notify>,
-    userns_ino: u64,
+    userns_ino: Option<u64>,
+    group: bool,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut last_count: Option<Instant> = None;
+    // In a container, bash leads a process group of its own (see the module docs).
+    let leader = if group { child.id() } else { None };
+    let kill_group = || {
+        if let Some(pid) = leader.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    };
     loop {
         tokio::select! {
             _ = kill.notified() => {
+                kill_group();
                 let _ = child.start_kill();
             }
             r = out.read(&mut buf) => match r {
@@ -973,10 +999,13 @@ async fn read_output(
     let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
         Ok(Ok(s)) => s.code(),
         _ => {
+            kill_group();
             let _ = child.start_kill();
             child.wait().await.ok().and_then(|s| s.code())
         }
     };
+    // What the shell left running goes with it, as a PID namespace's would.
+    kill_group();
     shared.ended(generation, status);
 }
 

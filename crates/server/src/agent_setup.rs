@@ -12,6 +12,7 @@ use ironhand_core::session::{EventPublisher, SessionService};
 use ironhand_core::workspace::{WorkspaceSettings, WorkspaceSnapshots};
 use ironhand_llm::{ChatModel, LlmClient, LlmConfig};
 use ironhand_sandbox::{LocalSandboxConfig, LocalSandboxProvider};
+use ironhand_sandboxd::DockerSandboxProvider;
 use ironhand_search::{SearchConfig, SearchProvider, provider_from_config};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -168,6 +169,23 @@ pub fn mcp_service(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result
 }
 
 pub fn sandbox_provider(settings: &Settings) -> anyhow::Result<Arc<dyn SandboxProvider>> {
+    if settings.sandbox.provider == "docker" {
+        let config = settings.docker_sandbox_config();
+        tracing::info!(image = %config.image, network = %config.network, instance = %config.instance, "sandboxes in containers");
+        let provider = Arc::new(
+            DockerSandboxProvider::new(config).map_err(|e| anyhow::anyhow!("sandbox: {e}"))?,
+        );
+        // The containers an earlier run of this instance left (their workspaces stay).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let reaper = provider.clone();
+            runtime.spawn(async move {
+                if let Err(e) = reaper.reap_orphans().await {
+                    tracing::warn!(error = %e, "could not look for orphaned sandbox containers");
+                }
+            });
+        }
+        return Ok(provider);
+    }
     let root = sandbox_root(settings)?;
     std::fs::create_dir_all(&root)
         .with_context(|| format!("could not create {}", root.display()))?;

@@ -325,7 +325,7 @@ impl AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Ironhand API", description = "Every JSON answer is an envelope `{code, msg, data}`; see api.md. No text a request carries may hold a NUL character (`\\u0000`, `%00`): such a request is a 422."),
+    info(title = "Ironhand API", description = "Every JSON answer is an envelope `{code, msg, data}`: `code` is 0 on success and the HTTP status otherwise. docs/api.md in the Ironhand repository describes the envelope, the statuses, the event streams and the agent's tools. No text a request carries may hold a NUL character (`\\u0000`, `%00`): such a request is a 422."),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

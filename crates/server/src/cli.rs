@@ -1,4 +1,4 @@
-//! `ironhand serve | worker | migrate | user create | openapi | check-config`.
+//! `ironhand serve | worker | migrate | user create | openapi | check-config | sandboxd`.
 
 use crate::app::{self, AppState};
 use crate::config::{Overrides, Settings};
@@ -48,6 +48,13 @@ pub enum Command {
     Openapi,
     /// Validate the configuration and print the effective settings (secrets hidden).
     CheckConfig,
+    /// Serve one session's sandbox inside its container (the `docker` provider starts it;
+    /// needs IRONHAND_SANDBOXD_TOKEN). Reads no config file.
+    Sandboxd {
+        /// Listen address.
+        #[arg(long, default_value = "0.0.0.0:7070")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +78,13 @@ pub async fn run() -> anyhow::Result<()> {
         Some(Command::Serve { bind }) => bind.clone(),
         _ => None,
     };
+    if let Some(Command::Sandboxd { listen }) = cli.command {
+        ironhand_sandboxd::daemon::init_logging();
+        return ironhand_sandboxd::daemon::serve(
+            ironhand_sandboxd::daemon::DaemonOptions::from_env(listen)?,
+        )
+        .await;
+    }
     if let Some(Command::Openapi) = cli.command {
         println!(
             "{}",
@@ -144,7 +158,7 @@ pub async fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Some(Command::Openapi) => Ok(()),
+        Some(Command::Openapi | Command::Sandboxd { .. }) => Ok(()),
     }
 }
 

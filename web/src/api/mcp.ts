@@ -1,8 +1,8 @@
 /**
- * MCP servers ("connectors", api.md: `/mcp/servers`). Written by hand: the routes are not in
- * `openapi.json` yet, so they go through `requestRaw` (envelope, bearer, one refresh on 401,
- * `ApiError` with the server's `msg`) and answers are coerced rather than trusted. After
- * `npm run gen:api:server` they can move to `call`.
+ * MCP servers ("connectors", docs/api.md: `/mcp/servers`). Written by hand before the routes
+ * were in `openapi.json`, so they go through `requestRaw` (envelope, bearer, one refresh on
+ * 401, `ApiError` with the server's `msg`) and answers are coerced rather than trusted. The
+ * routes are in the generated `schema.d.ts` now, so they can move to `call`.
  *
  * Secrets are write-only: an answer names the keys of `env` / `headers` (`env_keys`,
  * `header_keys`), never their values. In a `PUT` body a key whose value is `null` keeps the

@@ -899,7 +899,7 @@ export interface components {
              * @description 0 on success, otherwise the HTTP status.
              */
             code: number;
-            /** @description A stored file, as api.md's `FileInfo`. */
+            /** @description A stored file (`FileInfo` in docs/api.md, section Files). */
             data: {
                 content_type: string;
                 file_id: string;
@@ -944,7 +944,10 @@ export interface components {
              * @description 0 on success, otherwise the HTTP status.
              */
             code: number;
-            /** @description api.md's `McpServer`. */
+            /**
+             * @description A connector as answers show it: secrets only by their names (`env_keys`, `header_keys`).
+             *     See docs/api.md, section Connectors (MCP).
+             */
             data: {
                 args?: string[] | null;
                 command?: string | null;
@@ -1061,7 +1064,10 @@ export interface components {
              * @description 0 on success, otherwise the HTTP status.
              */
             code: number;
-            /** @description api.md's `Subscription`. */
+            /**
+             * @description The user's subscription and this period's usage
+             *     (`Subscription` in docs/api.md, section Billing).
+             */
             data: {
                 cancel_at_period_end: boolean;
                 current_period_end: string;
@@ -1248,7 +1254,7 @@ export interface components {
             data?: unknown;
             msg: string;
         };
-        /** @description A stored file, as api.md's `FileInfo`. */
+        /** @description A stored file (`FileInfo` in docs/api.md, section Files). */
         FileInfo: {
             content_type: string;
             file_id: string;
@@ -1306,7 +1312,10 @@ export interface components {
         LogoutRequest: {
             refresh_token?: string | null;
         };
-        /** @description api.md's `McpServer`. */
+        /**
+         * @description A connector as answers show it: secrets only by their names (`env_keys`, `header_keys`).
+         *     See docs/api.md, section Connectors (MCP).
+         */
         McpServer: {
             args?: string[] | null;
             command?: string | null;
@@ -1427,7 +1436,10 @@ export interface components {
             event: "message" | "message_delta" | "tool" | "step" | "plan" | "title" | "error" | "wait" | "takeover" | "done";
             id: string;
         };
-        /** @description What the `data` of every chat event holds besides its own fields (api.md, SSE events). */
+        /**
+         * @description What the `data` of every chat event holds besides its own fields
+         *     (docs/api.md, section SSE events).
+         */
         SessionEventData: {
             /** @description Strictly increasing within the session: the cursor to resume after. */
             event_id: string;
@@ -1478,7 +1490,10 @@ export interface components {
             /** @enum {string} */
             event: "subscription";
         };
-        /** @description api.md's `Subscription`. */
+        /**
+         * @description The user's subscription and this period's usage
+         *     (`Subscription` in docs/api.md, section Billing).
+         */
         SubscriptionView: {
             cancel_at_period_end: boolean;
             current_period_end: string;
@@ -4564,7 +4579,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description SSE: the session's events (api.md, SSE events) */
+            /** @description SSE: the session's events (docs/api.md, section SSE events) */
             200: {
                 headers: {
                     [name: string]: unknown;

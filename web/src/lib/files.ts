@@ -1,7 +1,7 @@
 /** Helpers for files shown in the UI: sizes, icons, and which download URLs we follow. */
 import type { FileInfo } from '@/api/types'
 
-/** The server's default upload limit (api.md: 10 MiB), until `/auth/status` tells the real one. */
+/** The server's default upload limit (docs/api.md: 10 MiB), until `/auth/status` tells the real one. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 let maxUpload = DEFAULT_MAX_UPLOAD_BYTES
 

@@ -5,7 +5,10 @@
  */
 import type { McpServer, McpServerPut, McpTransport } from '@/api/mcp'
 
-/** Server names: 1–64 characters of `[A-Za-z0-9_-]` (api.md). */
+/**
+ * Server names: 1–64 characters of `[A-Za-z0-9_-]` (the server also wants a letter or digit at
+ * each end and no `__`: docs/api.md, Connectors).
+ */
 export const MCP_NAME_MAX = 64
 export const MCP_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/
 /** Environment variable names (POSIX shell convention). */

@@ -1,6 +1,6 @@
 /**
- * The chat timeline: a reducer that applies the session's SSE events (api.md, "SSE events")
- * in order. Events already applied (same `event_id`) are ignored, so a replay after a
+ * The chat timeline: a reducer that applies the session's SSE events (docs/api.md, "SSE
+ * events") in order. Events already applied (same `event_id`) are ignored, so a replay after a
  * reconnect, or the history from GET /sessions/{id} followed by the live stream, never
  * shows anything twice.
  */

@@ -1,5 +1,5 @@
 /**
- * The agent's live browser (api.md: `POST /sessions/{id}/vnc/signed-url`, the VNC
+ * The agent's live browser (docs/api.md: `POST /sessions/{id}/vnc/signed-url`, the VNC
  * WebSocket, `POST /sessions/{id}/takeover`): signed URL → WebSocket URL, the two routes, and
  * noVNC's `RFB` class, loaded on demand so the main bundle stays small.
  */

@@ -1,6 +1,6 @@
-//! What a tool family is: a group of tools (api.md's `shell`, `file`, `browser`, `search`,
-//! `mcp`, …) with their schemas and their handler. Families are shared by every session;
-//! what belongs to one session reaches them in the [`ToolContext`].
+//! What a tool family is: a group of tools (the tool groups of docs/api.md: `shell`, `file`,
+//! `message`, `search`, `browser`, `mcp`) with their schemas and their handler. Families are
+//! shared by every session; what belongs to one session reaches them in the [`ToolContext`].
 
 use super::{ToolContext, ToolOutcome};
 use async_trait::async_trait;
@@ -9,10 +9,10 @@ use serde_json::Value;
 
 #[async_trait]
 pub trait ToolFamily: Send + Sync {
-    /// The api.md tool group: the `name` of this family's `tool` events.
+    /// The tool group (docs/api.md): the `name` of this family's `tool` events.
     fn group(&self) -> &'static str;
 
-    /// The tools this family offers the session, by the names api.md fixes. Asked at the
+    /// The tools this family offers the session, by the names docs/api.md fixes. Asked at the
     /// start of every step, so the list may depend on the session (MCP servers).
     async fn specs(&self, context: &ToolContext) -> Vec<ToolSpec>;
 

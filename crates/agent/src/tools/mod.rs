@@ -1,5 +1,5 @@
-//! The tools the executor is offered, by the names api.md fixes. Tools come in families
-//! (shell, file, message, search; browser and MCP plug in the same way): each family
+//! The tools the executor is offered, by the names docs/api.md fixes (section The agent's
+//! tools). Tools come in families (shell, file, message, search, browser, MCP): each family
 //! brings its schemas and its handler, the [`ToolRegistry`] lists the families every
 //! session gets, and a session's [`Toolbox`] routes each call to the family that offered it.
 //! Each call returns `{success, message, data}` to the model and `content` for the `tool`
@@ -33,7 +33,7 @@ pub struct ToolOutcome {
     pub success: bool,
     pub message: String,
     pub data: Value,
-    /// The `content` of the `called` tool event (api.md, by tool group).
+    /// The `content` of the `called` tool event (docs/api.md, SSE events, by tool group).
     pub content: Option<Value>,
 }
 

@@ -1,5 +1,6 @@
 //! Accounts and tokens: password hashing, access/refresh tokens, one-time codes and the
-//! `AuthService` that holds every rule of behaviour.md §1.
+//! `AuthService` that holds every rule of them (docs/api.md, section Auth;
+//! docs/architecture.md, sections Tokens, Passwords and Password reset codes).
 
 mod accounts;
 pub mod password;

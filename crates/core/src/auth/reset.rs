@@ -1,5 +1,6 @@
-//! Password reset by mailed code (behaviour.md §1): codes are HMAC-hashed, expire, work
-//! once and burn after too many wrong guesses; every refusal looks the same.
+//! Password reset by mailed code (docs/api.md, section Auth; docs/architecture.md, Password
+//! reset codes): codes are HMAC-hashed, expire, work once and burn after too many wrong
+//! guesses; every refusal looks the same.
 
 use super::service::{AuthService, INVALID_CODE, RESET_PASSWORD, now, validation};
 use super::tokens;

@@ -1,6 +1,7 @@
-//! Every rule of accounts and tokens (behaviour.md §1): sign-up, sign-in, sessions and their
-//! revocation. Password reset lives in `reset.rs`, administration in `accounts.rs`. Routes
-//! call these methods; rate limits and cookies are HTTP concerns and stay in the server.
+//! Every rule of accounts and tokens (docs/api.md, section Auth; docs/architecture.md, Tokens
+//! and Passwords): sign-up, sign-in, sessions and their revocation. Password reset lives in
+//! `reset.rs`, administration in `accounts.rs`. Routes call these methods; rate limits and
+//! cookies are HTTP concerns and stay in the server.
 
 use super::password::PasswordHasher;
 use super::tokens::{self, ACCESS, AccessClaims, TokenSigner};

@@ -1,4 +1,4 @@
-//! The plans on offer. They come from config; these are api.md's defaults.
+//! The plans on offer. They come from config; these are the defaults (docs/api.md, Billing).
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +34,7 @@ fn plan(id: &str, name: &str, price: i64, runs: i64, concurrent: i64, features: 
     }
 }
 
-/// api.md's plans: free 10 runs a month, basic 1000 at $19, pro 5000 at $49, enterprise
+/// The default plans: free 10 runs a month, basic 1000 at $19, pro 5000 at $49, enterprise
 /// unlimited. The features say what the limits do not (clients show the run and concurrency
 /// limits from the numbers, so a configured limit is never contradicted by a feature line).
 pub fn default_plans() -> Vec<Plan> {

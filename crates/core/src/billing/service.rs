@@ -77,7 +77,7 @@ fn payment_error(error: PaymentError) -> DomainError {
     }
 }
 
-/// Stripe's statuses, in api.md's set.
+/// Stripe's statuses, in the set of the API's `Subscription.status` (docs/api.md, Billing).
 fn status_of(provider: &str) -> &'static str {
     match provider {
         "active" => "active",
@@ -660,7 +660,7 @@ impl BillingService {
         }
     }
 
-    /// api.md's `Subscription` object.
+    /// The `Subscription` object of the API (docs/api.md, section Billing).
     pub fn view(&self, sub: &Subscription) -> serde_json::Value {
         json!({
             "id": sub.id.to_string(),

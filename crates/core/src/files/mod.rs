@@ -67,7 +67,7 @@ pub struct StoredFile {
 }
 
 impl StoredFile {
-    /// api.md's `FileInfo`; `file_url` is a signed download URL when given.
+    /// `FileInfo` (docs/api.md, section Files); `file_url` is a signed download URL when given.
     pub fn info(&self, file_url: Option<String>) -> Value {
         let mut metadata = json!({ "source": self.source.as_str(), "sha256": self.sha256 });
         if let Some(session) = self.session_id {

@@ -40,7 +40,7 @@ impl McpTransport {
         }
     }
 
-    /// The names api.md uses; `http` and `streamable_http` as Claude Desktop and Cursor
+    /// The API's names (docs/api.md); `http` and `streamable_http` as Claude Desktop and Cursor
     /// files spell it.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw.trim().to_ascii_lowercase().as_str() {
@@ -120,7 +120,7 @@ impl McpServerConfig {
     }
 }
 
-/// api.md's `McpServer`.
+/// `McpServer` of the API (docs/api.md, section Connectors (MCP)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct McpServerView {
     pub name: String,

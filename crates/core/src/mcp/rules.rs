@@ -89,7 +89,7 @@ impl McpRules {
                  digit, without `__`.",
             );
         }
-        // Exactly api.md's names here (config files may use the others).
+        // Exactly the API's names here (config files may use the others).
         let transport = match input.transport.as_str() {
             "stdio" => Some(McpTransport::Stdio),
             "sse" => Some(McpTransport::Sse),

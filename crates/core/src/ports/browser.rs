@@ -1,5 +1,5 @@
 //! The browser of a session's sandbox: a real Chromium the agent drives with the browser
-//! tools (api.md's tool table) and the user watches, and can take over, through a VNC
+//! tools (docs/api.md, The agent's tools) and the user watches, and can take over, through a VNC
 //! stream. Started lazily by the sandbox on the first browser call; see the `local`
 //! provider (`ironhand-sandbox`) for where it runs.
 

@@ -1,6 +1,6 @@
-//! The events of a session as api.md names them. Built here, stored in the event log, then
-//! streamed: `name()` is the SSE event name and `data()` its fields (the log adds
-//! `event_id` and `timestamp`).
+//! The events of a session as docs/api.md names them (section SSE events). Built here, stored
+//! in the event log, then streamed: `name()` is the SSE event name and `data()` its fields
+//! (the log adds `event_id` and `timestamp`).
 
 use crate::session::takeover::TakeoverStatus;
 use serde::{Deserialize, Serialize};

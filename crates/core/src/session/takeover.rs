@@ -66,7 +66,7 @@ mod tests {
     use crate::session::AgentEvent;
 
     #[test]
-    fn the_event_carries_the_status_as_api_md_names_it() {
+    fn the_event_carries_the_status_as_the_api_names_it() {
         let event = AgentEvent::Takeover {
             status: TakeoverStatus::User,
         };

@@ -73,8 +73,11 @@ impl Default for SearchSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxSettings {
-    /// `local` (bubblewrap).
+    /// `local` (bubblewrap on this host) or `docker` (a container per session, see
+    /// `[sandbox.docker]`).
     pub provider: String,
+    /// The `docker` provider's engine, image and network.
+    pub docker: super::docker::DockerSettings,
     /// Where session workspaces live; unset = `<data_dir>/sandboxes` (or, for a root server
     /// whose data dir is under a private directory, `/var/lib/ironhand/sandboxes/<hash>`).
     pub root_dir: Option<std::path::PathBuf>,
@@ -126,6 +129,7 @@ impl Default for SandboxSettings {
     fn default() -> Self {
         Self {
             provider: "local".into(),
+            docker: super::docker::DockerSettings::default(),
             root_dir: None,
             hidden_paths: Vec::new(),
             network: true,
@@ -258,11 +262,12 @@ impl Settings {
                 "search.provider (SEARCH_PROVIDER): `{other}` must be searxng or brave"
             )),
         }
-        if self.sandbox.provider != "local" {
-            problems.push(format!(
-                "sandbox.provider: `{}` is not available; use local",
-                self.sandbox.provider
-            ));
+        match self.sandbox.provider.as_str() {
+            "local" => {}
+            "docker" => self.sandbox.docker.validate(problems),
+            other => problems.push(format!(
+                "sandbox.provider: `{other}` must be local or docker"
+            )),
         }
         let b = &self.sandbox;
         if b.output_cap_kib < 4 || b.foreground_wait_secs == 0 {

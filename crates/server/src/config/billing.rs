@@ -84,7 +84,7 @@ pub struct BillingSettings {
     pub trial_runs: i64,
     /// The plan a trial gives.
     pub trial_plan: String,
-    /// The plans on offer (api.md's defaults when not set).
+    /// The plans on offer (`default_plans()` when not set; docs/api.md, section Billing).
     pub plans: Vec<Plan>,
 }
 

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 
 mod agent;
 mod billing;
+mod docker;
 mod mcp;
 
 pub use agent::{AgentSettings, LlmSettings, SandboxSettings, SearchSettings, SessionSettings};
 pub use billing::{BillingSettings, FileSettings, S3Settings, StripeSettings};
+pub use docker::DockerSettings;
 pub use mcp::{McpServerSetting, McpSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -57,7 +59,8 @@ pub struct ServerSettings {
     /// Metrics listener (`IRONHAND_ADMIN_BIND`); empty turns it off.
     pub admin_bind: String,
     /// The origin users reach us at (`IRONHAND_PUBLIC_URL`): the CSRF origin check, HSTS
-    /// when it is https, and (later) links and redirects.
+    /// when it is https, signed download links, and where checkout and the billing portal
+    /// may send the user back to.
     pub public_url: String,
     /// SQLite file, files, workspaces, generated secrets (`IRONHAND_DATA_DIR`).
     pub data_dir: PathBuf,

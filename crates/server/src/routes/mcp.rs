@@ -21,7 +21,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(test_server))
 }
 
-/// api.md's `McpServer`.
+/// A connector as answers show it: secrets only by their names (`env_keys`, `header_keys`).
+/// See docs/api.md, section Connectors (MCP).
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)] // documents the shape; the service's view is what is sent
 pub struct McpServer {

@@ -38,7 +38,7 @@ pub struct NullEnvelope {
     pub data: Option<serde_json::Value>,
 }
 
-/// A stored file, as api.md's `FileInfo`.
+/// A stored file (`FileInfo` in docs/api.md, section Files).
 #[derive(Debug, Serialize, ToSchema)]
 #[allow(dead_code)] // documents the shape; handlers build it as JSON
 pub struct FileInfo {

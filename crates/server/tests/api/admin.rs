@@ -1,10 +1,12 @@
 //! Administrators: the first account (or `user create --admin`) manages the others.
 
-use crate::on_both_backends;
 use crate::support::{Backend, TestApp, Tokens};
 use serde_json::json;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     admins_list_find_deactivate_and_activate_users,
     non_admins_are_refused_admin_routes
 );

@@ -1,12 +1,14 @@
-//! The account story of api.md over HTTP: register → login → refresh (rotation, reuse kills
+//! The account story of docs/api.md over HTTP: register → login → refresh (rotation, reuse kills
 //! the family, a grace window for racing tabs) → logout (of the whole login) → change
 //! password → logout-all, on both backends.
 
-use crate::on_both_backends;
 use crate::support::{Backend, TestApp, Tokens};
 use serde_json::json;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     register_then_login_then_refresh_then_logout_revokes_tokens,
     register_validates_fields_and_refuses_duplicates,
     login_failures_look_the_same_for_unknown_email_and_wrong_password,

@@ -2,7 +2,6 @@
 //! (429), the trial, and Stripe end to end against a fake Stripe API, with webhooks signed
 //! the way Stripe's libraries sign them and the subscription stream watching.
 
-use crate::on_both_backends;
 use crate::sse::SseStream;
 use crate::support::{Backend, Reply, TestApp, Tokens};
 use ironhand_core::billing::default_plans;
@@ -790,7 +789,10 @@ async fn twenty_deliveries_of_one_event_read_stripe_once_and_apply_once(backend:
     assert_eq!(reads() - before, 1, "a later repeat reads nothing either");
 }
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     twenty_deliveries_of_one_event_read_stripe_once_and_apply_once,
     periods_roll_over_and_trials_end_when_read,
     an_unpaid_checkout_never_locks_the_user_out,

@@ -3,13 +3,15 @@
 //! another's; bad input is a clear 4xx that changes nothing.
 
 use crate::agent::mcp_servers_dir;
-use crate::on_both_backends;
 use crate::support::{Backend, TestApp};
 use ironhand_server::config::McpServerSetting;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     a_user_keeps_connectors_of_their_own_with_write_only_secrets,
     users_never_see_or_use_each_others_connectors,
     bad_connectors_are_refused_and_change_nothing,

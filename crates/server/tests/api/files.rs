@@ -1,7 +1,6 @@
 //! Files through the API: upload checks that protect the server, ownership on every route,
 //! downloads that never render inline, ranges, signed URLs and the storage quota.
 
-use crate::on_both_backends;
 use crate::support::{Backend, TestApp, path_of};
 use ironhand_core::files::UrlSigner;
 use reqwest::StatusCode;
@@ -784,7 +783,10 @@ async fn browser_screenshots_are_session_files_shown_only_in_their_event(backend
     assert!(walk(&app.settings.server.data_dir.join("files")).is_empty());
 }
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     browser_screenshots_are_session_files_shown_only_in_their_event,
     a_file_sent_in_two_sessions_survives_deleting_one,
     files_on_an_s3_store_work_the_same,

@@ -99,7 +99,10 @@ async fn request_ids_are_echoed_when_sane_and_replaced_otherwise() {
     app.stop().await;
 }
 
-crate::on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     bad_bodies_get_enveloped_4xx_and_change_nothing,
     optional_bodies_may_be_left_out_but_are_objects_when_sent,
     unknown_routes_and_methods_are_enveloped,

@@ -2,7 +2,6 @@
 //! back (`takeover` events in the history), asks for a signed live-view link, and opens
 //! the WebSocket that streams the browser's display, read-only until taken over.
 
-use crate::on_both_backends;
 use crate::sse::names;
 use crate::support::{Backend, TestApp};
 use futures::{SinkExt, StreamExt};
@@ -16,7 +15,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     taking_over_needs_a_running_browser_and_the_owner,
     handing_back_frees_a_user_whose_browser_died,
     live_view_links_are_for_the_owner_and_last_1_to_15_minutes,

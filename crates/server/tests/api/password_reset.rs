@@ -1,14 +1,16 @@
 //! GAP-AUTH-003: reset codes mailed through a real SMTP listener, hashed, expiring, single
 //! use, burned after five wrong tries; a reset kills every old token.
 
-use crate::on_both_backends;
 use crate::support::{Backend, TestApp, Tokens};
 use ironhand_fakes::smtp::{FakeSmtp, ReceivedMail, Security};
 use secrecy::SecretString;
 use serde_json::json;
 use std::time::Duration;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     reset_by_mailed_code_kills_old_tokens_and_the_code_works_once,
     five_wrong_codes_burn_the_code,
     an_expired_code_is_refused,

@@ -1,12 +1,14 @@
-//! Rate limits of api.md with their default budgets: 429, `Retry-After` and the wait in the
+//! Rate limits of docs/api.md with their default budgets: 429, `Retry-After` and the wait in the
 //! envelope (GAP-AUTH-001 server side); IP from the socket unless proxies are trusted.
 
-use crate::on_both_backends;
 use crate::support::{Backend, TestApp};
 use ironhand_server::config::RateLimitSettings;
 use serde_json::json;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     logins_from_one_ip_past_its_budget_are_429_with_retry_after,
     strangers_guessing_a_password_cannot_lock_its_owner_out,
     register_past_three_a_minute_is_429,

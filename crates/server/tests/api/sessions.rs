@@ -1,12 +1,14 @@
 //! Sessions without the agent: creating, listing, reading, sharing, deleting — and the
 //! ownership matrix of GAP-SESSION-001 across every session route.
 
-use crate::on_both_backends;
 use crate::support::{Backend, TestApp};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     a_new_session_is_listed_read_and_deleted,
     every_session_route_answers_404_to_strangers_and_anonymous_callers,
     sharing_opens_a_read_only_view_and_unsharing_closes_it,

@@ -10,21 +10,14 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+/// What a story runs on: `ironhand_db::on_both_backends!` runs each story of a file once
+/// per backend, as `sqlite::<story>` and `postgres_redis::<story>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// The embedded default: SQLite, in-process limiter and denylist.
     Sqlite,
     /// The scale-out set: PostgreSQL plus Redis.
     PostgresRedis,
-}
-
-/// Runs each story once per backend.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::support::Backend::Sqlite).await } )* }
-        mod postgres_redis { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::support::Backend::PostgresRedis).await } )* }
-    };
 }
 
 /// Generous limits, so stories that are not about rate limiting never trip them.

@@ -1,4 +1,4 @@
-//! The names and schemas connectors' tools get before the model sees them: api.md's
+//! The names and schemas connectors' tools get before the model sees them: docs/api.md's
 //! `mcp__<server>__<tool>`, in the characters models accept (`A-Z a-z 0-9 _ -`, at most 64),
 //! one name per tool, descriptions capped, schemas that are JSON-schema objects.
 

@@ -1,4 +1,4 @@
-//! Request and response bodies of `/auth` (api.md, section Auth).
+//! Request and response bodies of `/auth` (docs/api.md, section Auth).
 
 use ironhand_core::user::User;
 use serde::{Deserialize, Serialize};

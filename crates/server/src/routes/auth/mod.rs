@@ -1,4 +1,4 @@
-//! `/auth`: accounts, sessions and password reset (api.md, section Auth).
+//! `/auth`: accounts, sessions and password reset (docs/api.md, section Auth).
 
 pub mod cookie;
 pub mod dto;

@@ -52,7 +52,8 @@ struct PlanView {
     purchasable: bool,
 }
 
-/// api.md's `Subscription`.
+/// The user's subscription and this period's usage
+/// (`Subscription` in docs/api.md, section Billing).
 #[derive(Debug, Serialize, ToSchema)]
 #[allow(dead_code)] // documents the shape; handlers build it as JSON
 struct SubscriptionView {

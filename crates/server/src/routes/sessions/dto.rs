@@ -1,4 +1,5 @@
-//! Request and response bodies of the session routes, as api.md spells them.
+//! Request and response bodies of the session routes (docs/api.md, sections Sessions to
+//! The live browser).
 
 use crate::routes::{StreamEvent, StreamPayload};
 use ironhand_core::session::{Session, StoredEvent, TakeoverAction};
@@ -66,7 +67,8 @@ impl StreamPayload for SessionList {
 /// generics that are not derived).
 pub type SessionListEvent = StreamEvent<SessionList>;
 
-/// What the `data` of every chat event holds besides its own fields (api.md, SSE events).
+/// What the `data` of every chat event holds besides its own fields
+/// (docs/api.md, section SSE events).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the shape; events are built as JSON
 pub struct SessionEventData {

@@ -195,7 +195,7 @@ fn chat_input(body: ChatRequest, headers: &HeaderMap) -> Result<ChatInput, ApiEr
 
 #[utoipa::path(post, path = "/sessions/{id}/chat", tag = "sessions", security(("bearer" = [])),
     params(("id" = String, Path, description = "session id")), request_body(content = Option<ChatRequest>, description = "optional: without a message, the stream attaches"),
-    responses((status = 200, description = "SSE: the session's events (api.md, SSE events)", content_type = "text/event-stream", body = SessionEvent),
+    responses((status = 200, description = "SSE: the session's events (docs/api.md, section SSE events)", content_type = "text/event-stream", body = SessionEvent),
               (status = 402, body = ErrorEnvelope, description = "run limit reached or subscription inactive: `data = {reason, plan, used, limit, resets_at}`"),
               (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope, description = "a run is already in progress"),
               (status = 429, body = ErrorEnvelope)))]

@@ -38,9 +38,9 @@ pub(crate) fn ping_every(state: &AppState) -> Duration {
     PING_EVERY.min(idle / 3).max(Duration::from_millis(100))
 }
 
-/// Wraps a channel as an SSE response with the headers api.md asks for, pinging every
-/// `ping`. When the client goes away the receiver is dropped and the pumping task ends on
-/// its next send.
+/// Wraps a channel as an SSE response with the headers of docs/api.md (SSE events), pinging
+/// every `ping`. When the client goes away the receiver is dropped and the pumping task ends
+/// on its next send.
 pub(crate) fn sse_response(mut receiver: mpsc::Receiver<SseItem>, ping: Duration) -> Response {
     let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     let mut response = Sse::new(stream)

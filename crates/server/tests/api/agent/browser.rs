@@ -3,12 +3,14 @@
 //! call that downloads as an image; the host's own services stay out of the browser's reach.
 
 use super::{AgentApp, call, complete, one_step, tool_results, trace};
-use crate::on_both_backends;
 use crate::sse::SseEvent;
 use crate::support::{Backend, path_of};
 use serde_json::{Value, json};
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     the_agent_browses_a_page_it_serves_in_its_sandbox,
     the_user_takes_the_browser_over_and_the_run_waits_until_handed_back,
 );

@@ -1,11 +1,13 @@
 //! A model that misbehaves ends the run with a clear `error` and `done`; the server goes on.
 
 use super::{AgentApp, call, complete, one_step, trace};
-use crate::on_both_backends;
 use crate::support::{Backend, TestApp};
 use serde_json::json;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     garbage_from_the_model_ends_the_run_with_an_error_and_the_server_keeps_serving,
     a_model_that_keeps_failing_with_500_ends_the_run_after_retries,
     a_stalled_model_is_given_up_on,

@@ -3,12 +3,14 @@
 //! file list follows, and shared readers may fetch exactly that session's files.
 
 use super::{AgentApp, call, one_step};
-use crate::on_both_backends;
 use crate::support::{Backend, path_of};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     attachments_go_into_the_sandbox_and_results_come_back_as_files,
     a_reply_to_the_agents_question_is_free_even_at_the_limit,
 );

@@ -2,7 +2,6 @@
 //! several instances, restarts and retention.
 
 use super::{AgentApp, agent_settings, call, complete, one_step, trace};
-use crate::on_both_backends;
 use crate::sse::{SseEvent, names};
 use crate::support::{Backend, TestApp};
 use ironhand_fakes::llm::{FakeLlm, FakeLlmScenarios, Scenario};
@@ -10,7 +9,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     a_client_that_reconnects_with_its_cursor_gets_every_remaining_event_exactly_once,
     one_run_at_a_time_retries_are_idempotent_and_stop_ends_the_run,
     chat_bursts_are_limited_before_any_stream_opens,

@@ -3,7 +3,6 @@
 //! streamable HTTP) called by the agent through `mcp__<server>__<tool>`.
 
 use super::{AgentApp, call, complete, one_step, tool_results, trace};
-use crate::on_both_backends;
 use crate::sse::SseEvent;
 use crate::support::Backend;
 use ironhand_server::config::McpServerSetting;
@@ -11,7 +10,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     the_agent_uses_stdio_connectors_inside_its_sandbox,
     a_users_remote_connector_answers_with_its_headers_and_images,
     connectors_tools_are_cut_to_the_configured_maximum,

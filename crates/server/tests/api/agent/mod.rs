@@ -2,6 +2,7 @@
 //! against a fake OpenAI-compatible model that follows a script per conversation.
 
 mod browser;
+mod docker;
 mod failures;
 mod files;
 mod lifecycle;

@@ -1,14 +1,16 @@
 //! A user hands the agent a task and watches it work.
 
 use super::{AgentApp, call, complete, one_step, trace};
-use crate::on_both_backends;
 use crate::sse::{SseEvent, names};
 use crate::support::Backend;
 use reqwest::Method;
 use serde_json::json;
 use std::collections::HashSet;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     a_two_step_task_streams_plan_steps_tools_and_the_answer_and_history_matches,
     the_agent_asks_a_question_waits_and_the_reply_continues_the_same_work,
     a_second_task_in_the_same_session_remembers_the_first,

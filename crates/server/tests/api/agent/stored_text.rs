@@ -4,14 +4,16 @@
 //! does refuse a run's progress, the run ends at once with an error that says so.
 
 use super::{AgentApp, call, complete, one_step, trace};
-use crate::on_both_backends;
 use crate::sse::names;
 use crate::support::Backend;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     user_text_with_a_nul_character_is_refused_with_422_and_nothing_is_stored,
     a_model_answer_with_nul_characters_completes_with_them_removed,
     a_storage_failure_during_a_run_ends_it_with_an_error_that_says_so,

@@ -2,13 +2,15 @@
 //! command inside its session.
 
 use super::{AgentApp, call, complete, one_step, trace};
-use crate::on_both_backends;
 use crate::sse::SseEvent;
 use crate::support::Backend;
 use ironhand_fakes::search::FakeSearch;
 use serde_json::{Value, json};
 
-on_both_backends!(
+ironhand_db::on_both_backends!(
+    worker_threads = 2,
+    sqlite => Backend::Sqlite,
+    postgres_redis => Backend::PostgresRedis;
     web_search_is_offered_when_configured_and_results_reach_the_user_sanitised,
     a_command_cannot_reach_other_sessions_or_the_servers_files,
     an_endless_loop_is_stopped_at_the_time_limit_and_reported,
