@@ -38,7 +38,7 @@ if [ -z "${SKIP_CARGO:-}" ]; then
   cargo build --release --locked -q -p ironhand-server --bin ironhand -p ironhand-fakes --bin fake-llm
 fi
 [ -x "${FAKE_LLM_BINARY:-target/release/fake-llm}" ] || fail "${FAKE_LLM_BINARY:-target/release/fake-llm} is missing (cargo build --release -p ironhand-fakes --bin fake-llm)"
-QUIET=1 scripts/build-images.sh server postgres redis
+QUIET=1 scripts/build-images.sh server sandbox postgres redis
 
 work=$(mktemp -d)
 compose=(docker-compose -p "$PROJECT" --env-file "$work/env" -f deploy/compose.yaml -f deploy/compose.smoke.yaml)

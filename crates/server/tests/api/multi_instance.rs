@@ -466,6 +466,170 @@ async fn a_run_cut_by_a_crash_resumes_elsewhere_on_the_last_snapshot() {
     b.stop().await;
 }
 
+/// Instance A as a real process, killed with SIGKILL while a run of the session works on
+/// it: its sandbox dies with it (bubblewrap's `--die-with-parent`), nothing is handed back
+/// and no snapshot is made. B, which has served every request, takes the run over when the
+/// lease lapses and restores the snapshot made at the end of the previous run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cut_by_kill_9_of_its_instance_resumes_on_another() {
+    use crate::agent::{call, complete, one_step, trace};
+    use ironhand_fakes::llm::{FakeLlm, FakeLlmScenarios, Scenario};
+    use secrecy::ExposeSecret;
+    let llm = FakeLlm::start(FakeLlmScenarios::new())
+        .await
+        .expect("fake llm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = sharing_everything_but_sandboxes(&llm, dir.path()).await;
+    settings.agent.run_lease_secs = 3;
+
+    // A: the `ironhand` binary, the only worker at first.
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    };
+    let (port, admin_port) = (free_port(), free_port());
+    let secret = |s: &Option<secrecy::SecretString>| {
+        s.as_ref()
+            .map(|v| v.expose_secret().to_string())
+            .expect("set")
+    };
+    let mut a = std::process::Command::new(env!("CARGO_BIN_EXE_ironhand"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .env("IRONHAND_DATA_DIR", dir.path().join("a-data"))
+        .env("IRONHAND_ADMIN_BIND", format!("127.0.0.1:{admin_port}"))
+        .env("DATABASE_URL", secret(&settings.database.url))
+        .env("REDIS_URL", secret(&settings.redis.url))
+        .env("IRONHAND__REDIS__KEY_PREFIX", &settings.redis.key_prefix)
+        .env(
+            "IRONHAND__AUTH__JWT_SECRET",
+            secret(&settings.auth.jwt_secret),
+        )
+        .env("IRONHAND__FILES__LOCAL_DIR", dir.path().join("files"))
+        .env(
+            "IRONHAND__SANDBOX__ROOT_DIR",
+            dir.path().join("sandboxes-a"),
+        )
+        .env("IRONHAND__SANDBOX__WORKSPACE_MAX_BYTES", "0")
+        .env("IRONHAND__SANDBOX__FOREGROUND_WAIT_SECS", "5")
+        .env("IRONHAND__AGENT__RUN_LEASE_SECS", "3")
+        .env("LLM_BASE_URL", llm.url())
+        .env("LLM_MODEL", "fake-model")
+        .env("IRONHAND__LLM__STALL_TIMEOUT_SECS", "2")
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn instance A");
+    let healthy = async {
+        loop {
+            if reqwest::get(format!("http://127.0.0.1:{port}/api/v1/health"))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), healthy)
+        .await
+        .expect("A becomes healthy");
+
+    // B serves the API (its worker off while A lives, so A runs everything).
+    let mut front = instance(&settings, dir.path(), "b");
+    front.agent.embedded_worker = false;
+    let b = TestApp::from_settings(front).await;
+    let user = b.signed_up("kill9@example.com", "correct horse").await;
+    let session = b.new_session(&user.access).await;
+    let write = one_step(
+        vec![write_notes("first draft"), complete("drafted")],
+        "Drafted.",
+    );
+    llm.add_scenario(
+        "kill9-first",
+        Scenario::from_value(write).expect("scenario"),
+    );
+    let first = ask(
+        &b,
+        &user.access,
+        &session,
+        "[scenario:kill9-first] draft it",
+    )
+    .await;
+    assert_eq!(trace(&first).last().map(String::as_str), Some("done"));
+    assert!(
+        dir.path()
+            .join(format!("sandboxes-a/{session}/home/notes/plan.txt"))
+            .is_file(),
+        "A ran the first task"
+    );
+
+    let cut = one_step(
+        vec![
+            write_notes("second draft, written on A after the snapshot"),
+            call(
+                "shell_exec",
+                json!({"id": "main", "exec_dir": "/home/ubuntu", "command": "sleep 60"}),
+            ),
+            read_notes(),
+            complete("read"),
+        ],
+        "Read the notes.",
+    );
+    llm.add_scenario("kill9-second", Scenario::from_value(cut).expect("scenario"));
+    let mut stream = b
+        .chat(
+            &user.access,
+            &session,
+            json!({"message": "[scenario:kill9-second] redraft, then read"}),
+        )
+        .await
+        .expect("stream");
+    loop {
+        let events = stream.until("tool").await;
+        let last = events.last().expect("a tool event");
+        if last.data["function"] == "shell_exec" && last.data["status"] == "calling" {
+            break;
+        }
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &a.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let _ = a.wait();
+    drop(stream);
+    b.stop().await;
+
+    // B again, now with its worker: it takes the run over once A's lease lapses.
+    let b = TestApp::from_settings(instance(&settings, dir.path(), "b")).await;
+    let mut tail = b
+        .chat(&user.access, &session, json!({}))
+        .await
+        .expect("attach");
+    let events = tokio::time::timeout(std::time::Duration::from_secs(90), tail.collect())
+        .await
+        .expect("B finishes the run");
+    assert_eq!(
+        crate::sse::names(&events).last().map(String::as_str),
+        Some("done"),
+        "{:?}",
+        trace(&events)
+    );
+    let content = called(&events, "file_read");
+    assert!(content.to_string().contains("first draft"), "{content}");
+    assert!(!content.to_string().contains("second draft"), "{content}");
+    let detail = b
+        .get(&format!("/api/v1/sessions/{session}"), Some(&user.access))
+        .await;
+    assert_eq!(detail.data()["status"], "completed");
+    b.stop().await;
+}
+
 /// With both instances working, every run of a session goes to the instance that holds
 /// its sandbox: its workspace never has to move.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
