@@ -5,7 +5,7 @@
 use crate::config::AgentConfig;
 use crate::context;
 use crate::memory::{AgentMemory, Phase, StepResult};
-use crate::plan::{parse_create_plan, parse_steps, truncate_chars};
+use crate::plan::{PlanRefused, parse_create_plan, parse_steps, truncate_chars};
 use crate::prompts;
 use crate::tools::{self, ToolContext, ToolOutcome, ToolRegistry, Toolbox};
 use ironhand_core::DomainError;
@@ -563,8 +563,10 @@ impl Turn<'_> {
                 .iter()
                 .find(|c| c.name == "create_plan");
             let parsed = match call {
-                Some(call) => parse_json(&call.arguments).and_then(|args| parse_create_plan(&args)),
-                None => Err("no create_plan call".into()),
+                Some(call) => parse_json(&call.arguments)
+                    .map_err(UnusablePlan::from)
+                    .and_then(|args| parse_create_plan(&args).map_err(UnusablePlan::from)),
+                None => Err(UnusablePlan::NoCall),
             };
             match parsed {
                 Ok(mut plan) => {
@@ -590,7 +592,7 @@ impl Turn<'_> {
                     .await?;
                     return self.save().await;
                 }
-                Err(why) => problem = why,
+                Err(why) => problem = why.to_string(),
             }
         }
         Err(Abort::Failed(format!(
@@ -1002,13 +1004,35 @@ fn shown_args(args: &Value) -> Value {
     }
 }
 
-fn parse_json(raw: &str) -> Result<Value, String> {
+/// Why a tool call's arguments are not a JSON object: told to the model (the parser's
+/// message cut at 200 characters).
+#[derive(Debug, thiserror::Error)]
+enum BadArguments {
+    #[error("expected a JSON object")]
+    NotAnObject,
+    #[error("{}", truncate_chars(&.0.to_string(), 200))]
+    Json(#[source] serde_json::Error),
+}
+
+/// Why the planner's answer is not a usable plan: told to the model when it is asked again,
+/// and in the run's failure.
+#[derive(Debug, thiserror::Error)]
+enum UnusablePlan {
+    #[error("no create_plan call")]
+    NoCall,
+    #[error(transparent)]
+    Arguments(#[from] BadArguments),
+    #[error(transparent)]
+    Plan(#[from] PlanRefused),
+}
+
+fn parse_json(raw: &str) -> Result<Value, BadArguments> {
     let raw = raw.trim();
     let raw = if raw.is_empty() { "{}" } else { raw };
     match serde_json::from_str::<Value>(raw) {
         Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) => Err("expected a JSON object".into()),
-        Err(error) => Err(truncate_chars(&error.to_string(), 200)),
+        Ok(_) => Err(BadArguments::NotAnObject),
+        Err(error) => Err(BadArguments::Json(error)),
     }
 }
 

@@ -13,6 +13,15 @@ pub struct NewPlan {
     pub steps: Vec<PlanStep>,
 }
 
+/// Why a `create_plan` call is not a usable plan: told to the model, which is asked again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanRefused {
+    #[error("`steps` must be a list of {{id, description}}")]
+    StepsNotAList,
+    #[error("the plan needs at least one step with a description")]
+    NoSteps,
+}
+
 const MAX_TITLE_CHARS: usize = 120;
 const MAX_STEP_CHARS: usize = 1_000;
 
@@ -75,10 +84,10 @@ pub fn parse_steps(args: &Value, first_id: usize) -> Option<Vec<PlanStep>> {
 }
 
 /// Parses `create_plan`. A plan needs at least one step.
-pub fn parse_create_plan(args: &Value) -> Result<NewPlan, String> {
-    let steps = parse_steps(args, 1).ok_or("`steps` must be a list of {id, description}")?;
+pub fn parse_create_plan(args: &Value) -> Result<NewPlan, PlanRefused> {
+    let steps = parse_steps(args, 1).ok_or(PlanRefused::StepsNotAList)?;
     if steps.is_empty() {
-        return Err("the plan needs at least one step with a description".into());
+        return Err(PlanRefused::NoSteps);
     }
     let mut title = truncate_chars(&text_field(args, "title"), MAX_TITLE_CHARS);
     if title.is_empty() {
@@ -120,8 +129,15 @@ mod tests {
 
     #[test]
     fn a_plan_without_steps_is_refused_and_titles_fall_back() {
-        assert!(parse_create_plan(&json!({"title": "t", "steps": []})).is_err());
-        assert!(parse_create_plan(&json!({"title": "t"})).is_err());
+        assert_eq!(
+            parse_create_plan(&json!({"title": "t", "steps": []})),
+            Err(PlanRefused::NoSteps)
+        );
+        let refused = parse_create_plan(&json!({"title": "t"})).expect_err("no steps");
+        assert_eq!(
+            refused.to_string(),
+            "`steps` must be a list of {id, description}"
+        );
         let plan = parse_create_plan(&json!({"steps": ["do it"]})).expect("plan");
         assert_eq!(plan.title, "do it");
     }

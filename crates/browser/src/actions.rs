@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::browser::{Shared, Tab};
 use crate::cdp::CdpError;
 use crate::keys::{self, Combo};
-use crate::page::Step;
+use crate::page::{Step, StepError};
 use crate::report::{self, Report};
 use crate::tools::{Action, OptionChoice, Target};
 use crate::url_policy::check_url;
@@ -48,7 +48,7 @@ impl Shared {
             Action::ConsoleExec { javascript } => self.console_exec(&tab, &javascript).await,
             Action::ConsoleView { max_lines } => Ok(self.console_view(max_lines)),
         };
-        result.unwrap_or_else(Report::failed)
+        result.unwrap_or_else(|e| Report::failed(e.to_string()))
     }
 
     async fn navigate(&self, tab: &Tab, raw: &str) -> Step<Report> {
@@ -71,7 +71,7 @@ impl Shared {
                 self.stop_loading(tab).await;
                 return Ok(Report::failed(not_loaded(&url, timeout)));
             }
-            Err(e) => return Err(format!("could not open {url}: {e}")),
+            Err(source) => return Err(StepError::Open { url, source }),
         };
         if let Some(error) = answer["errorText"].as_str().filter(|e| !e.is_empty()) {
             return Ok(Report::failed(format!("could not open {url}: {error}")));
@@ -110,7 +110,7 @@ impl Shared {
                     .page_op_settled(tab, "locate", json!({"index": index}))
                     .await?;
                 if found["found"] != true {
-                    return Err(unknown_index(index, &found["indices"]));
+                    return Err(StepError::Refused(unknown_index(index, &found["indices"])));
                 }
                 let what = format!(
                     "[{index}] {}",
@@ -136,10 +136,10 @@ impl Shared {
             Target::Point { x, y } => {
                 let view = self.scroll_state(tab).await?;
                 if x < 0.0 || y < 0.0 || x >= view.width || y >= view.viewport {
-                    return Err(format!(
+                    return Err(StepError::Refused(format!(
                         "({x}, {y}) is outside the viewport, which is {}x{} px",
                         view.width, view.viewport
-                    ));
+                    )));
                 }
                 let at = self.page_op(tab, "at", json!({"x": x, "y": y})).await?;
                 Ok(Aim {
@@ -165,7 +165,10 @@ impl Shared {
             .call("Input.dispatchMouseEvent", event, Some(&tab.session_id))
             .await
             .map(drop)
-            .map_err(|e| format!("the mouse event failed: {e}"))
+            .map_err(|source| StepError::Input {
+                what: "the mouse event",
+                source,
+            })
     }
 
     async fn click_at(&self, tab: &Tab, x: f64, y: f64) -> Step<()> {
@@ -194,7 +197,10 @@ impl Shared {
             self.cdp
                 .call("Input.dispatchKeyEvent", event, Some(&tab.session_id))
                 .await
-                .map_err(|e| format!("the key event failed: {e}"))?;
+                .map_err(|source| StepError::Input {
+                    what: "the key event",
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -212,9 +218,9 @@ impl Shared {
             if let Target::Index(index) = target
                 && aim.what.contains("<select")
             {
-                return Err(format!(
+                return Err(StepError::Refused(format!(
                     "element [{index}] is a <select>: use browser_select_option"
-                ));
+                )));
             }
             notes.extend(aim.note);
             // focus it the way a person would
@@ -223,9 +229,9 @@ impl Shared {
         let focused = self.page_op_settled(tab, "focused", json!({})).await?;
         let what = focused["description"].as_str().unwrap_or("?").to_owned();
         if focused["editable"] != true {
-            return Err(format!(
+            return Err(StepError::Refused(format!(
                 "there is no text field to type into: the focused element is {what}"
-            ));
+            )));
         }
         // replace what is there: select it all, then type over it
         self.keys(tab, &Combo::parse("Control+a")?).await?;
@@ -239,7 +245,10 @@ impl Shared {
                     Some(&tab.session_id),
                 )
                 .await
-                .map_err(|e| format!("typing failed: {e}"))?;
+                .map_err(|source| StepError::Input {
+                    what: "typing",
+                    source,
+                })?;
         }
         let typed = self.page_op(tab, "focused", json!({})).await;
         let what = typed
@@ -293,10 +302,10 @@ impl Shared {
             )
             .await?;
         if chosen["error"] == "missing" {
-            return Err(unknown_index(index, &chosen["indices"]));
+            return Err(StepError::Refused(unknown_index(index, &chosen["indices"])));
         }
         if let Some(error) = chosen["error"].as_str() {
-            return Err(error.to_owned());
+            return Err(StepError::Refused(error.to_owned()));
         }
         let mut report = Report::ok(format!(
             "Selected option {} {} in [{index}]",
@@ -327,7 +336,10 @@ impl Shared {
             self.cdp
                 .call("Input.dispatchMouseEvent", event, Some(&tab.session_id))
                 .await
-                .map_err(|e| format!("scrolling failed: {e}"))?;
+                .map_err(|source| StepError::Input {
+                    what: "scrolling",
+                    source,
+                })?;
         }
         // wait until the position stops changing (a moment longer when it has not moved yet)
         let started = Instant::now();

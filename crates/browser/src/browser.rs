@@ -187,7 +187,7 @@ impl Browser {
         let _one_at_a_time = self.actions.lock().await;
         let shared = &self.shared;
         let report = match Action::parse(function, args) {
-            Err(message) => Report::failed(message),
+            Err(invalid) => Report::failed(invalid.to_string()),
             Ok(action) if shared.cdp.closed_reason().is_none() => {
                 let limit = shared.opts.load_timeout + shared.opts.call_timeout * 3;
                 match tokio::time::timeout(limit, shared.run(action)).await {

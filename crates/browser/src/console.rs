@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::browser::{Shared, Tab, remote_object_text};
 use crate::cdp::CdpError;
-use crate::page::{Step, exception_text};
+use crate::page::{Step, StepError, exception_text};
 use crate::report::{self, CONSOLE_CAP, Report};
 
 /// Objects a `browser_console_exec` returns, released after the call.
@@ -52,7 +52,7 @@ impl Shared {
                     budget_ms as f64 / 1000.0
                 )));
             }
-            Err(e) => return Err(format!("the JavaScript did not run: {e}")),
+            Err(e) => return Err(StepError::JavaScript(e)),
         };
         let console = self.console_since(console_before);
         let mut report = if let Some(details) = answer.get("exceptionDetails") {

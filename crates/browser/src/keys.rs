@@ -26,6 +26,18 @@ pub(crate) struct Combo {
 
 pub(crate) const KEY_HELP: &str = "use a key name (Enter, Tab, Escape, Backspace, Delete, Space, ArrowUp, ArrowDown, ArrowLeft, ArrowRight, Home, End, PageUp, PageDown, Insert, F1-F12), a single character, or a combination like Control+a or Shift+Tab";
 
+/// Why a key or combination is not one `browser_press_key` knows: the sentence the model
+/// reads, with the list of what it may use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum InvalidKey {
+    #[error("the key is empty; {help}", help = KEY_HELP)]
+    Empty,
+    #[error("{0:?} is not a modifier (Control, Shift, Alt, Meta); {help}", help = KEY_HELP)]
+    NotAModifier(String),
+    #[error("unknown key {0:?}; {help}", help = KEY_HELP)]
+    Unknown(String),
+}
+
 fn named(name: &str) -> Option<Key> {
     let lower = name.to_ascii_lowercase();
     let (key, code, key_code, text): (&str, &str, u32, Option<&str>) = match lower.as_str() {
@@ -96,10 +108,10 @@ fn character(c: char, shift: bool) -> Key {
 }
 
 impl Combo {
-    pub(crate) fn parse(raw: &str) -> Result<Combo, String> {
+    pub(crate) fn parse(raw: &str) -> Result<Combo, InvalidKey> {
         let raw = raw.trim();
         if raw.is_empty() {
-            return Err(format!("the key is empty; {KEY_HELP}"));
+            return Err(InvalidKey::Empty);
         }
         // "Control++" is Control and the + key
         let (mods, main) = match raw.strip_suffix("++") {
@@ -114,9 +126,7 @@ impl Combo {
         for name in mods.split('+').filter(|m| !m.trim().is_empty()) {
             let key = named(name.trim())
                 .filter(|k| matches!(k.key.as_str(), "Control" | "Shift" | "Alt" | "Meta"))
-                .ok_or_else(|| {
-                    format!("{name:?} is not a modifier (Control, Shift, Alt, Meta); {KEY_HELP}")
-                })?;
+                .ok_or_else(|| InvalidKey::NotAModifier(name.to_owned()))?;
             let bit = match key.key.as_str() {
                 "Alt" => ALT,
                 "Control" => CONTROL,
@@ -130,7 +140,7 @@ impl Combo {
         let mut chars = main.chars();
         let key = match (chars.next(), chars.next()) {
             (Some(c), None) if !c.is_control() => character(c, shift),
-            _ => named(main).ok_or_else(|| format!("unknown key {main:?}; {KEY_HELP}"))?,
+            _ => named(main).ok_or_else(|| InvalidKey::Unknown(main.to_owned()))?,
         };
         Ok(Combo { modifiers, key })
     }
@@ -236,5 +246,19 @@ mod tests {
         assert_eq!(events[3]["key"], "Control");
         let enter = enter().events();
         assert_eq!(enter[0]["text"], "\r");
+    }
+
+    #[test]
+    fn refusals_name_the_key_and_what_may_be_used() {
+        let text = |raw: &str| Combo::parse(raw).expect_err(raw).to_string();
+        assert_eq!(text(" "), format!("the key is empty; {KEY_HELP}"));
+        assert_eq!(
+            text("Banana"),
+            format!("unknown key \"Banana\"; {KEY_HELP}")
+        );
+        assert_eq!(
+            text("Hyper+a"),
+            format!("\"Hyper\" is not a modifier (Control, Shift, Alt, Meta); {KEY_HELP}")
+        );
     }
 }

@@ -160,17 +160,53 @@ pub(crate) enum Action {
     },
 }
 
+/// What is wrong with a browser tool call's arguments: the sentence the model reads, naming
+/// the parameter.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum InvalidCall {
+    #[error("the arguments must be a JSON object, got {0}")]
+    NotAnObject(Value),
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("give index, or coordinate_x and coordinate_y")]
+    NoTarget,
+    #[error("give both coordinate_x and coordinate_y")]
+    HalfAPoint,
+    #[error("{name} must be a string, got {got}")]
+    NotAString { name: &'static str, got: Value },
+    #[error("{name} must be a number, got {got}")]
+    NotANumber { name: &'static str, got: Value },
+    #[error("{name} must be a whole number, got {got}")]
+    NotWhole { name: &'static str, got: Value },
+    #[error("{name} must be 0 or more, got {got}")]
+    Negative { name: &'static str, got: i64 },
+    #[error("{name} must be true or false, got {got:?}")]
+    NotABooleanWord { name: &'static str, got: String },
+    #[error("{name} must be true or false, got {got}")]
+    NotABoolean { name: &'static str, got: Value },
+    #[error("{name} must be the option's position (0, 1, …) or its text, got {got}")]
+    NotAnOption { name: &'static str, got: Value },
+    #[error("max_lines must be at least 1, got {0}")]
+    TooFewLines(i64),
+    #[error(
+        "browser_restart is carried out by the sandbox, which restarts Chromium and connects again"
+    )]
+    Restart,
+    #[error("{0} is not a browser tool")]
+    UnknownTool(String),
+}
+
 pub(crate) const CONSOLE_VIEW_DEFAULT: usize = 100;
 pub(crate) const CONSOLE_VIEW_MAX: usize = 500;
 
 impl Action {
     /// The action a tool call asks for, or the sentence saying what is wrong with it.
-    pub(crate) fn parse(function: &str, args: &Value) -> Result<Action, String> {
+    pub(crate) fn parse(function: &str, args: &Value) -> Result<Action, InvalidCall> {
         let empty = Map::new();
         let args = match args {
             Value::Object(map) => map,
             Value::Null => &empty,
-            other => return Err(format!("the arguments must be a JSON object, got {other}")),
+            other => return Err(InvalidCall::NotAnObject(other.clone())),
         };
         let a = Args(args);
         Ok(match function {
@@ -178,26 +214,25 @@ impl Action {
             "browser_navigate" => Action::Navigate {
                 url: a.required_string("url")?,
             },
-            "browser_click" => Action::Click(
-                a.target()?
-                    .ok_or("give index, or coordinate_x and coordinate_y")?,
-            ),
+            "browser_click" => Action::Click(a.target()?.ok_or(InvalidCall::NoTarget)?),
             "browser_input" => Action::Input {
                 target: a.target()?,
                 text: a.required_string("text")?,
-                press_enter: a.boolean("press_enter")?.ok_or("press_enter is required")?,
+                press_enter: a
+                    .boolean("press_enter")?
+                    .ok_or(InvalidCall::Missing("press_enter"))?,
             },
             "browser_move_mouse" => Action::MoveMouse {
                 x: a.number("coordinate_x")?
-                    .ok_or("coordinate_x is required")?,
+                    .ok_or(InvalidCall::Missing("coordinate_x"))?,
                 y: a.number("coordinate_y")?
-                    .ok_or("coordinate_y is required")?,
+                    .ok_or(InvalidCall::Missing("coordinate_y"))?,
             },
             "browser_press_key" => Action::PressKey {
                 key: a.required_string("key")?,
             },
             "browser_select_option" => Action::SelectOption {
-                index: a.index("index")?.ok_or("index is required")?,
+                index: a.index("index")?.ok_or(InvalidCall::Missing("index"))?,
                 option: a.option_choice("option")?,
             },
             "browser_scroll_up" => Action::Scroll {
@@ -218,17 +253,12 @@ impl Action {
                     Some(n) if n >= 1 => usize::try_from(n)
                         .unwrap_or(CONSOLE_VIEW_MAX)
                         .min(CONSOLE_VIEW_MAX),
-                    Some(n) => return Err(format!("max_lines must be at least 1, got {n}")),
+                    Some(n) => return Err(InvalidCall::TooFewLines(n)),
                 };
                 Action::ConsoleView { max_lines }
             }
-            RESTART_TOOL => {
-                return Err(
-                    "browser_restart is carried out by the sandbox, which restarts Chromium and connects again"
-                        .into(),
-                );
-            }
-            other => return Err(format!("{other} is not a browser tool")),
+            RESTART_TOOL => return Err(InvalidCall::Restart),
+            other => return Err(InvalidCall::UnknownTool(other.to_owned())),
         })
     }
 }
@@ -241,16 +271,19 @@ impl Args<'_> {
         self.0.get(name).filter(|v| !v.is_null())
     }
 
-    fn required_string(&self, name: &str) -> Result<String, String> {
+    fn required_string(&self, name: &'static str) -> Result<String, InvalidCall> {
         match self.get(name) {
             Some(Value::String(s)) => Ok(s.clone()),
             Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(v.to_string()),
-            Some(other) => Err(format!("{name} must be a string, got {other}")),
-            None => Err(format!("{name} is required")),
+            Some(other) => Err(InvalidCall::NotAString {
+                name,
+                got: other.clone(),
+            }),
+            None => Err(InvalidCall::Missing(name)),
         }
     }
 
-    fn number(&self, name: &str) -> Result<Option<f64>, String> {
+    fn number(&self, name: &'static str) -> Result<Option<f64>, InvalidCall> {
         let n = match self.get(name) {
             None => return Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
@@ -260,32 +293,35 @@ impl Args<'_> {
         };
         match n {
             Some(n) if n.is_finite() => Ok(Some(n)),
-            _ => Err(format!("{name} must be a number, got {}", self.0[name])),
+            _ => Err(InvalidCall::NotANumber {
+                name,
+                got: self.0[name].clone(),
+            }),
         }
     }
 
-    fn int(&self, name: &str) -> Result<Option<i64>, String> {
+    fn int(&self, name: &'static str) -> Result<Option<i64>, InvalidCall> {
         match self.number(name)? {
             None => Ok(None),
             // 3.0 is 3; 3.5 is a mistake
             Some(n) if n.fract() == 0.0 && n.abs() < 1e15 => Ok(Some(n as i64)),
-            Some(_) => Err(format!(
-                "{name} must be a whole number, got {}",
-                self.0[name]
-            )),
+            Some(_) => Err(InvalidCall::NotWhole {
+                name,
+                got: self.0[name].clone(),
+            }),
         }
     }
 
-    fn index(&self, name: &str) -> Result<Option<u32>, String> {
+    fn index(&self, name: &'static str) -> Result<Option<u32>, InvalidCall> {
         match self.int(name)? {
             None => Ok(None),
             Some(n) => u32::try_from(n)
                 .map(Some)
-                .map_err(|_| format!("{name} must be 0 or more, got {n}")),
+                .map_err(|_| InvalidCall::Negative { name, got: n }),
         }
     }
 
-    fn boolean(&self, name: &str) -> Result<Option<bool>, String> {
+    fn boolean(&self, name: &'static str) -> Result<Option<bool>, InvalidCall> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -295,42 +331,46 @@ impl Args<'_> {
                 "true" | "yes" | "1" => Ok(Some(true)),
                 "false" | "no" | "0" => Ok(Some(false)),
                 "" => Ok(None),
-                _ => Err(format!("{name} must be true or false, got {s:?}")),
+                _ => Err(InvalidCall::NotABooleanWord {
+                    name,
+                    got: s.clone(),
+                }),
             },
-            Some(other) => Err(format!("{name} must be true or false, got {other}")),
+            Some(other) => Err(InvalidCall::NotABoolean {
+                name,
+                got: other.clone(),
+            }),
         }
     }
 
     /// `index`, else `coordinate_x` and `coordinate_y` together; an index wins when a model
     /// sends both.
-    fn target(&self) -> Result<Option<Target>, String> {
+    fn target(&self) -> Result<Option<Target>, InvalidCall> {
         if let Some(index) = self.index("index")? {
             return Ok(Some(Target::Index(index)));
         }
         match (self.number("coordinate_x")?, self.number("coordinate_y")?) {
             (Some(x), Some(y)) => Ok(Some(Target::Point { x, y })),
             (None, None) => Ok(None),
-            _ => Err("give both coordinate_x and coordinate_y".into()),
+            _ => Err(InvalidCall::HalfAPoint),
         }
     }
 
-    fn option_choice(&self, name: &str) -> Result<OptionChoice, String> {
+    fn option_choice(&self, name: &'static str) -> Result<OptionChoice, InvalidCall> {
         match self.get(name) {
-            None => Err(format!("{name} is required")),
+            None => Err(InvalidCall::Missing(name)),
             Some(Value::Number(_)) => Ok(OptionChoice {
-                position: Some(
-                    self.index(name)?
-                        .ok_or_else(|| format!("{name} is required"))?,
-                ),
+                position: Some(self.index(name)?.ok_or(InvalidCall::Missing(name))?),
                 text: None,
             }),
             Some(Value::String(s)) => Ok(OptionChoice {
                 position: s.trim().parse::<u32>().ok(),
                 text: Some(s.clone()),
             }),
-            Some(other) => Err(format!(
-                "{name} must be the option's position (0, 1, …) or its text, got {other}"
-            )),
+            Some(other) => Err(InvalidCall::NotAnOption {
+                name,
+                got: other.clone(),
+            }),
         }
     }
 }
@@ -409,8 +449,44 @@ mod tests {
             ("browser_fly", json!({}), "not a browser tool"),
             ("browser_view", json!([1]), "JSON object"),
         ] {
-            let err = Action::parse(f, &args).expect_err(f);
+            let err = Action::parse(f, &args).expect_err(f).to_string();
             assert!(err.contains(word), "{f} {args}: {err}");
         }
+    }
+
+    #[test]
+    fn refusals_are_the_sentences_the_model_reads() {
+        let text = |f: &str, args: Value| Action::parse(f, &args).expect_err(f).to_string();
+        assert_eq!(
+            text("browser_click", json!({"index": 2.5})),
+            "index must be a whole number, got 2.5"
+        );
+        assert_eq!(
+            text("browser_click", json!({"index": -1})),
+            "index must be 0 or more, got -1"
+        );
+        assert_eq!(
+            text(
+                "browser_input",
+                json!({"text": "x", "press_enter": "maybe"})
+            ),
+            "press_enter must be true or false, got \"maybe\""
+        );
+        assert_eq!(
+            text("browser_input", json!({"text": [1], "press_enter": true})),
+            "text must be a string, got [1]"
+        );
+        assert_eq!(
+            text("browser_select_option", json!({"index": 1, "option": true})),
+            "option must be the option's position (0, 1, …) or its text, got true"
+        );
+        assert_eq!(
+            text("browser_view", json!([1])),
+            "the arguments must be a JSON object, got [1]"
+        );
+        assert_eq!(
+            text("browser_console_view", json!({"max_lines": -3})),
+            "max_lines must be at least 1, got -3"
+        );
     }
 }

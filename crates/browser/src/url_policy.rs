@@ -4,25 +4,58 @@ use std::path::{Component, Path, PathBuf};
 
 use url::Url;
 
+/// Why `browser_navigate` may not open a URL: the sentence the model reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum InvalidUrl {
+    #[error("the url is empty")]
+    Empty,
+    #[error("{raw:?} is not a valid URL ({source})")]
+    Unparsable {
+        raw: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("{0:?} has no host")]
+    NoHost(String),
+    #[error("{0:?}: file URLs on another host are not allowed")]
+    FileOnOtherHost(String),
+    #[error("{0:?} is not a valid file URL")]
+    BadFileUrl(String),
+    #[error("{raw:?}: only files under {} may be opened", .root.display())]
+    OutsideFileRoot { raw: String, root: PathBuf },
+    #[error(
+        "{raw:?}: {scheme}: URLs are not allowed; use http://, https://, about:blank or file:// under {}",
+        .root.display()
+    )]
+    Scheme {
+        raw: String,
+        scheme: String,
+        root: PathBuf,
+    },
+}
+
 /// A URL the browser may open, or the sentence saying why not.
-pub(crate) fn check_url(raw: &str, file_root: &Path) -> Result<Url, String> {
+pub(crate) fn check_url(raw: &str, file_root: &Path) -> Result<Url, InvalidUrl> {
     let raw = raw.trim();
     if raw.is_empty() {
-        return Err("the url is empty".into());
+        return Err(InvalidUrl::Empty);
     }
+    let unparsable = |source| InvalidUrl::Unparsable {
+        raw: raw.to_owned(),
+        source,
+    };
     let url = match Url::parse(raw) {
         Ok(url) => url,
         // "example.com/page": a model often leaves out the scheme
         Err(url::ParseError::RelativeUrlWithoutBase) if looks_like_host(raw) => {
-            Url::parse(&format!("https://{raw}"))
-                .map_err(|e| format!("{raw:?} is not a valid URL ({e})"))?
+            Url::parse(&format!("https://{raw}")).map_err(unparsable)?
         }
-        Err(e) => return Err(format!("{raw:?} is not a valid URL ({e})")),
+        Err(e) => return Err(unparsable(e)),
     };
     match url.scheme() {
         "http" | "https" => {
             if url.host_str().is_none_or(str::is_empty) {
-                return Err(format!("{raw:?} has no host"));
+                return Err(InvalidUrl::NoHost(raw.to_owned()));
             }
             Ok(url)
         }
@@ -32,27 +65,26 @@ pub(crate) fn check_url(raw: &str, file_root: &Path) -> Result<Url, String> {
                 .host_str()
                 .is_some_and(|h| !h.is_empty() && h != "localhost")
             {
-                return Err(format!(
-                    "{raw:?}: file URLs on another host are not allowed"
-                ));
+                return Err(InvalidUrl::FileOnOtherHost(raw.to_owned()));
             }
             let path = url
                 .to_file_path()
-                .map_err(|()| format!("{raw:?} is not a valid file URL"))?;
+                .map_err(|()| InvalidUrl::BadFileUrl(raw.to_owned()))?;
             let path = normalise(&path);
             if path.starts_with(file_root) {
                 Ok(url)
             } else {
-                Err(format!(
-                    "{raw:?}: only files under {} may be opened",
-                    file_root.display()
-                ))
+                Err(InvalidUrl::OutsideFileRoot {
+                    raw: raw.to_owned(),
+                    root: file_root.to_owned(),
+                })
             }
         }
-        scheme => Err(format!(
-            "{raw:?}: {scheme}: URLs are not allowed; use http://, https://, about:blank or file:// under {}",
-            file_root.display()
-        )),
+        scheme => Err(InvalidUrl::Scheme {
+            raw: raw.to_owned(),
+            scheme: scheme.to_owned(),
+            root: file_root.to_owned(),
+        }),
     }
 }
 
@@ -124,5 +156,35 @@ mod tests {
         ] {
             assert!(!ok(bad), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let text = |raw: &str| {
+            check_url(raw, Path::new("/home/ubuntu"))
+                .expect_err(raw)
+                .to_string()
+        };
+        assert_eq!(text(""), "the url is empty");
+        assert_eq!(
+            text("not a url"),
+            "\"not a url\" is not a valid URL (relative URL without a base)"
+        );
+        assert_eq!(
+            text("http://"),
+            "\"http://\" is not a valid URL (empty host)"
+        );
+        assert_eq!(
+            text("file://otherhost/x"),
+            "\"file://otherhost/x\": file URLs on another host are not allowed"
+        );
+        assert_eq!(
+            text("file:///etc/passwd"),
+            "\"file:///etc/passwd\": only files under /home/ubuntu may be opened"
+        );
+        assert_eq!(
+            text("ftp://example.com/"),
+            "\"ftp://example.com/\": ftp: URLs are not allowed; use http://, https://, about:blank or file:// under /home/ubuntu"
+        );
     }
 }

@@ -4,17 +4,37 @@
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
+/// Why a fresh test database could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum FreshDatabaseError {
+    /// The server could not be reached (`url` has its password redacted).
+    #[error("connect {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(transparent)]
+    Create(sqlx::Error),
+    #[error(transparent)]
+    Url(#[from] url::ParseError),
+}
+
 /// Creates a new database on the PostgreSQL server of `base_url` and returns its URL.
-pub async fn fresh_postgres_database(base_url: &str) -> Result<String, String> {
+pub async fn fresh_postgres_database(base_url: &str) -> Result<String, FreshDatabaseError> {
     let name = format!("ironhand_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = PgConnection::connect(base_url)
-        .await
-        .map_err(|e| format!("connect {}: {e}", crate::redact(base_url)))?;
+    let mut conn =
+        PgConnection::connect(base_url)
+            .await
+            .map_err(|source| FreshDatabaseError::Connect {
+                url: crate::redact(base_url),
+                source,
+            })?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut conn)
         .await
-        .map_err(|e| e.to_string())?;
-    let mut url = url::Url::parse(base_url).map_err(|e| e.to_string())?;
+        .map_err(FreshDatabaseError::Create)?;
+    let mut url = url::Url::parse(base_url)?;
     url.set_path(&format!("/{name}"));
     Ok(url.to_string())
 }

@@ -46,6 +46,20 @@ fn unavailable(msg: impl Into<String>) -> SandboxError {
     SandboxError::Unavailable(msg.into())
 }
 
+/// Why sandboxes get no browser (logged at start; readiness shows it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NoBrowser {
+    #[error("the browser is turned off (sandbox browser = false)")]
+    TurnedOff,
+    /// What is missing: "chromium", "tigervnc-standalone-server (Xvnc)".
+    #[error(
+        "{} not installed: run scripts/install-sandbox-deps.sh (apt-get install -y \
+         chromium tigervnc-standalone-server fonts-noto-core fonts-noto-cjk)",
+        .0.join(" and ")
+    )]
+    NotInstalled(Vec<&'static str>),
+}
+
 /// The programs the browser needs on the host.
 #[derive(Debug, Clone)]
 pub(crate) struct BrowserTools {
@@ -55,9 +69,9 @@ pub(crate) struct BrowserTools {
 
 impl BrowserTools {
     /// Finds Chromium and Xvnc, or says what is missing.
-    pub(crate) fn discover(enabled: bool) -> Result<Self, String> {
+    pub(crate) fn discover(enabled: bool) -> Result<Self, NoBrowser> {
         if !enabled {
-            return Err("the browser is turned off (sandbox browser = false)".into());
+            return Err(NoBrowser::TurnedOff);
         }
         let chromium = ironhand_browser::find_chromium();
         let xvnc = ["/usr/bin/Xtigervnc", "/usr/bin/Xvnc"]
@@ -74,11 +88,7 @@ impl BrowserTools {
                 if x.is_none() {
                     missing.push("tigervnc-standalone-server (Xvnc)");
                 }
-                Err(format!(
-                    "{} not installed: run scripts/install-sandbox-deps.sh (apt-get install -y \
-                     chromium tigervnc-standalone-server fonts-noto-core fonts-noto-cjk)",
-                    missing.join(" and ")
-                ))
+                Err(NoBrowser::NotInstalled(missing))
             }
         }
     }
@@ -339,4 +349,24 @@ impl SandboxBrowser for BrowserHandle {
 
 pub(crate) fn browser_of(running: &RunningBrowser) -> Arc<ironhand_browser::Browser> {
     running.browser.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_browser_says_what_to_install() {
+        assert_eq!(
+            BrowserTools::discover(false).expect_err("off").to_string(),
+            "the browser is turned off (sandbox browser = false)"
+        );
+        assert_eq!(
+            NoBrowser::NotInstalled(vec!["chromium", "tigervnc-standalone-server (Xvnc)"])
+                .to_string(),
+            "chromium and tigervnc-standalone-server (Xvnc) not installed: run \
+             scripts/install-sandbox-deps.sh (apt-get install -y chromium \
+             tigervnc-standalone-server fonts-noto-core fonts-noto-cjk)"
+        );
+    }
 }

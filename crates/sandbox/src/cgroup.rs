@@ -36,6 +36,51 @@ pub(crate) enum Cgroups {
 
 const V1_ROOT: &str = "/sys/fs/cgroup";
 
+/// Why sandbox groups cannot be set up or made (for the log and readiness).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CgroupError {
+    #[error("the cgroup v1 {controller} controller is not mounted at {}", .hierarchy.display())]
+    NotMounted {
+        controller: &'static str,
+        hierarchy: PathBuf,
+    },
+    #[error(
+        "the cgroup v2 {controller} controller is not available in {} (delegate it, e.g. \
+         systemd Delegate=yes)",
+        .group.display()
+    )]
+    NotDelegated {
+        controller: &'static str,
+        group: PathBuf,
+    },
+    /// A step of the v2 set-up (`what`: "enable memory and pids"…).
+    #[error("cgroup v2 set-up: {what}: {source}")]
+    SetUp {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create {}: {source}", .dir.display())]
+    CreateParent {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create cgroup {}: {source}", .dir.display())]
+    Create {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set {} to {value}: {source}", .file.display())]
+    Set {
+        file: PathBuf,
+        value: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 impl Cgroups {
     /// Finds the cgroup layout and prepares the parent group of all sandboxes.
     pub(crate) fn discover(enabled: bool, is_root: bool) -> Self {
@@ -51,7 +96,7 @@ impl Cgroups {
         } else {
             v1_setup(Path::new(V1_ROOT), &own)
         };
-        result.unwrap_or_else(Self::Off)
+        result.unwrap_or_else(|e| Self::Off(e.to_string()))
     }
 
     pub(crate) fn active(&self) -> bool {
@@ -73,7 +118,7 @@ impl Cgroups {
         label: &str,
         memory_bytes: u64,
         max_processes: u64,
-    ) -> Result<Option<SandboxCgroup>, String> {
+    ) -> Result<Option<SandboxCgroup>, CgroupError> {
         let name = group_name(label);
         let dirs: Vec<PathBuf> = match self {
             Self::Off(_) => return Ok(None),
@@ -89,13 +134,21 @@ impl Cgroups {
             match fs::create_dir(dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(format!("cannot create cgroup {}: {e}", dir.display())),
+                Err(source) => {
+                    return Err(CgroupError::Create {
+                        dir: dir.clone(),
+                        source,
+                    });
+                }
             }
         }
         group.kill_all();
         let write = |file: PathBuf, value: String| {
-            fs::write(&file, &value)
-                .map_err(|e| format!("cannot set {} to {value}: {e}", file.display()))
+            fs::write(&file, &value).map_err(|source| CgroupError::Set {
+                file,
+                value,
+                source,
+            })
         };
         if group.v2 {
             let dir = &group.dirs[0];
@@ -147,22 +200,22 @@ fn own_path(own: &str, controller: &str) -> Option<String> {
     })
 }
 
-fn v1_setup(root: &Path, own: &str) -> Result<Cgroups, String> {
+fn v1_setup(root: &Path, own: &str) -> Result<Cgroups, CgroupError> {
     let mut bases = Vec::new();
     for controller in ["memory", "pids"] {
         let hierarchy = root.join(controller);
         if !hierarchy.join("cgroup.procs").exists() {
-            return Err(format!(
-                "the cgroup v1 {controller} controller is not mounted at {}",
-                hierarchy.display()
-            ));
+            return Err(CgroupError::NotMounted {
+                controller,
+                hierarchy,
+            });
         }
         let path = own_path(own, controller).unwrap_or_default();
         let base = hierarchy.join(path).join("ironhand");
         match fs::create_dir(&base) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(format!("cannot create cgroup {}: {e}", base.display())),
+            Err(source) => return Err(CgroupError::Create { dir: base, source }),
         }
         if controller == "memory" {
             // Limits of the sandboxes' groups count towards their parents.
@@ -175,17 +228,16 @@ fn v1_setup(root: &Path, own: &str) -> Result<Cgroups, String> {
     Ok(Cgroups::V1 { memory, pids })
 }
 
-fn v2_setup(root: &Path, own: &str) -> Result<Cgroups, String> {
+fn v2_setup(root: &Path, own: &str) -> Result<Cgroups, CgroupError> {
     let path = own_path(own, "").unwrap_or_default();
     let mine = root.join(&path);
     let available = fs::read_to_string(mine.join("cgroup.controllers")).unwrap_or_default();
     for c in ["memory", "pids"] {
         if !available.split_whitespace().any(|a| a == c) {
-            return Err(format!(
-                "the cgroup v2 {c} controller is not available in {} (delegate it, e.g. \
-                 systemd Delegate=yes)",
-                mine.display()
-            ));
+            return Err(CgroupError::NotDelegated {
+                controller: c,
+                group: mine,
+            });
         }
     }
     let sandboxes = mine.join("ironhand");
@@ -196,7 +248,7 @@ fn v2_setup(root: &Path, own: &str) -> Result<Cgroups, String> {
         // Leave the group to a leaf of our own so that controllers can be enabled for
         // children (no process may sit in a group that hands controllers down).
         let leaf = mine.join("server");
-        let err = |what: &str, e: std::io::Error| format!("cgroup v2 set-up: {what}: {e}");
+        let err = |what, source| CgroupError::SetUp { what, source };
         match fs::create_dir(&leaf) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -212,10 +264,19 @@ fn v2_setup(root: &Path, own: &str) -> Result<Cgroups, String> {
     match fs::create_dir(&sandboxes) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("cannot create {}: {e}", sandboxes.display())),
+        Err(source) => {
+            return Err(CgroupError::CreateParent {
+                dir: sandboxes,
+                source,
+            });
+        }
     }
-    fs::write(sandboxes.join("cgroup.subtree_control"), "+memory +pids")
-        .map_err(|e| format!("cgroup v2 set-up: enable controllers for sandboxes: {e}"))?;
+    fs::write(sandboxes.join("cgroup.subtree_control"), "+memory +pids").map_err(|source| {
+        CgroupError::SetUp {
+            what: "enable controllers for sandboxes",
+            source,
+        }
+    })?;
     Ok(Cgroups::V2 { base: sandboxes })
 }
 
@@ -374,5 +435,27 @@ mod tests {
     fn group_names_are_safe() {
         assert_eq!(group_name(".check-abc"), "_check-abc");
         assert_eq!(group_name("a/../b"), "a____b");
+    }
+
+    #[test]
+    fn set_up_failures_name_the_group_and_the_remedy() {
+        let missing = CgroupError::NotDelegated {
+            controller: "pids",
+            group: "/sys/fs/cgroup/user.slice".into(),
+        };
+        assert_eq!(
+            missing.to_string(),
+            "the cgroup v2 pids controller is not available in /sys/fs/cgroup/user.slice \
+             (delegate it, e.g. systemd Delegate=yes)"
+        );
+        let step = CgroupError::SetUp {
+            what: "enable memory and pids",
+            source: std::io::Error::from_raw_os_error(13),
+        };
+        assert!(
+            step.to_string()
+                .starts_with("cgroup v2 set-up: enable memory and pids: Permission denied"),
+            "{step}"
+        );
     }
 }

@@ -23,7 +23,7 @@
 use crate::config::LocalSandboxConfig;
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const DENY_V4: &[&str] = &[
@@ -70,12 +70,43 @@ pub struct AllowRule {
     port: Option<u16>,
 }
 
+/// An `egress_allow` entry that is not an address or CIDR with an optional `:port`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("egress_allow entry {0:?} is not an address or CIDR with an optional :port")]
+pub struct InvalidAllowEntry(pub String);
+
+/// Why `iptables` (or `ip6tables`) did not take the filter.
+#[derive(Debug, thiserror::Error)]
+enum IptablesError {
+    #[error("cannot run {}: {source}", .program.display())]
+    Run {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write to {}: {source}", .program.display())]
+    Write {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} failed: {source}", .program.display())]
+    Wait {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} refused the rules: {stderr}", .program.display())]
+    Refused { program: PathBuf, stderr: String },
+    #[error("{} could not add the OUTPUT rule: {stderr}", .program.display())]
+    NoJump { program: PathBuf, stderr: String },
+}
+
 /// Parses `10.1.2.0/24`, `10.1.2.3`, `10.1.2.3:8080`, `10.0.0.0/8:443`, `[fd00::1]:80`,
 /// `fd00::/8`.
-pub fn parse_allow(entry: &str) -> Result<AllowRule, String> {
+pub fn parse_allow(entry: &str) -> Result<AllowRule, InvalidAllowEntry> {
     let entry = entry.trim();
-    let bad =
-        || format!("egress_allow entry {entry:?} is not an address or CIDR with an optional :port");
+    let bad = || InvalidAllowEntry(entry.to_owned());
     let (addr, port) = if let Some(rest) = entry.strip_prefix('[') {
         let (inside, after) = rest.split_once(']').ok_or_else(bad)?;
         let port = match after.strip_prefix(':') {
@@ -160,35 +191,43 @@ fn ruleset(chain: &str, v6: bool, allow: &[AllowRule], dns: &[IpAddr]) -> String
     s
 }
 
-fn restore(program: &Path, rules: &str) -> Result<(), String> {
+fn restore(program: &Path, rules: &str) -> Result<(), IptablesError> {
     let mut child = Command::new(program)
         .args(["-w", "5", "--noflush"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        .map_err(|source| IptablesError::Run {
+            program: program.to_owned(),
+            source,
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(rules.as_bytes())
-            .map_err(|e| format!("cannot write to {}: {e}", program.display()))?;
+            .map_err(|source| IptablesError::Write {
+                program: program.to_owned(),
+                source,
+            })?;
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| format!("{} failed: {e}", program.display()))?;
+        .map_err(|source| IptablesError::Wait {
+            program: program.to_owned(),
+            source,
+        })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{} refused the rules: {}",
-            program.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(IptablesError::Refused {
+            program: program.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
     }
 }
 
 /// Makes sure `OUTPUT` sends the user's packets through the chain (once).
-fn ensure_jump(program: &Path, chain: &str, uid: u32) -> Result<(), String> {
+fn ensure_jump(program: &Path, chain: &str, uid: u32) -> Result<(), IptablesError> {
     let rule = |op: &str| {
         let mut cmd = Command::new(program);
         cmd.args(["-w", "5", op, "OUTPUT"]);
@@ -203,17 +242,17 @@ fn ensure_jump(program: &Path, chain: &str, uid: u32) -> Result<(), String> {
     if rule("-C").status().is_ok_and(|s| s.success()) {
         return Ok(());
     }
-    let out = rule("-I")
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let out = rule("-I").output().map_err(|source| IptablesError::Run {
+        program: program.to_owned(),
+        source,
+    })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{} could not add the OUTPUT rule: {}",
-            program.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(IptablesError::NoJump {
+            program: program.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
     }
 }
 
@@ -245,7 +284,7 @@ impl Egress {
         for entry in &config.egress_allow {
             match parse_allow(entry) {
                 Ok(rule) => allow.push(rule),
-                Err(e) => return Self::Failed(e),
+                Err(e) => return Self::Failed(e.to_string()),
             }
         }
         let chain = format!("IH-EGRESS-{uid}");
@@ -329,5 +368,23 @@ mod tests {
         assert!(rules.contains("--dst-type LOCAL"));
         assert!(rules.ends_with("COMMIT\n"));
         assert!(!ruleset("C", true, &allow, &dns).contains("10.9.0.0"));
+    }
+
+    #[test]
+    fn refusals_quote_the_entry() {
+        assert_eq!(
+            parse_allow(" 10.0.0.0/33 ")
+                .expect_err("prefix")
+                .to_string(),
+            "egress_allow entry \"10.0.0.0/33\" is not an address or CIDR with an optional :port"
+        );
+        let refused = IptablesError::Refused {
+            program: "/usr/sbin/iptables-restore".into(),
+            stderr: "line 3 failed".into(),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "/usr/sbin/iptables-restore refused the rules: line 3 failed"
+        );
     }
 }

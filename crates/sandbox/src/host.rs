@@ -74,10 +74,20 @@ pub(crate) enum Network {
     Slirp(NetTools),
     /// `network = true` but something it needs is missing: no sandbox starts (never a
     /// fallback to the host's network).
-    Missing(String),
+    Missing(NetToolsMissing),
     /// Inside a container (`ironhand sandboxd`, [`LocalSandboxConfig::container`]): the
     /// container is the sandbox; processes run directly, in its own network.
     Container,
+}
+
+/// What the sandbox network (`network = true`) lacks, with the install hint.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum NetToolsMissing {
+    #[error("slirp4netns not found at {}: {hint}", .0.display(), hint = NET_INSTALL_HINT)]
+    NotAt(PathBuf),
+    /// The programs not found: "slirp4netns", "unshare", "nsenter".
+    #[error("{} not installed: {hint}", .0.join(", "), hint = NET_INSTALL_HINT)]
+    NotInstalled(Vec<&'static str>),
 }
 
 /// A program and its arguments.
@@ -105,7 +115,7 @@ pub(crate) struct Host {
     /// What the sandboxes may reach on the network (see the `egress` module).
     pub(crate) egress: Egress,
     /// Chromium and Xvnc for the sandboxes' browser, or why there is none.
-    pub(crate) browser: Result<crate::browser::BrowserTools, String>,
+    pub(crate) browser: Result<crate::browser::BrowserTools, crate::browser::NoBrowser>,
     /// bubblewrap ≥ 0.8 can forbid new user namespaces inside the sandbox.
     disable_userns: bool,
     /// The generated `/etc` files (passwd, group, hosts, hostname, resolv.conf).
@@ -405,7 +415,7 @@ impl Host {
             return Err(unavailable(why.clone()));
         }
         match &self.network {
-            Network::Missing(msg) => Err(unavailable(msg.clone())),
+            Network::Missing(msg) => Err(unavailable(msg.to_string())),
             Network::Off | Network::Isolated(_) | Network::Slirp(_) | Network::Container => Ok(()),
         }
     }
@@ -439,7 +449,7 @@ impl Host {
                     env: Vec::new(),
                 })
             }
-            Network::Missing(msg) => Err(unavailable(msg.clone())),
+            Network::Missing(msg) => Err(unavailable(msg.to_string())),
             Network::Container => Err(unavailable(
                 "internal error: a container's sandbox has no namespaces of its own",
             )),
@@ -548,7 +558,7 @@ impl Host {
                     env: Vec::new(),
                 })
             }
-            (Network::Missing(msg), _) => Err(unavailable(msg.clone())),
+            (Network::Missing(msg), _) => Err(unavailable(msg.to_string())),
             _ => Err(unavailable(
                 "internal error: the session's namespaces do not match the network setting",
             )),
@@ -840,15 +850,10 @@ pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
 }
 
 /// The programs of the sandbox network, or what is missing (with the install hint).
-fn find_net_tools(slirp_configured: Option<&Path>) -> Result<NetTools, String> {
+fn find_net_tools(slirp_configured: Option<&Path>) -> Result<NetTools, NetToolsMissing> {
     let slirp4netns = match slirp_configured {
         Some(p) if is_executable(p) => Some(p.to_path_buf()),
-        Some(p) => {
-            return Err(format!(
-                "slirp4netns not found at {}: {NET_INSTALL_HINT}",
-                p.display()
-            ));
-        }
+        Some(p) => return Err(NetToolsMissing::NotAt(p.to_path_buf())),
         None => find_program("slirp4netns"),
     };
     let (unshare, nsenter) = (find_program("unshare"), find_program("nsenter"));
@@ -859,7 +864,7 @@ fn find_net_tools(slirp_configured: Option<&Path>) -> Result<NetTools, String> {
             nsenter,
         }),
         (slirp, unshare, nsenter) => {
-            let missing: Vec<&str> = [
+            let missing: Vec<&'static str> = [
                 ("slirp4netns", slirp.is_none()),
                 ("unshare", unshare.is_none()),
                 ("nsenter", nsenter.is_none()),
@@ -868,10 +873,7 @@ fn find_net_tools(slirp_configured: Option<&Path>) -> Result<NetTools, String> {
             .filter(|(_, m)| *m)
             .map(|(n, _)| *n)
             .collect();
-            Err(format!(
-                "{} not installed: {NET_INSTALL_HINT}",
-                missing.join(", ")
-            ))
+            Err(NetToolsMissing::NotInstalled(missing))
         }
     }
 }
@@ -1015,5 +1017,17 @@ mod tests {
         if Path::new("/etc/shadow").exists() {
             assert!(files.iter().any(|f| f == Path::new("/etc/shadow")));
         }
+    }
+
+    #[test]
+    fn missing_network_tools_are_named_with_the_hint() {
+        assert_eq!(
+            NetToolsMissing::NotInstalled(vec!["slirp4netns", "nsenter"]).to_string(),
+            format!("slirp4netns, nsenter not installed: {NET_INSTALL_HINT}")
+        );
+        assert_eq!(
+            NetToolsMissing::NotAt("/opt/slirp4netns".into()).to_string(),
+            format!("slirp4netns not found at /opt/slirp4netns: {NET_INSTALL_HINT}")
+        );
     }
 }

@@ -144,6 +144,7 @@
 //! 0666, as udev creates it).
 
 mod browser;
+pub mod caps;
 mod cgroup;
 mod config;
 mod egress;
@@ -160,6 +161,6 @@ mod volume;
 mod workspace;
 
 pub use config::{LocalSandboxConfig, ReadOnlyMount};
-pub use egress::parse_allow as parse_egress_allow;
+pub use egress::{InvalidAllowEntry, parse_allow as parse_egress_allow};
 pub use provider::LocalSandboxProvider;
 pub use sandbox::LocalSandbox;

@@ -6,7 +6,8 @@ use crate::sandbox::LocalSandbox;
 use async_trait::async_trait;
 use ironhand_core::ids::{SessionId, UserId};
 use ironhand_core::ports::sandbox::{
-    PackedWorkspace, RestoredWorkspace, Sandbox, SandboxError, SandboxProvider, SandboxResult,
+    BrowserUnsupported, PackedWorkspace, RestoredWorkspace, Sandbox, SandboxError, SandboxProvider,
+    SandboxResult,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -61,6 +62,12 @@ impl LocalSandboxProvider {
         &self.config
     }
 
+    /// [`SandboxProvider::browser_support`] with the reason as text. Only `bench/` (outside
+    /// this change) still reads it so; it goes once the bench takes the typed reason.
+    pub fn browser_support(&self) -> Result<(), String> {
+        SandboxProvider::browser_support(self).map_err(|why| why.to_string())
+    }
+
     /// The host directory of a session's `/home/ubuntu`.
     pub fn workspace_dir(&self, session: SessionId) -> std::path::PathBuf {
         self.host
@@ -85,48 +92,33 @@ impl LocalSandboxProvider {
     /// refuses when every one over the cap is busy.
     async fn make_room(&self, session: SessionId) -> SandboxResult<()> {
         let owner = self.owner(session);
+        let caps = crate::caps::LiveCaps {
+            per_instance: self.config.max_live_sandboxes,
+            per_user: self.config.max_live_sandboxes_per_user,
+        };
         for _ in 0..self.config.max_live_sandboxes.max(1) + 1 {
-            let live: Vec<(SessionId, Arc<LocalSandbox>)> = self
+            let live: Vec<_> = self
                 .map()
                 .iter()
                 .filter(|(id, s)| **id != session && s.is_live())
                 .map(|(id, s)| (*id, s.clone()))
                 .collect();
-            let mine: Vec<(SessionId, Arc<LocalSandbox>)> = match owner {
-                Some(user) => live
-                    .iter()
-                    .filter(|(id, _)| self.owner(*id) == Some(user))
-                    .cloned()
-                    .collect(),
-                None => Vec::new(),
-            };
-            let (mut candidates, why) = if owner.is_some()
-                && mine.len() >= self.config.max_live_sandboxes_per_user
-            {
-                (
-                    mine,
-                    format!(
-                        "you already have {} sandboxes busy at once (the limit per user); \
-                         wait for one of your other tasks to finish",
-                        self.config.max_live_sandboxes_per_user
-                    ),
-                )
-            } else if live.len() >= self.config.max_live_sandboxes {
-                (
-                    live,
-                    format!(
-                        "this server already runs {} busy sandboxes (its limit); try again shortly",
-                        self.config.max_live_sandboxes
-                    ),
-                )
-            } else {
+            let live = live
+                .into_iter()
+                .map(|(id, s)| crate::caps::LiveSandbox {
+                    session: id,
+                    owner: self.owner(id),
+                    idle: s.idle_time(),
+                    sandbox: s,
+                })
+                .collect();
+            let Some((candidates, why)) = crate::caps::must_make_room(caps, owner, live) else {
                 return Ok(());
             };
-            candidates.sort_by_key(|(_, s)| std::cmp::Reverse(s.idle_time()));
             let mut stopped = false;
-            for (id, sandbox) in candidates {
-                if sandbox.stop_if_not_busy().await {
-                    tracing::info!(session = %id, "stopped the longest-idle sandbox to make room");
+            for candidate in candidates {
+                if candidate.sandbox.stop_if_not_busy().await {
+                    tracing::info!(session = %candidate.session, "stopped the longest-idle sandbox to make room");
                     stopped = true;
                     break;
                 }
@@ -284,8 +276,12 @@ impl SandboxProvider for LocalSandboxProvider {
         })
     }
 
-    fn browser_support(&self) -> Result<(), String> {
-        self.host.browser.as_ref().map(|_| ()).map_err(Clone::clone)
+    fn browser_support(&self) -> Result<(), BrowserUnsupported> {
+        self.host
+            .browser
+            .as_ref()
+            .map(|_| ())
+            .map_err(|why| BrowserUnsupported::new(why.clone()))
     }
 
     fn running_browser(

@@ -187,7 +187,7 @@ impl LocalSandbox {
             .host
             .browser
             .as_ref()
-            .map_err(|why| unavailable(why.clone()))?
+            .map_err(|why| unavailable(why.to_string()))?
             .clone();
         *self.browser_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         let restart = function == ironhand_browser::RESTART_TOOL;
@@ -868,7 +868,7 @@ pub(crate) async fn create_namespaces(host: &Host) -> SandboxResult<SessionNs> {
                     }
                     None => Err(unavailable("the sandbox's anchor process ended early")),
                 },
-                Network::Missing(msg) => Err(unavailable(msg.clone())),
+                Network::Missing(msg) => Err(unavailable(msg.to_string())),
                 Network::Container => Err(unavailable(
                     "internal error: a container's sandbox has no namespaces of its own",
                 )),
@@ -1034,7 +1034,7 @@ impl Sandbox for LocalSandbox {
 
     async fn browser(&self) -> SandboxResult<Arc<dyn SandboxBrowser>> {
         if let Err(why) = &self.env.host.browser {
-            return Err(unavailable(why.clone()));
+            return Err(unavailable(why.to_string()));
         }
         let sandbox = self
             .me

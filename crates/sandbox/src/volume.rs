@@ -108,7 +108,7 @@ impl Volumes {
 
     /// Mounts the session's workspace image (created on first use) and its `/tmp`. Safe to
     /// call again: what is mounted stays. `owner` is the host uid/gid of the sandbox user.
-    pub(crate) fn prepare(&self, dirs: &SessionDirs, owner: (u32, u32)) -> Result<(), String> {
+    pub(crate) fn prepare(&self, dirs: &SessionDirs, owner: (u32, u32)) -> Result<(), VolumeError> {
         let Self::Loop {
             max_bytes,
             tmp_max_bytes,
@@ -135,7 +135,10 @@ impl Volumes {
                 .args(["-t", "ext4", "-o", "loop,nosuid,nodev,noatime,discard"])
                 .arg(&image)
                 .arg(&dirs.home))
-            .map_err(|e| format!("cannot mount the workspace image: {e}"))?;
+            .map_err(|source| VolumeError::Mount {
+                what: "the workspace image",
+                source,
+            })?;
             // mkfs leaves lost+found in the root: the agent's home does not need it.
             let _ = fs::remove_dir(dirs.home.join("lost+found"));
         }
@@ -148,7 +151,7 @@ impl Volumes {
         tmp_max_bytes: u64,
         mount: &Path,
         (uid, gid): (u32, u32),
-    ) -> Result<(), String> {
+    ) -> Result<(), VolumeError> {
         if tmp_max_bytes == 0 || is_mount_point(&dirs.tmp) {
             return Ok(());
         }
@@ -159,7 +162,10 @@ impl Volumes {
             ))
             .arg("ih-sandbox-tmp")
             .arg(&dirs.tmp))
-        .map_err(|e| format!("cannot mount the sandbox's /tmp: {e}"))
+        .map_err(|source| VolumeError::Mount {
+            what: "the sandbox's /tmp",
+            source,
+        })
     }
 
     /// Unmounts `/tmp` (its content goes) and the workspace image (its content stays in
@@ -239,16 +245,51 @@ fn unescape_mount_path(field: &str) -> PathBuf {
     PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+/// A mount tool (`mount`, `umount`, `mkfs.ext4`) that could not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CommandError {
+    #[error(transparent)]
+    Spawn(#[from] std::io::Error),
+    /// It failed; what it wrote on stderr.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Why a session's workspace image or `/tmp` could not be made or mounted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VolumeError {
+    /// `what`: "the workspace image", "the sandbox's /tmp".
+    #[error("cannot mount {what}: {source}")]
+    Mount {
+        what: &'static str,
+        #[source]
+        source: CommandError,
+    },
+    #[error("cannot create {}: {source}", .path.display())]
+    CreateImage {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot size the workspace image: {0}")]
+    SizeImage(#[source] std::io::Error),
+    #[error("mkfs.ext4 failed: {0}")]
+    Mkfs(#[source] CommandError),
+    #[error("cannot place the workspace image: {0}")]
+    PlaceImage(#[source] std::io::Error),
+}
+
+fn run(cmd: &mut Command) -> Result<(), CommandError> {
     let out = cmd
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .output()
-        .map_err(|e| e.to_string())?;
+        .output()?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        Err(CommandError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
     }
 }
 
@@ -257,13 +298,14 @@ fn create_image(
     max_bytes: u64,
     mkfs: &Path,
     (uid, gid): (u32, u32),
-) -> Result<(), String> {
+) -> Result<(), VolumeError> {
     let partial = image.with_extension("img.partial");
-    let file = fs::File::create(&partial)
-        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let file = fs::File::create(&partial).map_err(|source| VolumeError::CreateImage {
+        path: partial.clone(),
+        source,
+    })?;
     // Sparse: the disk holds only what the filesystem writes.
-    file.set_len(max_bytes)
-        .map_err(|e| format!("cannot size the workspace image: {e}"))?;
+    file.set_len(max_bytes).map_err(VolumeError::SizeImage)?;
     drop(file);
     let result = run(Command::new(mkfs)
         .args(["-q", "-F", "-m", "0", "-J", "size=4", "-E"])
@@ -273,9 +315,9 @@ fn create_image(
         .arg(&partial));
     if let Err(e) = result {
         let _ = fs::remove_file(&partial);
-        return Err(format!("mkfs.ext4 failed: {e}"));
+        return Err(VolumeError::Mkfs(e));
     }
-    fs::rename(&partial, image).map_err(|e| format!("cannot place the workspace image: {e}"))
+    fs::rename(&partial, image).map_err(VolumeError::PlaceImage)
 }
 
 /// Whether `dir` is the root of a mount (another device than its parent).

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use ironhand_core::ports::sandbox::{
-    ContentMatch, FileText, PackedWorkspace, ProcessHandle, RestoredWorkspace, Sandbox,
-    SandboxError, SandboxProcess, SandboxResult, ShellOutcome, WriteOptions,
+    BrowserUnsupported, ContentMatch, FileText, PackedWorkspace, ProcessHandle, RestoredWorkspace,
+    Sandbox, SandboxError, SandboxProcess, SandboxResult, ShellOutcome, WriteOptions,
 };
 use ironhand_core::ports::{BrowserOutcome, SandboxBrowser, VncStream};
 use serde::Serialize;
@@ -290,7 +290,7 @@ pub struct RemoteSandbox {
     client: DaemonClient,
     /// Called on every use (the provider's idle clock).
     touch: Arc<dyn Fn() + Send + Sync>,
-    browser_supported: Result<(), String>,
+    browser_supported: Result<(), BrowserUnsupported>,
 }
 
 impl std::fmt::Debug for RemoteSandbox {
@@ -305,7 +305,7 @@ impl RemoteSandbox {
     pub fn new(
         client: DaemonClient,
         touch: Arc<dyn Fn() + Send + Sync>,
-        browser_supported: Result<(), String>,
+        browser_supported: Result<(), BrowserUnsupported>,
     ) -> Self {
         Self {
             client,
@@ -479,7 +479,9 @@ impl Sandbox for RemoteSandbox {
     }
 
     async fn browser(&self) -> SandboxResult<Arc<dyn SandboxBrowser>> {
-        self.browser_supported.clone().map_err(unavailable)?;
+        self.browser_supported
+            .clone()
+            .map_err(|why| unavailable(why.to_string()))?;
         Ok(Arc::new(RemoteBrowser {
             client: self.client.clone(),
             touch: self.touch.clone(),

@@ -249,7 +249,9 @@ async fn health(State(daemon): State<Shared>) -> Json<Health> {
     Json(Health {
         version: env!("CARGO_PKG_VERSION").into(),
         idle_secs: idle.as_secs(),
-        browser_unavailable: daemon.provider.browser_support().err(),
+        browser_unavailable: SandboxProvider::browser_support(&daemon.provider)
+            .err()
+            .map(|why| why.to_string()),
     })
 }
 

@@ -32,7 +32,8 @@ use bollard::query_parameters::{
 use ironhand_core::ids::{SessionId, UserId};
 use ironhand_core::ports::SandboxBrowser;
 use ironhand_core::ports::sandbox::{
-    PackedWorkspace, RestoredWorkspace, Sandbox, SandboxError, SandboxProvider, SandboxResult,
+    BrowserUnsupported, PackedWorkspace, RestoredWorkspace, Sandbox, SandboxError, SandboxProvider,
+    SandboxResult,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,11 @@ const LABEL_DEPLOYMENT: &str = "io.ironhand.deployment";
 const STATE_DIR: &str = crate::daemon::DEFAULT_STATE_DIR;
 /// Where a configured daemon binary is mounted.
 const MOUNTED_BINARY: &str = "/opt/ironhand/sandboxd";
+
+/// The configuration turned the browser off.
+#[derive(Debug, thiserror::Error)]
+#[error("the browser is turned off (sandbox browser = false)")]
+struct BrowserOff;
 
 fn unavailable(message: impl Into<String>) -> SandboxError {
     SandboxError::Unavailable(message.into())
@@ -355,9 +361,12 @@ impl DockerSandboxProvider {
             *clock.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         });
         let browser = if self.config.limits.browser {
-            health.browser_unavailable.clone().map_or(Ok(()), Err)
+            health
+                .browser_unavailable
+                .clone()
+                .map_or(Ok(()), |why| Err(BrowserUnsupported::new(why)))
         } else {
-            Err("the browser is turned off (sandbox browser = false)".into())
+            Err(BrowserUnsupported::new(BrowserOff))
         };
         Arc::new(Live {
             container,
@@ -390,52 +399,38 @@ impl DockerSandboxProvider {
             .unwrap_or_else(|p| p.into_inner())
             .get(&session)
             .copied();
+        let caps = ironhand_sandbox::caps::LiveCaps {
+            per_instance: self.config.max_live_sandboxes,
+            per_user: self.config.max_live_sandboxes_per_user,
+        };
+        let quiet = Duration::from_secs(self.config.limits.foreground_wait_secs.max(1) * 2);
         loop {
-            let live: Vec<(SessionId, Arc<Live>)> = self
-                .map()
-                .iter()
-                .filter(|(id, _)| **id != session)
-                .map(|(id, l)| (*id, l.clone()))
-                .collect();
             let owners = self
                 .owners
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            let mine: Vec<(SessionId, Arc<Live>)> = live
+            let live = self
+                .map()
                 .iter()
-                .filter(|(id, _)| owner.is_some() && owners.get(id) == owner.as_ref())
-                .cloned()
+                .filter(|(id, _)| **id != session)
+                .map(|(id, l)| ironhand_sandbox::caps::LiveSandbox {
+                    session: *id,
+                    owner: owners.get(id).copied(),
+                    idle: l.idle(),
+                    sandbox: (),
+                })
                 .collect();
-            let (mut candidates, why) = if owner.is_some()
-                && mine.len() >= self.config.max_live_sandboxes_per_user
-            {
-                (
-                    mine,
-                    format!(
-                        "you already have {} sandboxes busy at once (the limit per user); \
-                         wait for one of your other tasks to finish",
-                        self.config.max_live_sandboxes_per_user
-                    ),
-                )
-            } else if live.len() >= self.config.max_live_sandboxes {
-                (
-                    live,
-                    format!(
-                        "this server already runs {} busy sandboxes (its limit); try again shortly",
-                        self.config.max_live_sandboxes
-                    ),
-                )
-            } else {
+            let Some((candidates, why)) = ironhand_sandbox::caps::must_make_room(caps, owner, live)
+            else {
                 return Ok(());
             };
-            candidates.sort_by_key(|(_, l)| std::cmp::Reverse(l.idle()));
-            let quiet = Duration::from_secs(self.config.limits.foreground_wait_secs.max(1) * 2);
-            let Some((id, _)) = candidates.into_iter().find(|(_, l)| l.idle() >= quiet) else {
+            // Never one used a moment ago (a command may be in progress).
+            let Some(candidate) = candidates.into_iter().find(|l| l.idle >= quiet) else {
                 return Err(unavailable(why));
             };
-            tracing::info!(session = %id, "let go of the longest-idle sandbox container to make room");
-            self.retire(id, quiet).await;
+            tracing::info!(session = %candidate.session, "let go of the longest-idle sandbox container to make room");
+            self.retire(candidate.session, quiet).await;
         }
     }
 
@@ -785,11 +780,11 @@ impl SandboxProvider for DockerSandboxProvider {
         "docker"
     }
 
-    fn browser_support(&self) -> Result<(), String> {
+    fn browser_support(&self) -> Result<(), BrowserUnsupported> {
         if self.config.limits.browser {
             Ok(())
         } else {
-            Err("the browser is turned off (sandbox browser = false)".into())
+            Err(BrowserUnsupported::new(BrowserOff))
         }
     }
 

@@ -150,7 +150,7 @@ fn sandbox_config(settings: &Settings, root: PathBuf) -> LocalSandboxConfig {
 pub fn mcp_service(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Arc<McpService>> {
     let m = &settings.mcp;
     let key = crate::secrets::mcp_secrets_key(settings)?;
-    let operator = m.operator_servers().map_err(|e| anyhow::anyhow!(e))?;
+    let operator = m.operator_servers().map_err(anyhow::Error::msg)?;
     let policy: Option<Arc<dyn UrlPolicy>> =
         (!m.user_private_urls).then(|| Arc::new(PublicUrlPolicy) as Arc<dyn UrlPolicy>);
     if !operator.is_empty() {

@@ -80,10 +80,10 @@ type CheckCache = Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>;
 
 /// Runs `check` unless a result younger than [`SANDBOX_CHECK_TTL`] is cached; a failure's
 /// details go to the log only.
-async fn cached_check(
+async fn cached_check<E: std::fmt::Display>(
     cache: &CheckCache,
     what: &str,
-    check: impl std::future::Future<Output = Result<(), String>>,
+    check: impl std::future::Future<Output = Result<(), E>>,
 ) -> bool {
     let mut last = cache.lock().await;
     if let Some((at, healthy)) = *last
@@ -277,10 +277,8 @@ impl AppState {
     /// details of a failure go to the log only.
     pub async fn sandbox_health(&self) -> Result<&'static str, ()> {
         let provider = &self.sandboxes;
-        let healthy = cached_check(&self.sandbox_checked, "sandbox provider", async {
-            provider.check().await.map_err(|e| e.to_string())
-        })
-        .await;
+        let healthy =
+            cached_check(&self.sandbox_checked, "sandbox provider", provider.check()).await;
         if healthy {
             Ok(provider.kind())
         } else {
@@ -292,10 +290,7 @@ impl AppState {
     /// costs two requests).
     pub async fn files_health(&self) -> Result<&'static str, ()> {
         let blobs = self.files.blobs();
-        let healthy = cached_check(&self.files_checked, "file store", async {
-            blobs.check().await.map_err(|e| e.to_string())
-        })
-        .await;
+        let healthy = cached_check(&self.files_checked, "file store", blobs.check()).await;
         if healthy { Ok(blobs.kind()) } else { Err(()) }
     }
 

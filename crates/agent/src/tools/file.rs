@@ -92,7 +92,7 @@ async fn keep_file(context: &ToolContext, sandbox: &dyn Sandbox, path: &str) {
         )
         .await
     {
-        tracing::info!(why, "a written file was not copied to the session's files");
+        tracing::info!(%why, "a written file was not copied to the session's files");
     }
 }
 

@@ -8,8 +8,8 @@ mod reset;
 pub mod service;
 pub mod tokens;
 
-pub use password::{PasswordHasher, PasswordParams};
+pub use password::{PasswordError, PasswordHasher, PasswordParams};
 pub use service::{
     AuthProvider, AuthService, AuthSettings, Authenticated, KNOWN_DEVICE_TTL, TokenPair,
 };
-pub use tokens::{AccessClaims, TokenSigner};
+pub use tokens::{AccessClaims, SignError, TokenSigner};

@@ -36,6 +36,22 @@ pub const MAX_ITERATIONS: u32 = 64;
 pub const MAX_LANES: u32 = 16;
 const HASH_LEN: usize = 32;
 
+/// Why hashing could not start or run (the cost parameters, or argon2 itself).
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("invalid argon2 parameters: {0}")]
+    InvalidParams(#[source] argon2::Error),
+    #[error(
+        "argon2 costs above {} KiB, {} passes or {} lanes are refused",
+        MAX_MEMORY_KIB,
+        MAX_ITERATIONS,
+        MAX_LANES
+    )]
+    CostsTooHigh,
+    #[error("argon2: {0}")]
+    Hash(#[source] argon2::Error),
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
@@ -112,17 +128,21 @@ fn compute(
     salt: &[u8],
     out: &mut [u8],
     area: &mut Vec<Block>,
-) -> Result<(), String> {
+) -> Result<(), PasswordError> {
     let blocks = params.block_count();
     if area.len() < blocks {
         area.resize(blocks, Block::default());
     }
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
         .hash_password_into_with_memory(password, salt, out, &mut area[..blocks])
-        .map_err(|e| format!("argon2: {e}"))
+        .map_err(PasswordError::Hash)
 }
 
-fn hash_with(params: &Params, password: &[u8], area: &mut Vec<Block>) -> Result<String, String> {
+fn hash_with(
+    params: &Params,
+    password: &[u8],
+    area: &mut Vec<Block>,
+) -> Result<String, PasswordError> {
     let mut salt = [0u8; SALT_LEN];
     rand::fill(&mut salt);
     let mut out = [0u8; HASH_LEN];
@@ -140,9 +160,9 @@ fn verify_with(stored: &str, password: &[u8], area: &mut Vec<Block>) -> bool {
 }
 
 impl PasswordHasher {
-    pub fn new(p: PasswordParams) -> Result<Self, String> {
+    pub fn new(p: PasswordParams) -> Result<Self, PasswordError> {
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
-            .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+            .map_err(PasswordError::InvalidParams)?;
         let mut decoy_password = [0u8; 24];
         rand::fill(&mut decoy_password);
         let mut area = Vec::new();
@@ -159,18 +179,16 @@ impl PasswordHasher {
     }
 
     /// Checks the cost parameters without hashing anything.
-    pub fn check_params(p: PasswordParams) -> Result<(), String> {
+    pub fn check_params(p: PasswordParams) -> Result<(), PasswordError> {
         if p.memory_kib > MAX_MEMORY_KIB
             || p.iterations > MAX_ITERATIONS
             || p.parallelism > MAX_LANES
         {
-            return Err(format!(
-                "argon2 costs above {MAX_MEMORY_KIB} KiB, {MAX_ITERATIONS} passes or {MAX_LANES} lanes are refused"
-            ));
+            return Err(PasswordError::CostsTooHigh);
         }
         Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map(|_| ())
-            .map_err(|e| format!("invalid argon2 parameters: {e}"))
+            .map_err(PasswordError::InvalidParams)
     }
 
     /// Runs `work` on the blocking pool with a reused work area, once a slot is free.
@@ -305,5 +323,35 @@ mod tests {
         assert!(h.verify("interop", Some(&theirs)).await.expect("verify"));
         assert!(!h.verify("other", Some(&theirs)).await.expect("verify"));
         assert!(h.is_current(&ours) && !h.is_current(&theirs));
+    }
+
+    #[test]
+    fn refused_costs_say_the_bounds() {
+        let refused = PasswordHasher::check_params(PasswordParams {
+            memory_kib: MAX_MEMORY_KIB + 1,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .expect_err("too much memory");
+        assert_eq!(
+            refused.to_string(),
+            "argon2 costs above 1048576 KiB, 64 passes or 16 lanes are refused"
+        );
+        let invalid = PasswordHasher::check_params(PasswordParams {
+            memory_kib: 1,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .expect_err("too little memory");
+        assert!(
+            invalid
+                .to_string()
+                .starts_with("invalid argon2 parameters: "),
+            "{invalid}"
+        );
+        assert!(
+            std::error::Error::source(&invalid).is_some(),
+            "the cause is kept"
+        );
     }
 }

@@ -26,6 +26,11 @@ pub struct AccessClaims {
 
 pub const ACCESS: &str = "access";
 
+/// An access token could not be signed (the JWT library's error, as it says it).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SignError(#[from] jsonwebtoken::errors::Error);
+
 #[derive(Clone)]
 pub struct TokenSigner {
     encoding: EncodingKey,
@@ -59,9 +64,12 @@ impl TokenSigner {
         }
     }
 
-    pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-            .map_err(|e| e.to_string())
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, SignError> {
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &self.encoding,
+        )?)
     }
 
     /// Checks signature, expiry and type. `None` for anything that is not a live access token.

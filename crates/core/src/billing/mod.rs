@@ -8,7 +8,7 @@ mod turns;
 
 /// The billing ports, in `ports` with the others.
 pub use crate::ports::billing::{BillingStore, Payments, WebhookDelivery, WebhookRefusal};
-pub use plans::{Plan, PlanCatalog, default_plans};
+pub use plans::{Plan, PlanCatalog, PlanError, default_plans};
 pub use service::{BillingService, BillingSettings, WebhookError};
 
 use crate::ids::UserId;

@@ -60,6 +60,21 @@ pub fn default_plans() -> Vec<Plan> {
     ]
 }
 
+/// What is wrong with a configured plan list; the text names the offending plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("billing.plans: unknown plan id `{0}` (use free, basic, pro or enterprise)")]
+    UnknownId(String),
+    #[error("billing.plans: plan `{0}` is listed twice")]
+    ListedTwice(String),
+    #[error(
+        "billing.plans: plan `{0}` needs monthly_agent_runs_limit >= -1, max_concurrent_runs >= 1 and price_cents >= 0"
+    )]
+    BadLimits(String),
+    #[error("billing.plans: the `free` plan is required")]
+    NoFree,
+}
+
 #[derive(Debug, Clone)]
 pub struct PlanCatalog {
     plans: Vec<Plan>,
@@ -68,26 +83,20 @@ pub struct PlanCatalog {
 impl PlanCatalog {
     /// Checks the list: every plan id known and present once, `free` among them, limits
     /// sensible. The error names the offending plan.
-    pub fn new(plans: Vec<Plan>) -> Result<Self, String> {
+    pub fn new(plans: Vec<Plan>) -> Result<Self, PlanError> {
         for (i, p) in plans.iter().enumerate() {
             if !PLAN_IDS.contains(&p.id.as_str()) {
-                return Err(format!(
-                    "billing.plans: unknown plan id `{}` (use free, basic, pro or enterprise)",
-                    p.id
-                ));
+                return Err(PlanError::UnknownId(p.id.clone()));
             }
             if plans[..i].iter().any(|q| q.id == p.id) {
-                return Err(format!("billing.plans: plan `{}` is listed twice", p.id));
+                return Err(PlanError::ListedTwice(p.id.clone()));
             }
             if p.monthly_agent_runs_limit < -1 || p.max_concurrent_runs < 1 || p.price_cents < 0 {
-                return Err(format!(
-                    "billing.plans: plan `{}` needs monthly_agent_runs_limit >= -1, max_concurrent_runs >= 1 and price_cents >= 0",
-                    p.id
-                ));
+                return Err(PlanError::BadLimits(p.id.clone()));
             }
         }
         if !plans.iter().any(|p| p.id == "free") {
-            return Err("billing.plans: the `free` plan is required".into());
+            return Err(PlanError::NoFree);
         }
         Ok(Self { plans })
     }
@@ -118,5 +127,36 @@ impl Default for PlanCatalog {
         Self {
             plans: default_plans(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_plan_list_names_the_plan() {
+        let mut plans = default_plans();
+        plans.push(plans[1].clone());
+        assert_eq!(
+            PlanCatalog::new(plans).expect_err("twice").to_string(),
+            "billing.plans: plan `basic` is listed twice"
+        );
+        let mut plans = default_plans();
+        plans[2].max_concurrent_runs = 0;
+        assert_eq!(
+            PlanCatalog::new(plans).expect_err("limits").to_string(),
+            "billing.plans: plan `pro` needs monthly_agent_runs_limit >= -1, max_concurrent_runs >= 1 and price_cents >= 0"
+        );
+        let mut plans = default_plans();
+        plans[0].id = "gold".into();
+        assert_eq!(
+            PlanCatalog::new(plans).expect_err("unknown").to_string(),
+            "billing.plans: unknown plan id `gold` (use free, basic, pro or enterprise)"
+        );
+        assert_eq!(
+            PlanCatalog::new(default_plans()[1..].to_vec()).expect_err("no free"),
+            PlanError::NoFree
+        );
     }
 }

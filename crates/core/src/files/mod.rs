@@ -7,7 +7,9 @@ mod signing;
 
 /// The storage port of files, in `ports` with the others.
 pub use crate::ports::file_store::FileStore;
-pub use service::{FileService, FileSettings, Naming, StagedUpload};
+pub use service::{
+    AgentFileError, FileService, FileSettings, Naming, ScreenshotRefused, StagedUpload,
+};
 pub use signing::UrlSigner;
 
 use crate::ids::{FileId, SessionId, UserId};

@@ -4,7 +4,7 @@
 use super::{FileSource, QuotaCheck, StoredFile, UPLOAD_DIR, UrlSigner};
 use crate::error::DomainError;
 use crate::ids::{FileId, SessionId, UserId};
-use crate::ports::sandbox::SANDBOX_HOME;
+use crate::ports::sandbox::{SANDBOX_HOME, SandboxError};
 use crate::ports::{BlobError, BlobStore, ByteStream, Sandbox, Store};
 use bytes::Bytes;
 use futures::TryStreamExt as _;
@@ -16,6 +16,40 @@ use time::OffsetDateTime;
 
 /// Largest browser screenshot kept (a viewport JPEG is far smaller; this bounds a bad one).
 pub const MAX_SCREENSHOT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why a browser screenshot was not kept: a sentence for the log (the tool event then shows
+/// no screenshot).
+#[derive(Debug, thiserror::Error)]
+pub enum ScreenshotRefused {
+    #[error("The screenshot was not kept: it is not a JPEG image.")]
+    NotJpeg,
+    #[error(
+        "The screenshot was not kept: it is larger than {}.",
+        mib(MAX_SCREENSHOT_BYTES as u64)
+    )]
+    TooLarge,
+    #[error("The screenshot was not kept: file storage is unavailable.")]
+    Storage(#[source] BlobError),
+    /// The record was refused (the storage quota, most often).
+    #[error("The screenshot was not kept. {0}")]
+    Record(#[source] DomainError),
+}
+
+/// Why a file of the agent (copied out of the sandbox, or made by a connector) was not
+/// stored: a sentence for the model or the log.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentFileError {
+    #[error("it is larger than the {0} bytes a file of the agent may have")]
+    TooLarge(u64),
+    /// The sandbox could not hand the file over (no such file, over the size limit…).
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("file storage is unavailable")]
+    Storage(#[source] BlobError),
+    /// The record was refused (the storage quota, most often).
+    #[error(transparent)]
+    Record(#[from] DomainError),
+}
 
 /// How the upload checks (`ironhand-files`) name and type a file the agent produced: the
 /// same sanitiser and sniffer as uploads, handed in by the server.
@@ -117,15 +151,12 @@ fn download_path(settings: &FileSettings, id: FileId) -> String {
 
 /// A screenshot is kept only as a JPEG (it starts FF D8 FF) of at most
 /// [`MAX_SCREENSHOT_BYTES`].
-fn check_screenshot(jpeg: &[u8]) -> Result<(), String> {
+fn check_screenshot(jpeg: &[u8]) -> Result<(), ScreenshotRefused> {
     if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return Err("The screenshot was not kept: it is not a JPEG image.".into());
+        return Err(ScreenshotRefused::NotJpeg);
     }
     if jpeg.len() > MAX_SCREENSHOT_BYTES {
-        return Err(format!(
-            "The screenshot was not kept: it is larger than {}.",
-            mib(MAX_SCREENSHOT_BYTES as u64)
-        ));
+        return Err(ScreenshotRefused::TooLarge);
     }
     Ok(())
 }
@@ -557,7 +588,7 @@ impl FileService {
         user: UserId,
         session: SessionId,
         jpeg: Vec<u8>,
-    ) -> Result<StoredFile, String> {
+    ) -> Result<StoredFile, ScreenshotRefused> {
         check_screenshot(&jpeg)?;
         let now = OffsetDateTime::now_utc();
         let sha256 = hex::encode(Sha256::digest(&jpeg));
@@ -579,11 +610,9 @@ impl FileService {
             .await
             .map_err(|error| {
                 tracing::error!(%error, "storing a screenshot failed");
-                "The screenshot was not kept: file storage is unavailable.".to_string()
+                ScreenshotRefused::Storage(error)
             })?;
-        self.record(file)
-            .await
-            .map_err(|error| format!("The screenshot was not kept. {error}"))
+        self.record(file).await.map_err(ScreenshotRefused::Record)
     }
 
     /// Stores bytes a tool produced outside the sandbox (a connector's image or resource) as
@@ -595,12 +624,9 @@ impl FileService {
         session: SessionId,
         name: &str,
         bytes: Vec<u8>,
-    ) -> Result<StoredFile, String> {
+    ) -> Result<StoredFile, AgentFileError> {
         if bytes.len() as u64 > self.settings.max_agent_file_bytes {
-            return Err(format!(
-                "it is larger than the {} bytes a file of the agent may have",
-                self.settings.max_agent_file_bytes
-            ));
+            return Err(AgentFileError::TooLarge(self.settings.max_agent_file_bytes));
         }
         self.store_agent_bytes(user, session, name, None, bytes)
             .await
@@ -615,12 +641,11 @@ impl FileService {
         sandbox: &dyn Sandbox,
         name: &str,
         max_bytes: u64,
-    ) -> Result<StoredFile, String> {
+    ) -> Result<StoredFile, AgentFileError> {
         let path = sandbox_path(name);
         let bytes = sandbox
             .get_file(&path, max_bytes.min(self.settings.max_agent_file_bytes))
-            .await
-            .map_err(|error| error.to_string())?;
+            .await?;
         self.store_agent_bytes(user, session, &path.clone(), Some(path), bytes)
             .await
     }
@@ -634,7 +659,7 @@ impl FileService {
         name: &str,
         sandbox_path: Option<String>,
         bytes: Vec<u8>,
-    ) -> Result<StoredFile, String> {
+    ) -> Result<StoredFile, AgentFileError> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let filename = (self.naming.sanitize)(name);
         let head = &bytes[..bytes.len().min(8192)];
@@ -657,10 +682,10 @@ impl FileService {
             .await
             .map_err(|error| {
                 tracing::error!(%error, "storing an agent file failed");
-                "file storage is unavailable".to_string()
+                AgentFileError::Storage(error)
             })?;
         let new_id = file.id;
-        let stored = self.record(file).await.map_err(|error| error.to_string())?;
+        let stored = self.record(file).await?;
         // A replaced copy (the record kept its id) left its old bytes in the garbage list.
         if stored.id != new_id {
             self.collect_garbage().await;
@@ -767,10 +792,15 @@ mod tests {
         jpeg.resize(MAX_SCREENSHOT_BYTES, 0);
         assert!(check_screenshot(&jpeg).is_ok());
         jpeg.push(0);
-        let refusal = check_screenshot(&jpeg).expect_err("too large");
+        let refusal = check_screenshot(&jpeg).expect_err("too large").to_string();
         assert!(refusal.contains("4 MiB"), "{refusal}");
         let png = b"\x89PNG\r\n\x1a\n";
-        assert!(check_screenshot(png).expect_err("png").contains("JPEG"));
+        assert!(
+            check_screenshot(png)
+                .expect_err("png")
+                .to_string()
+                .contains("JPEG")
+        );
         assert!(check_screenshot(&[]).is_err());
         assert!(check_screenshot(&[0xFF, 0xD8]).is_err());
     }

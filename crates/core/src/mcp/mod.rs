@@ -12,8 +12,10 @@ mod service;
 /// The storage port of users' connectors, in `ports` with the others.
 pub use crate::ports::mcp_servers::McpServerStore;
 pub use rules::{McpRules, valid_server_name};
-pub use sealing::SecretSealer;
-pub use service::{McpService, McpStatusBoard, McpTester, TestedTool, UrlPolicy};
+pub use sealing::{SealError, SecretSealer};
+pub use service::{
+    ConnectorFailure, McpService, McpStatusBoard, McpTester, TestedTool, UrlPolicy, UrlRefused,
+};
 
 use crate::ids::UserId;
 use serde::{Deserialize, Serialize};

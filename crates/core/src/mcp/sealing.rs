@@ -9,6 +9,17 @@ use sha2::{Digest, Sha256};
 
 const VERSION: &str = "v1:";
 
+/// A secret could not be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("could not seal a secret")]
+    Seal(#[source] aws_lc_rs::error::Unspecified),
+    /// Not sealed by this key and context (the key changed, or the value was moved or
+    /// damaged).
+    #[error("a stored secret could not be opened (was mcp.secrets_key changed?)")]
+    Open,
+}
+
 pub struct SecretSealer {
     key: LessSafeKey,
 }
@@ -32,7 +43,7 @@ impl SecretSealer {
     }
 
     /// `plain` sealed and bound to `context` (e.g. owner and name), as text.
-    pub fn seal(&self, plain: &[u8], context: &str) -> Result<String, String> {
+    pub fn seal(&self, plain: &[u8], context: &str) -> Result<String, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce);
         let mut buffer = plain.to_vec();
@@ -42,27 +53,26 @@ impl SecretSealer {
                 Aad::from(context.as_bytes()),
                 &mut buffer,
             )
-            .map_err(|_| "could not seal a secret".to_string())?;
+            .map_err(SealError::Seal)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buffer);
         Ok(format!("{VERSION}{}", STANDARD_NO_PAD.encode(out)))
     }
 
     /// Opens what [`Self::seal`] made with the same key and context.
-    pub fn open(&self, sealed: &str, context: &str) -> Result<Vec<u8>, String> {
-        let failed = || "a stored secret could not be opened (was mcp.secrets_key changed?)";
-        let body = sealed.strip_prefix(VERSION).ok_or_else(failed)?;
-        let bytes = STANDARD_NO_PAD.decode(body).map_err(|_| failed())?;
+    pub fn open(&self, sealed: &str, context: &str) -> Result<Vec<u8>, SealError> {
+        let body = sealed.strip_prefix(VERSION).ok_or(SealError::Open)?;
+        let bytes = STANDARD_NO_PAD.decode(body).map_err(|_| SealError::Open)?;
         if bytes.len() < NONCE_LEN {
-            return Err(failed().into());
+            return Err(SealError::Open);
         }
         let (nonce, cipher) = bytes.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| failed())?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open)?;
         let mut buffer = cipher.to_vec();
         let plain = self
             .key
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buffer)
-            .map_err(|_| failed())?;
+            .map_err(|_| SealError::Open)?;
         Ok(plain.to_vec())
     }
 }

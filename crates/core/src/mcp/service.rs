@@ -20,6 +20,31 @@ pub struct TestedTool {
     pub description: String,
 }
 
+/// Why a connector could not be started, reached or listed. Its text is the status a user
+/// reads ("failed to start: …"); the cause is the tester's.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ConnectorFailure(Box<dyn std::error::Error + Send + Sync>);
+
+impl ConnectorFailure {
+    /// From the cause (an error, or a sentence).
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(cause.into())
+    }
+}
+
+/// Why a connector's URL is refused. Its text is shown to the user on the `url` field.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct UrlRefused(Box<dyn std::error::Error + Send + Sync>);
+
+impl UrlRefused {
+    /// From the cause (an error, or a sentence).
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(cause.into())
+    }
+}
+
 /// Starts or contacts a connector and lists its tools (the agent's MCP family does it).
 #[async_trait]
 pub trait McpTester: Send + Sync {
@@ -27,14 +52,23 @@ pub trait McpTester: Send + Sync {
         &self,
         user: UserId,
         server: &McpServerConfig,
-    ) -> Result<Vec<TestedTool>, String>;
+    ) -> Result<Vec<TestedTool>, ConnectorFailure>;
 }
 
 /// Where users' connectors may point (the server resolves the name: loopback, private and
 /// metadata addresses are refused unless the operator allows them).
 #[async_trait]
 pub trait UrlPolicy: Send + Sync {
-    async fn check(&self, url: &str) -> Result<(), String>;
+    async fn check(&self, url: &str) -> Result<(), UrlRefused>;
+}
+
+/// Why a stored connector cannot be used: its secrets do not open.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error(transparent)]
+    Sealed(#[from] super::SealError),
+    #[error("its stored secrets are damaged")]
+    Damaged(#[source] serde_json::Error),
 }
 
 /// The latest status of each connector as seen by each user's sessions on this server
@@ -103,8 +137,17 @@ pub struct McpService {
     tester: OnceLock<Weak<dyn McpTester>>,
 }
 
-/// A stored connector opened, or (boxed, it is rare) its view and why it cannot be used.
-type Opened = Result<McpServerConfig, Box<(McpServerView, String)>>;
+/// A stored connector that cannot be used: its view, and why. The text is its status.
+#[derive(Debug, thiserror::Error)]
+#[error("unusable: {why}; save it again")]
+struct UnusableServer {
+    view: McpServerView,
+    #[source]
+    why: Unusable,
+}
+
+/// A stored connector opened, or (boxed, it is rare) why it cannot be used.
+type Opened = Result<McpServerConfig, Box<UnusableServer>>;
 
 fn sealing_context(user: UserId, name: &str) -> String {
     format!("mcp-server:{user}:{name}")
@@ -169,13 +212,10 @@ impl McpService {
                     };
                     config.view(status)
                 }
-                Err(unusable) => {
-                    let (view, why) = *unusable;
-                    McpServerView {
-                        status: Some(why),
-                        ..view
-                    }
-                }
+                Err(unusable) => McpServerView {
+                    status: Some(unusable.to_string()),
+                    ..unusable.view
+                },
             };
             views.push(status);
         }
@@ -209,7 +249,7 @@ impl McpService {
         });
         let replacing = existing.iter().any(|c| match c {
             Ok(c) => c.name == name,
-            Err(unusable) => unusable.0.name == name,
+            Err(unusable) => unusable.view.name == name,
         });
         if !replacing && existing.len() >= self.rules.max_user_servers {
             return Err(DomainError::Validation(vec![FieldError::new(
@@ -225,7 +265,10 @@ impl McpService {
             && !self.rules.user_private_urls
             && let Err(why) = policy.check(url).await
         {
-            return Err(DomainError::Validation(vec![FieldError::new("url", why)]));
+            return Err(DomainError::Validation(vec![FieldError::new(
+                "url",
+                why.to_string(),
+            )]));
         }
         let settings = StoredSettings {
             command: config.command.clone(),
@@ -277,7 +320,7 @@ impl McpService {
                 .into_iter()
                 .find_map(|c| match c {
                     Ok(c) if c.name == name => Some(Ok(c)),
-                    Err(unusable) if unusable.0.name == name => Some(Err(unusable.1)),
+                    Err(unusable) if unusable.view.name == name => Some(Err(unusable.to_string())),
                     _ => None,
                 })
                 .ok_or_else(|| not_found(name))?
@@ -299,6 +342,7 @@ impl McpService {
                 Ok(tools)
             }
             Err(why) => {
+                let why = why.to_string();
                 self.statuses.set(user, name, why.clone());
                 Err(DomainError::ConnectorFailed(why))
             }
@@ -319,7 +363,10 @@ impl McpService {
                 match config {
                     Ok(config) if config.enabled => servers.push(config),
                     Ok(_) => {}
-                    Err(unusable) => self.statuses.set(user, &unusable.0.name, unusable.1),
+                    Err(unusable) => {
+                        self.statuses
+                            .set(user, &unusable.view.name, unusable.to_string())
+                    }
                 }
             }
         }
@@ -351,9 +398,9 @@ impl McpService {
         let opened = self
             .sealer
             .open(&s.secrets, &sealing_context(s.user_id, &s.name))
+            .map_err(Unusable::from)
             .and_then(|plain| {
-                serde_json::from_slice::<StoredSecrets>(&plain)
-                    .map_err(|_| "its stored secrets are damaged".to_string())
+                serde_json::from_slice::<StoredSecrets>(&plain).map_err(Unusable::Damaged)
             });
         match opened {
             Ok(secrets) => {
@@ -363,10 +410,10 @@ impl McpService {
             }
             Err(why) => {
                 tracing::warn!(server = %s.name, user = %s.user_id, %why, "a connector's secrets could not be opened");
-                Err(Box::new((
-                    config.view(None),
-                    format!("unusable: {why}; save it again"),
-                )))
+                Err(Box::new(UnusableServer {
+                    view: config.view(None),
+                    why,
+                }))
             }
         }
     }

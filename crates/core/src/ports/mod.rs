@@ -20,6 +20,6 @@ pub use browser::{BrowserOutcome, SandboxBrowser, VncStream};
 pub use denylist::{DenylistError, TokenDenylist};
 pub use event_bus::{BusError, EventBus};
 pub use mailer::{Mail, MailError, Mailer};
-pub use rate_limit::{Quota, RateDecision, RateLimiter};
+pub use rate_limit::{InvalidQuota, Quota, RateDecision, RateLimiter};
 pub use sandbox::{Sandbox, SandboxProvider};
 pub use store::Store;

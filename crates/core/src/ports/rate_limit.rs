@@ -45,16 +45,25 @@ impl fmt::Display for Quota {
     }
 }
 
+/// A rate that is not written like `5/minute`; the text quotes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidQuota {
+    #[error("`{0}` is not a rate; write it like `5/minute` or `3/hour`")]
+    NotARate(String),
+    #[error("`{0}`: the count must be at least 1")]
+    ZeroCount(String),
+}
+
 /// Parses `"5/minute"`, `"3/hour"`, `"10/second"`, `"2/day"` or `"4/90s"`.
 impl FromStr for Quota {
-    type Err = String;
+    type Err = InvalidQuota;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("`{s}` is not a rate; write it like `5/minute` or `3/hour`");
+        let bad = || InvalidQuota::NotARate(s.to_owned());
         let (count, per) = s.trim().split_once('/').ok_or_else(bad)?;
         let count: u32 = count.trim().parse().map_err(|_| bad())?;
         if count == 0 {
-            return Err(format!("`{s}`: the count must be at least 1"));
+            return Err(InvalidQuota::ZeroCount(s.to_owned()));
         }
         let secs = match per.trim() {
             "second" | "sec" | "s" => 1,
@@ -98,8 +107,18 @@ mod tests {
             "4/90s".parse::<Quota>().map(|q| q.period),
             Ok(Duration::from_secs(90))
         );
-        assert!("0/minute".parse::<Quota>().is_err());
-        assert!("five per minute".parse::<Quota>().is_err());
+        assert_eq!(
+            "0/minute".parse::<Quota>().map_err(|e| e.to_string()),
+            Err("`0/minute`: the count must be at least 1".to_string())
+        );
+        assert_eq!(
+            "five per minute"
+                .parse::<Quota>()
+                .map_err(|e| e.to_string()),
+            Err(
+                "`five per minute` is not a rate; write it like `5/minute` or `3/hour`".to_string()
+            )
+        );
         assert_eq!(Quota::per_hour(3).to_string(), "3/hour");
     }
 }

@@ -27,6 +27,19 @@ pub enum SandboxError {
 
 pub type SandboxResult<T> = Result<T, SandboxError>;
 
+/// Why a provider's sandboxes get no browser: readiness shows it, and the browser tools are
+/// then not offered. Its text is the cause's.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct BrowserUnsupported(Arc<dyn std::error::Error + Send + Sync>);
+
+impl BrowserUnsupported {
+    /// From the cause (an error, or a sentence).
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(Arc::from(cause.into()))
+    }
+}
+
 /// One command of a shell session as the user sees it in a terminal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsoleRecord {
@@ -215,8 +228,10 @@ pub trait SandboxProvider: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Whether sandboxes get a browser (the browser tools are offered only then), or why
     /// not (shown by readiness).
-    fn browser_support(&self) -> Result<(), String> {
-        Err("this sandbox provider has no browser".into())
+    fn browser_support(&self) -> Result<(), BrowserUnsupported> {
+        Err(BrowserUnsupported::new(
+            "this sandbox provider has no browser",
+        ))
     }
     /// The running browser of a session's live sandbox, if any (for the live view: never
     /// starts a sandbox or a browser).

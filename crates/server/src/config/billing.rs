@@ -228,7 +228,7 @@ impl super::Settings {
                     ));
                 }
             }
-            Err(problem) => problems.push(problem),
+            Err(problem) => problems.push(problem.to_string()),
         }
         let s = &self.stripe;
         if url::Url::parse(&s.api_base).is_err() {

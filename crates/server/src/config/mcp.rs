@@ -92,6 +92,59 @@ impl std::fmt::Debug for McpServerSetting {
     }
 }
 
+/// What is wrong with the `[mcp]` settings; the text names the key (and the connector).
+#[derive(Debug, thiserror::Error)]
+pub enum McpConfigError {
+    #[error("mcp.config_file (IRONHAND_MCP_CONFIG) {}: {source}", .path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "mcp.config_file (IRONHAND_MCP_CONFIG) {}: not an mcp.json with `mcpServers`: {source}",
+        .path.display()
+    )]
+    NotMcpJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// One of the operator's connectors, from `origin` (`mcp.servers` or the file).
+    #[error("{origin}: connector `{name}`: {problem}")]
+    Connector {
+        origin: String,
+        name: String,
+        problem: ConnectorProblem,
+    },
+    #[error("mcp.secrets_key: must be at least 32 characters")]
+    ShortSecretsKey,
+    #[error("mcp.max_tools: at most 512 (models refuse longer tool lists)")]
+    TooManyTools,
+    #[error("mcp.start_timeout_secs and mcp.call_timeout_secs must be positive")]
+    ZeroTimeout,
+    #[error("mcp.packages_dir: {} is not a directory", .0.display())]
+    PackagesDir(PathBuf),
+}
+
+/// What is wrong with one of the operator's connectors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorProblem {
+    #[error(
+        "a name is 1 to 64 letters, digits, `_` or `-`, starting and ending \
+         with a letter or digit, without `__`"
+    )]
+    BadName,
+    #[error("the name is used twice")]
+    UsedTwice,
+    #[error("unknown transport `{0}` (stdio, sse or streamable-http)")]
+    UnknownTransport(String),
+    #[error("a stdio connector needs a command")]
+    NoCommand,
+    #[error("needs an http(s) url")]
+    NoUrl,
+}
+
 #[derive(Deserialize)]
 struct McpJson {
     #[serde(rename = "mcpServers", default)]
@@ -109,25 +162,23 @@ impl McpSettings {
     }
 
     /// The operator's connectors: `[[mcp.servers]]`, then `mcp.config_file`'s, checked.
-    pub fn operator_servers(&self) -> Result<Vec<McpServerConfig>, String> {
+    pub fn operator_servers(&self) -> Result<Vec<McpServerConfig>, McpConfigError> {
         let mut settings: Vec<(String, McpServerSetting)> = self
             .servers
             .iter()
             .map(|s| ("mcp.servers".to_string(), s.clone()))
             .collect();
         if let Some(path) = &self.config_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "mcp.config_file (IRONHAND_MCP_CONFIG) {}: {e}",
-                    path.display()
-                )
-            })?;
-            let file: McpJson = serde_json::from_str(&text).map_err(|e| {
-                format!(
-                    "mcp.config_file (IRONHAND_MCP_CONFIG) {}: not an mcp.json with `mcpServers`: {e}",
-                    path.display()
-                )
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| McpConfigError::ReadFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            let file: McpJson =
+                serde_json::from_str(&text).map_err(|source| McpConfigError::NotMcpJson {
+                    path: path.clone(),
+                    source,
+                })?;
             for (name, mut server) in file.mcp_servers {
                 server.name = name;
                 settings.push((path.display().to_string(), server));
@@ -135,32 +186,32 @@ impl McpSettings {
         }
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for (source, s) in settings {
-            let at = format!("{source}: connector `{}`", s.name);
+        for (origin, s) in settings {
+            let refused = |problem| McpConfigError::Connector {
+                origin: origin.clone(),
+                name: s.name.clone(),
+                problem,
+            };
             if !valid_server_name(&s.name) {
-                return Err(format!(
-                    "{at}: a name is 1 to 64 letters, digits, `_` or `-`, starting and ending \
-                     with a letter or digit, without `__`"
-                ));
+                return Err(refused(ConnectorProblem::BadName));
             }
             if !seen.insert(s.name.clone()) {
-                return Err(format!("{at}: the name is used twice"));
+                return Err(refused(ConnectorProblem::UsedTwice));
             }
             let transport = match s.transport.as_deref() {
-                Some(raw) => McpTransport::parse(raw).ok_or_else(|| {
-                    format!("{at}: unknown transport `{raw}` (stdio, sse or streamable-http)")
-                })?,
+                Some(raw) => McpTransport::parse(raw)
+                    .ok_or_else(|| refused(ConnectorProblem::UnknownTransport(raw.to_owned())))?,
                 None if s.url.is_some() => McpTransport::StreamableHttp,
                 None => McpTransport::Stdio,
             };
             match transport {
                 McpTransport::Stdio if s.command.as_deref().is_none_or(str::is_empty) => {
-                    return Err(format!("{at}: a stdio connector needs a command"));
+                    return Err(refused(ConnectorProblem::NoCommand));
                 }
                 McpTransport::Sse | McpTransport::StreamableHttp => {
                     let url = s.url.as_deref().unwrap_or_default();
                     if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        return Err(format!("{at}: needs an http(s) url"));
+                        return Err(refused(ConnectorProblem::NoUrl));
                     }
                 }
                 _ => {}
@@ -181,27 +232,24 @@ impl McpSettings {
         Ok(out)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), McpConfigError> {
         if self
             .secrets_key
             .as_ref()
             .is_some_and(|k| secrecy::ExposeSecret::expose_secret(k).len() < 32)
         {
-            return Err("mcp.secrets_key: must be at least 32 characters".into());
+            return Err(McpConfigError::ShortSecretsKey);
         }
         if self.max_tools > 512 {
-            return Err("mcp.max_tools: at most 512 (models refuse longer tool lists)".into());
+            return Err(McpConfigError::TooManyTools);
         }
         if self.start_timeout_secs == 0 || self.call_timeout_secs == 0 {
-            return Err("mcp.start_timeout_secs and mcp.call_timeout_secs must be positive".into());
+            return Err(McpConfigError::ZeroTimeout);
         }
         if let Some(dir) = &self.packages_dir
             && !dir.is_dir()
         {
-            return Err(format!(
-                "mcp.packages_dir: {} is not a directory",
-                dir.display()
-            ));
+            return Err(McpConfigError::PackagesDir(dir.clone()));
         }
         self.operator_servers().map(|_| ())
     }
@@ -258,6 +306,7 @@ mod tests {
             }
             .validate()
             .expect_err("refused")
+            .to_string()
         };
         assert!(
             bad(McpServerSetting {
@@ -290,6 +339,37 @@ mod tests {
                 ..Default::default()
             })
             .contains("http(s) url")
+        );
+    }
+
+    #[test]
+    fn problems_read_as_they_are_shown_at_start() {
+        let settings = McpSettings {
+            servers: vec![McpServerSetting {
+                name: "x".into(),
+                transport: Some("ws".into()),
+                ..Default::default()
+            }],
+            ..McpSettings::default()
+        };
+        assert_eq!(
+            settings.validate().expect_err("refused").to_string(),
+            "mcp.servers: connector `x`: unknown transport `ws` (stdio, sse or streamable-http)"
+        );
+        let missing = McpSettings {
+            config_file: Some("/nonexistent/mcp.json".into()),
+            ..McpSettings::default()
+        };
+        let refused = missing.operator_servers().expect_err("no file");
+        assert!(
+            refused
+                .to_string()
+                .starts_with("mcp.config_file (IRONHAND_MCP_CONFIG) /nonexistent/mcp.json: "),
+            "{refused}"
+        );
+        assert!(
+            std::error::Error::source(&refused).is_some(),
+            "the cause is kept"
         );
     }
 }

@@ -2,7 +2,7 @@
 //! names the key at fault. Secrets are `SecretString` and never printed.
 
 use ironhand_core::auth::{AuthProvider, PasswordParams};
-use ironhand_core::ports::Quota;
+use ironhand_core::ports::{InvalidQuota, Quota};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -16,7 +16,44 @@ mod mcp;
 pub use agent::{AgentSettings, LlmSettings, SandboxSettings, SearchSettings, SessionSettings};
 pub use billing::{BillingSettings, FileSettings, S3Settings, StripeSettings};
 pub use docker::DockerSettings;
-pub use mcp::{McpServerSetting, McpSettings};
+pub use mcp::{ConnectorProblem, McpConfigError, McpServerSetting, McpSettings};
+
+/// Every problem [`Settings::validate`] found, one line each; each names its key and says
+/// what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigProblems(pub Vec<String>);
+
+/// Why [`Settings::load`] gave no settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("config file {} does not exist", .0.display())]
+    NoFile(PathBuf),
+    /// An environment variable (`env`) the configuration could not take.
+    #[error("{env}: {source}")]
+    Environment {
+        env: &'static str,
+        #[source]
+        source: config::ConfigError,
+    },
+    /// A command-line override the configuration could not take.
+    #[error(transparent)]
+    Override(config::ConfigError),
+    /// The sources do not make settings (an unknown key, a value of the wrong type…).
+    #[error("invalid configuration: {0}")]
+    Invalid(#[source] config::ConfigError),
+    #[error(transparent)]
+    Problems(#[from] ConfigProblems),
+}
+
+/// A `rate_limits` entry that is not a rate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rate_limits.{key}: {source}")]
+pub struct InvalidRateLimit {
+    pub key: &'static str,
+    #[source]
+    pub source: InvalidQuota,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -379,11 +416,11 @@ pub struct Overrides {
 
 impl Settings {
     /// Loads defaults → `file` (if any) → environment → `overrides`, then validates.
-    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, SettingsError> {
         let mut builder = config::Config::builder();
         if let Some(file) = file {
             if !file.exists() {
-                return Err(format!("config file {} does not exist", file.display()));
+                return Err(SettingsError::NoFile(file.to_owned()));
             }
             builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
         }
@@ -401,30 +438,30 @@ impl Settings {
             {
                 builder = builder
                     .set_override(*key, value)
-                    .map_err(|e| format!("{env}: {e}"))?;
+                    .map_err(|source| SettingsError::Environment { env, source })?;
             }
         }
         if let Some(bind) = &overrides.bind {
             builder = builder
                 .set_override("server.bind", bind.as_str())
-                .map_err(|e| e.to_string())?;
+                .map_err(SettingsError::Override)?;
         }
         if let Some(dir) = &overrides.data_dir {
             builder = builder
                 .set_override("server.data_dir", dir.display().to_string())
-                .map_err(|e| e.to_string())?;
+                .map_err(SettingsError::Override)?;
         }
         let mut settings: Settings = builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| format!("invalid configuration: {e}"))?;
+            .map_err(SettingsError::Invalid)?;
         settings.config_file = file.and_then(|f| std::fs::canonicalize(f).ok());
         settings.validate()?;
         Ok(settings)
     }
 
     /// Checks every setting; the error names each bad key and says what is expected.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigProblems> {
         let mut problems = Vec::new();
         let s = &self.server;
         if s.bind.parse::<SocketAddr>().is_err() {
@@ -543,14 +580,9 @@ impl Settings {
             problems.push(format!("mail.smtp_url (SMTP_URL): {e}"));
         }
         if let Some(ca) = &self.mail.tls_ca_file
-            && std::fs::read(ca)
-                .map_err(|e| e.to_string())
-                .and_then(|pem| {
-                    lettre::transport::smtp::client::Certificate::from_pem(&pem)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                })
-                .is_err()
+            && !std::fs::read(ca).is_ok_and(|pem| {
+                lettre::transport::smtp::client::Certificate::from_pem(&pem).is_ok()
+            })
         {
             problems.push(format!(
                 "mail.tls_ca_file: `{}` is not a readable PEM certificate",
@@ -564,7 +596,7 @@ impl Settings {
             ));
         }
         if let Err(e) = self.rate_limits.quotas() {
-            problems.push(e);
+            problems.push(e.to_string());
         }
         if let Some(f) = &self.log.format
             && !matches!(f.as_str(), "json" | "text")
@@ -574,7 +606,7 @@ impl Settings {
         self.validate_agent(&mut problems);
         problems.extend(self.billing_problems());
         if let Err(e) = self.mcp.validate() {
-            problems.push(e);
+            problems.push(e.to_string());
         }
         if self.profile == Profile::Production {
             if self.files.signing_key.is_none() {
@@ -605,7 +637,7 @@ impl Settings {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("\n"))
+            Err(ConfigProblems(problems))
         }
     }
 
@@ -640,10 +672,10 @@ impl Settings {
 }
 
 impl RateLimitSettings {
-    pub fn quotas(&self) -> Result<Quotas, String> {
-        let q = |key: &str, v: &str| {
+    pub fn quotas(&self) -> Result<Quotas, InvalidRateLimit> {
+        let q = |key: &'static str, v: &str| {
             v.parse::<Quota>()
-                .map_err(|e| format!("rate_limits.{key}: {e}"))
+                .map_err(|source| InvalidRateLimit { key, source })
         };
         Ok(Quotas {
             register: q("register", &self.register)?,
@@ -685,7 +717,7 @@ mod tests {
         s.auth.provider = "ldap".into();
         s.auth.refresh_reuse_grace_secs = 301;
         s.rate_limits.login_email = "often".into();
-        let err = s.validate().expect_err("invalid");
+        let err = s.validate().expect_err("invalid").to_string();
         assert!(err.contains("server.bind (IRONHAND_BIND)"), "{err}");
         assert!(err.contains("rate_limits.login"), "{err}");
         assert!(err.contains("auth.provider"), "{err}");
@@ -701,24 +733,28 @@ mod tests {
         assert!(
             s.validate()
                 .expect_err("no secret")
+                .to_string()
                 .contains("auth.jwt_secret")
         );
         s.auth.jwt_secret = Some(SecretString::from("x".repeat(40)));
         assert!(
             s.validate()
                 .expect_err("no file signing key")
+                .to_string()
                 .contains("files.signing_key")
         );
         s.files.signing_key = Some(SecretString::from("y".repeat(40)));
         assert!(
             s.validate()
                 .expect_err("no connector secrets key")
+                .to_string()
                 .contains("mcp.secrets_key")
         );
         s.mcp.secrets_key = Some(SecretString::from("z".repeat(8)));
         assert!(
             s.validate()
                 .expect_err("too short")
+                .to_string()
                 .contains("at least 32 characters")
         );
         s.mcp.secrets_key = Some(SecretString::from("z".repeat(40)));
@@ -792,5 +828,30 @@ mod tests {
         ] {
             assert!(!printed.contains(secret), "{secret} printed: {printed}");
         }
+    }
+
+    #[test]
+    fn load_failures_read_as_before() {
+        let missing = Settings::load(
+            Some(Path::new("/nonexistent/ironhand.toml")),
+            &Overrides::default(),
+        )
+        .expect_err("no file");
+        assert_eq!(
+            missing.to_string(),
+            "config file /nonexistent/ironhand.toml does not exist"
+        );
+        let mut s = Settings::default();
+        s.rate_limits.login = "lots".into();
+        s.server.request_timeout_secs = 0;
+        s.server.idle_timeout_secs = 100;
+        assert_eq!(
+            s.validate().expect_err("invalid"),
+            ConfigProblems(vec![
+                "server.request_timeout_secs: must be at least 1".into(),
+                "rate_limits.login: `lots` is not a rate; write it like `5/minute` or `3/hour`"
+                    .into(),
+            ])
+        );
     }
 }

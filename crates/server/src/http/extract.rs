@@ -2,6 +2,7 @@
 //! default shape), who is asking, and the client's address.
 
 use super::error::ApiError;
+use super::json_body::{Body, BodyError};
 use crate::app::AppState;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
@@ -11,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use ironhand_core::auth::Authenticated;
 use ironhand_core::{DomainError, FieldError};
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// A JSON body, required. Content-Type must be JSON (so a plain HTML form cannot post here).
@@ -77,37 +79,46 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     refuse_nul(bytes)?;
     integral_floats_as_integers(&mut json);
-    let value = serde_path_to_error::deserialize::<_, T>(json);
-    let value = value.map_err(|e| {
+    serde_path_to_error::deserialize::<_, T>(Body(json)).map_err(|e| {
+        // The path of the value at fault; `.` (or nothing) is the body itself.
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        use serde_json::error::Category;
-        match inner.classify() {
-            Category::Data => {
-                let raw = inner.to_string();
-                let message = raw.split(" at line ").next().unwrap_or(&raw).to_string();
-                let field = if path == "." || path.is_empty() {
-                    message
-                        .strip_prefix("missing field `")
-                        .and_then(|rest| rest.split('`').next())
-                        .unwrap_or("body")
-                        .to_string()
-                } else {
-                    path
-                };
-                let message = if message.starts_with("missing field") {
-                    format!("{field} is required.")
-                } else {
-                    format!("{field}: {message}.")
-                };
-                ApiError::Domain(DomainError::Validation(vec![FieldError::new(
-                    field, message,
-                )]))
+        let at_top = path == "." || path.is_empty();
+        let field_error = |field: String, message: String| {
+            ApiError::Domain(DomainError::Validation(vec![FieldError::new(
+                field, message,
+            )]))
+        };
+        match e.into_inner() {
+            // A field of the body is named; one of a nested object is reported on the object.
+            BodyError::MissingField(name) => {
+                let field = if at_top { name.to_string() } else { path };
+                let message = format!("{field} is required.");
+                field_error(field, message)
             }
-            _ => syntax(&inner),
+            BodyError::Json(inner) => match inner.classify() {
+                Category::Data => {
+                    let field = if at_top { "body".to_string() } else { path };
+                    let message = format!("{field}: {}.", without_position(&inner));
+                    field_error(field, message)
+                }
+                Category::Syntax | Category::Eof | Category::Io => syntax(&inner),
+            },
         }
-    })?;
-    Ok(value)
+    })
+}
+
+/// serde_json's message without the position it appends to it: read from a parsed value,
+/// only a map key (parsed from its text) has one, which says nothing about the body.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    if error.line() == 0 {
+        return text;
+    }
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&position) {
+        Some(message) => message.to_string(),
+        None => text,
+    }
 }
 
 /// JSON Schema (so the OpenAPI document) counts `7.0` as an integer, serde does not: a
@@ -201,11 +212,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
         Query::<T>::try_from_uri(&parts.uri)
             .map(|Query(q)| ApiQuery(q))
             .map_err(|rejection| {
-                let text = rejection.body_text();
-                let message = text
-                    .strip_prefix("Failed to deserialize query string: ")
-                    .unwrap_or(&text)
-                    .to_string();
+                // What the query's deserializer said (the rejection's cause), without the
+                // framework's own sentence before it.
+                let message = std::error::Error::source(&rejection)
+                    .map_or_else(|| rejection.body_text(), ToString::to_string);
                 ApiError::validation(
                     "query",
                     format!("The query string is not valid: {message}."),
@@ -422,6 +432,72 @@ mod tests {
             parse_json::<Login>(br#"{"email": "a", "age": 1} trailing"#),
             Err(ApiError::Domain(DomainError::BadRequest(_)))
         ));
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Nested {
+        login: Option<Login>,
+        counts: Option<std::collections::BTreeMap<u16, bool>>,
+    }
+
+    #[test]
+    fn json_errors_are_worded_by_kind_and_path() {
+        let refusal = |body: &[u8]| field_of(parse_json::<Nested>(body).expect_err("refused"));
+        // A missing field of a nested object is reported on the object.
+        assert_eq!(
+            refusal(br#"{"login": {"age": 3}}"#),
+            ("login".to_string(), "login is required.".to_string())
+        );
+        assert_eq!(
+            refusal(br#"{"login": {"email": 5, "age": 3}}"#),
+            (
+                "login.email".to_string(),
+                "login.email: invalid type: integer `5`, expected a string.".to_string()
+            )
+        );
+        // A map key is read from its text: its error's position is not the body's.
+        assert_eq!(
+            refusal(br#"{"counts": {"-2": true}}"#),
+            (
+                "counts.-2".to_string(),
+                "counts.-2: invalid value: integer `-2`, expected u16.".to_string()
+            )
+        );
+        // The client's own text is quoted whole, whatever it says.
+        assert_eq!(
+            field_of(
+                parse_json::<Login>(br#"{"email": "a", "age": "3 at line 1 column 2"}"#)
+                    .expect_err("refused")
+            )
+            .1,
+            "age: invalid type: string \"3 at line 1 column 2\", expected u8."
+        );
+    }
+
+    #[tokio::test]
+    async fn query_errors_quote_the_deserializer_alone() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Page {
+            limit: Option<i64>,
+        }
+        let request = axum::http::Request::builder()
+            .uri("/sessions?limit=lots")
+            .body(())
+            .expect("request");
+        let (mut parts, ()) = request.into_parts();
+        let refused = ApiQuery::<Page>::from_request_parts(&mut parts, &())
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(
+            field_of(refused),
+            (
+                "query".to_string(),
+                "The query string is not valid: limit: invalid digit found in string.".to_string()
+            )
+        );
     }
 
     #[test]

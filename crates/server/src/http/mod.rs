@@ -5,6 +5,7 @@ pub mod connections;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+mod json_body;
 pub mod middleware;
 
 pub use envelope::{Envelope, ok};

@@ -667,17 +667,20 @@ async fn browser_screenshots_are_session_files_shown_only_in_their_event(backend
     let refusal = files
         .store_screenshot(user, session_id, PNG.to_vec())
         .await
-        .expect_err("a PNG");
+        .expect_err("a PNG")
+        .to_string();
     assert!(refusal.contains("JPEG"), "{refusal}");
     let refusal = files
         .store_screenshot(user, session_id, jpeg(4 * 1024 * 1024 + 1))
         .await
-        .expect_err("too large");
+        .expect_err("too large")
+        .to_string();
     assert!(refusal.contains("4 MiB"), "{refusal}");
     let refusal = files
         .store_screenshot(user, session_id, jpeg(3 * 1024 * 1024 / 2))
         .await
-        .expect_err("over the quota");
+        .expect_err("over the quota")
+        .to_string();
     assert!(refusal.contains("quota"), "{refusal}");
     assert_eq!(
         app.state.store.storage_used(user).await.expect("q"),

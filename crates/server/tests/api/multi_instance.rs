@@ -361,13 +361,85 @@ async fn a_sessions_files_follow_it_to_the_instance_that_runs_its_next_message()
     b.stop().await;
 }
 
+/// The two tasks of the crash stories, registered under `prefix`: the first writes the
+/// notes ("first draft"); the second rewrites them, then runs a long command (the crash
+/// comes during it), then reads them.
+fn crash_tasks(llm: &ironhand_fakes::llm::FakeLlm, prefix: &str) -> (String, String) {
+    use crate::agent::{call, complete, one_step};
+    use ironhand_fakes::llm::Scenario;
+    let write = one_step(
+        vec![write_notes("first draft"), complete("drafted")],
+        "Drafted.",
+    );
+    llm.add_scenario(
+        format!("{prefix}-first"),
+        Scenario::from_value(write).expect("scenario"),
+    );
+    let cut = one_step(
+        vec![
+            write_notes("second draft, written after the snapshot"),
+            call(
+                "shell_exec",
+                json!({"id": "main", "exec_dir": "/home/ubuntu", "command": "sleep 60"}),
+            ),
+            read_notes(),
+            complete("read"),
+        ],
+        "Read the notes.",
+    );
+    llm.add_scenario(
+        format!("{prefix}-second"),
+        Scenario::from_value(cut).expect("scenario"),
+    );
+    (
+        format!("[scenario:{prefix}-first] draft it"),
+        format!("[scenario:{prefix}-second] redraft, then read"),
+    )
+}
+
+/// Reads `stream` until the long command of [`crash_tasks`] starts.
+async fn until_the_long_command(stream: &mut crate::sse::SseStream) {
+    loop {
+        let events = stream.until("tool").await;
+        let last = events.last().expect("a tool event");
+        if last.data["function"] == "shell_exec" && last.data["status"] == "calling" {
+            break;
+        }
+    }
+}
+
+/// `survivor` finishes the cut run of [`crash_tasks`] on the last snapshot: it read the
+/// first draft, not what the crashed instance wrote after it.
+async fn the_run_finishes_on_the_last_snapshot(survivor: &TestApp, token: &str, session: &str) {
+    let mut tail = survivor
+        .chat(token, session, json!({}))
+        .await
+        .expect("attach");
+    let events = tokio::time::timeout(std::time::Duration::from_secs(90), tail.collect())
+        .await
+        .expect("the survivor finishes the run");
+    assert_eq!(
+        crate::sse::names(&events).last().map(String::as_str),
+        Some("done"),
+        "{:?}",
+        crate::agent::trace(&events)
+    );
+    let content = called(&events, "file_read");
+    assert!(content.to_string().contains("first draft"), "{content}");
+    assert!(!content.to_string().contains("second draft"), "{content}");
+    let detail = survivor
+        .get(&format!("/api/v1/sessions/{session}"), Some(token))
+        .await;
+    assert_eq!(detail.data()["status"], "completed");
+}
+
 /// A is killed (its runtime dropped at once, nothing handed back) while a later run works
 /// on the session: B takes the run over when its lease lapses and restores the snapshot
 /// made at the end of the previous run; what A wrote after it is lost with A.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_cut_by_a_crash_resumes_elsewhere_on_the_last_snapshot() {
-    use crate::agent::{call, complete, one_step, trace};
-    use ironhand_fakes::llm::{FakeLlm, FakeLlmScenarios, Scenario};
+    use crate::agent::trace;
+    use ironhand_fakes::llm::{FakeLlm, FakeLlmScenarios};
     let llm = FakeLlm::start(FakeLlmScenarios::new())
         .await
         .expect("fake llm");
@@ -383,54 +455,15 @@ async fn a_run_cut_by_a_crash_resumes_elsewhere_on_the_last_snapshot() {
         TestApp::from_settings_on(instance(&settings, dir.path(), "a"), runtime_a.handle()).await;
     let user = a.signed_up("crash@example.com", "correct horse").await;
     let session = a.new_session(&user.access).await;
-
-    let write = one_step(
-        vec![write_notes("first draft"), complete("drafted")],
-        "Drafted.",
-    );
-    llm.add_scenario(
-        "crash-first",
-        Scenario::from_value(write).expect("scenario"),
-    );
-    let first = ask(
-        &a,
-        &user.access,
-        &session,
-        "[scenario:crash-first] draft it",
-    )
-    .await;
+    let (first_task, cut_task) = crash_tasks(&llm, "crash");
+    let first = ask(&a, &user.access, &session, &first_task).await;
     assert_eq!(trace(&first).last().map(String::as_str), Some("done"));
 
-    let cut = one_step(
-        vec![
-            write_notes("second draft, written on A after the snapshot"),
-            // A dies while this runs…
-            call(
-                "shell_exec",
-                json!({"id": "main", "exec_dir": "/home/ubuntu", "command": "sleep 60"}),
-            ),
-            // …and B, resuming the run, reads the notes.
-            read_notes(),
-            complete("read"),
-        ],
-        "Read the notes.",
-    );
-    llm.add_scenario("crash-second", Scenario::from_value(cut).expect("scenario"));
     let mut stream = a
-        .chat(
-            &user.access,
-            &session,
-            json!({"message": "[scenario:crash-second] redraft, then read"}),
-        )
+        .chat(&user.access, &session, json!({ "message": cut_task }))
         .await
         .expect("stream");
-    loop {
-        let events = stream.until("tool").await;
-        let last = events.last().expect("a tool event");
-        if last.data["function"] == "shell_exec" && last.data["status"] == "calling" {
-            break;
-        }
-    }
+    until_the_long_command(&mut stream).await;
     assert!(
         dir.path()
             .join(format!("sandboxes-a/{session}/home/notes/plan.txt"))
@@ -442,27 +475,8 @@ async fn a_run_cut_by_a_crash_resumes_elsewhere_on_the_last_snapshot() {
     drop(a);
 
     let b = TestApp::from_settings(instance(&settings, dir.path(), "b")).await;
-    let mut tail = b
-        .chat(&user.access, &session, json!({}))
-        .await
-        .expect("attach");
-    let events = tokio::time::timeout(std::time::Duration::from_secs(90), tail.collect())
-        .await
-        .expect("B finishes the run");
-    assert_eq!(
-        crate::sse::names(&events).last().map(String::as_str),
-        Some("done"),
-        "{:?}",
-        trace(&events)
-    );
-    let content = called(&events, "file_read");
-    assert!(content.to_string().contains("first draft"), "{content}");
-    assert!(!content.to_string().contains("second draft"), "{content}");
+    the_run_finishes_on_the_last_snapshot(&b, &user.access, &session).await;
     assert!(model_saw(&llm, "[scenario:crash-second]", "first draft"));
-    let detail = b
-        .get(&format!("/api/v1/sessions/{session}"), Some(&user.access))
-        .await;
-    assert_eq!(detail.data()["status"], "completed");
     b.stop().await;
 }
 
@@ -472,8 +486,7 @@ async fn a_run_cut_by_a_crash_resumes_elsewhere_on_the_last_snapshot() {
 /// lease lapses and restores the snapshot made at the end of the previous run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_cut_by_kill_9_of_its_instance_resumes_on_another() {
-    use crate::agent::{call, complete, one_step, trace};
-    use ironhand_fakes::llm::{FakeLlm, FakeLlmScenarios, Scenario};
+    use ironhand_fakes::llm::{FakeLlm, FakeLlmScenarios};
     use secrecy::ExposeSecret;
     let llm = FakeLlm::start(FakeLlmScenarios::new())
         .await
@@ -545,57 +558,23 @@ async fn a_run_cut_by_kill_9_of_its_instance_resumes_on_another() {
     let b = TestApp::from_settings(front).await;
     let user = b.signed_up("kill9@example.com", "correct horse").await;
     let session = b.new_session(&user.access).await;
-    let write = one_step(
-        vec![write_notes("first draft"), complete("drafted")],
-        "Drafted.",
+    let (first_task, cut_task) = crash_tasks(&llm, "kill9");
+    let first = ask(&b, &user.access, &session, &first_task).await;
+    assert_eq!(
+        crate::agent::trace(&first).last().map(String::as_str),
+        Some("done")
     );
-    llm.add_scenario(
-        "kill9-first",
-        Scenario::from_value(write).expect("scenario"),
-    );
-    let first = ask(
-        &b,
-        &user.access,
-        &session,
-        "[scenario:kill9-first] draft it",
-    )
-    .await;
-    assert_eq!(trace(&first).last().map(String::as_str), Some("done"));
     assert!(
         dir.path()
             .join(format!("sandboxes-a/{session}/home/notes/plan.txt"))
             .is_file(),
         "A ran the first task"
     );
-
-    let cut = one_step(
-        vec![
-            write_notes("second draft, written on A after the snapshot"),
-            call(
-                "shell_exec",
-                json!({"id": "main", "exec_dir": "/home/ubuntu", "command": "sleep 60"}),
-            ),
-            read_notes(),
-            complete("read"),
-        ],
-        "Read the notes.",
-    );
-    llm.add_scenario("kill9-second", Scenario::from_value(cut).expect("scenario"));
     let mut stream = b
-        .chat(
-            &user.access,
-            &session,
-            json!({"message": "[scenario:kill9-second] redraft, then read"}),
-        )
+        .chat(&user.access, &session, json!({ "message": cut_task }))
         .await
         .expect("stream");
-    loop {
-        let events = stream.until("tool").await;
-        let last = events.last().expect("a tool event");
-        if last.data["function"] == "shell_exec" && last.data["status"] == "calling" {
-            break;
-        }
-    }
+    until_the_long_command(&mut stream).await;
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &a.id().to_string()])
         .status()
@@ -607,26 +586,7 @@ async fn a_run_cut_by_kill_9_of_its_instance_resumes_on_another() {
 
     // B again, now with its worker: it takes the run over once A's lease lapses.
     let b = TestApp::from_settings(instance(&settings, dir.path(), "b")).await;
-    let mut tail = b
-        .chat(&user.access, &session, json!({}))
-        .await
-        .expect("attach");
-    let events = tokio::time::timeout(std::time::Duration::from_secs(90), tail.collect())
-        .await
-        .expect("B finishes the run");
-    assert_eq!(
-        crate::sse::names(&events).last().map(String::as_str),
-        Some("done"),
-        "{:?}",
-        trace(&events)
-    );
-    let content = called(&events, "file_read");
-    assert!(content.to_string().contains("first draft"), "{content}");
-    assert!(!content.to_string().contains("second draft"), "{content}");
-    let detail = b
-        .get(&format!("/api/v1/sessions/{session}"), Some(&user.access))
-        .await;
-    assert_eq!(detail.data()["status"], "completed");
+    the_run_finishes_on_the_last_snapshot(&b, &user.access, &session).await;
     b.stop().await;
 }
 

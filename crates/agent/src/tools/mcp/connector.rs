@@ -4,7 +4,7 @@
 use futures::future::BoxFuture;
 use ironhand_core::mcp::{McpScope, McpServerConfig, McpTransport};
 use ironhand_core::ports::Sandbox;
-use ironhand_core::ports::sandbox::ProcessHandle;
+use ironhand_core::ports::sandbox::{ProcessHandle, SandboxError};
 use ironhand_mcp::{McpCallResult, McpClient, McpError, McpTool, Remote, RemoteTransport};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,63 @@ impl Default for McpLimits {
     }
 }
 
+/// Why a connector did not start or list its tools: the status a user reads ("failed to
+/// start: …").
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error("failed to start: no sandbox for a stdio server")]
+    NoSandbox,
+    #[error("failed to start: no command configured")]
+    NoCommand,
+    /// The sandbox could not be had, or could not run the command.
+    #[error("failed to start: {0}")]
+    Sandbox(#[source] SandboxError),
+    /// The server did not start or initialise: the error says "failed to start: …" itself.
+    #[error(transparent)]
+    Handshake(McpError),
+    /// It could not be reached.
+    #[error("failed to start: {0}")]
+    Connect(#[source] McpError),
+    #[error("failed to list its tools: {0}")]
+    ListTools(#[source] McpError),
+    /// The error, followed by the end of what the server wrote on stderr.
+    #[error("{error} (the server said: {stderr})")]
+    WithStderr {
+        #[source]
+        error: Box<StartError>,
+        stderr: String,
+    },
+}
+
+impl StartError {
+    fn connecting(error: McpError) -> Self {
+        match error {
+            McpError::Start(_) => Self::Handshake(error),
+            other => Self::Connect(other),
+        }
+    }
+
+    /// This error, followed by the end of what the server wrote on stderr (bounded).
+    fn with_stderr(self, stderr: &str) -> Self {
+        let stderr = stderr.trim();
+        if stderr.is_empty() {
+            return self;
+        }
+        let tail: String = stderr
+            .chars()
+            .rev()
+            .take(600)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Self::WithStderr {
+            error: Box::new(self),
+            stderr: tail,
+        }
+    }
+}
+
 pub(crate) struct Connector {
     /// The configuration it was started with: a changed one starts it afresh.
     pub(crate) config: McpServerConfig,
@@ -48,7 +105,7 @@ impl Connector {
         config: McpServerConfig,
         sandbox: Option<Arc<dyn Sandbox>>,
         limits: McpLimits,
-    ) -> BoxFuture<'static, Result<Self, String>> {
+    ) -> BoxFuture<'static, Result<Self, StartError>> {
         // Boxed here, with everything owned: the SDK's futures are `Send`, but rustc cannot
         // prove it through the generic lifetimes of the callers' boxed (async_trait) futures.
         Box::pin(Self::started(config, sandbox, limits))
@@ -58,14 +115,11 @@ impl Connector {
         config: McpServerConfig,
         sandbox: Option<Arc<dyn Sandbox>>,
         limits: McpLimits,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StartError> {
         let (client, process) = match config.transport {
             McpTransport::Stdio => {
-                let sandbox = sandbox.ok_or("failed to start: no sandbox for a stdio server")?;
-                let command = config
-                    .command
-                    .as_deref()
-                    .ok_or("failed to start: no command configured")?;
+                let sandbox = sandbox.ok_or(StartError::NoSandbox)?;
+                let command = config.command.as_deref().ok_or(StartError::NoCommand)?;
                 let env: Vec<(String, String)> = config
                     .env
                     .iter()
@@ -74,7 +128,7 @@ impl Connector {
                 let process = sandbox
                     .spawn_process(command, &config.args, &env)
                     .await
-                    .map_err(|e| format!("failed to start: {e}"))?;
+                    .map_err(StartError::Sandbox)?;
                 let handle = process.handle.clone();
                 match McpClient::connect_stdio(process.stdout, process.stdin, limits.start_timeout)
                     .await
@@ -83,7 +137,7 @@ impl Connector {
                     Err(error) => {
                         let said = handle.stderr_tail();
                         handle.kill();
-                        return Err(with_stderr(start_error(error), &said));
+                        return Err(StartError::connecting(error).with_stderr(&said));
                     }
                 }
             }
@@ -104,7 +158,7 @@ impl Connector {
                 };
                 let client = McpClient::connect_remote(&remote, limits.start_timeout)
                     .await
-                    .map_err(start_error)?;
+                    .map_err(StartError::connecting)?;
                 (client, None)
             }
         };
@@ -118,10 +172,7 @@ impl Connector {
                 if let Some(p) = &process {
                     p.kill();
                 }
-                return Err(with_stderr(
-                    format!("failed to list its tools: {error}"),
-                    &said,
-                ));
+                return Err(StartError::ListTools(error).with_stderr(&said));
             }
         };
         Ok(Self {
@@ -166,26 +217,33 @@ impl Connector {
     }
 }
 
-fn start_error(error: McpError) -> String {
-    match error {
-        McpError::Start(_) => error.to_string(),
-        other => format!("failed to start: {other}"),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The error, followed by the end of what the server wrote on stderr (bounded).
-fn with_stderr(message: String, stderr: &str) -> String {
-    let stderr = stderr.trim();
-    if stderr.is_empty() {
-        return message;
+    #[test]
+    fn start_failures_read_as_the_status_a_user_sees() {
+        assert_eq!(
+            StartError::connecting(McpError::Start("it exited".into())).to_string(),
+            "failed to start: it exited"
+        );
+        assert_eq!(
+            StartError::connecting(McpError::Closed).to_string(),
+            "failed to start: the connection to the MCP server is closed"
+        );
+        assert_eq!(
+            StartError::ListTools(McpError::Closed)
+                .with_stderr("  boom\n")
+                .to_string(),
+            "failed to list its tools: the connection to the MCP server is closed \
+             (the server said: boom)"
+        );
+        assert_eq!(
+            StartError::NoCommand.with_stderr("  ").to_string(),
+            "failed to start: no command configured"
+        );
+        let long = "x".repeat(700);
+        let said = StartError::NoSandbox.with_stderr(&long).to_string();
+        assert!(said.ends_with(&format!("(the server said: {})", "x".repeat(600))));
     }
-    let tail: String = stderr
-        .chars()
-        .rev()
-        .take(600)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("{message} (the server said: {tail})")
 }

@@ -20,9 +20,11 @@ pub use urls::PublicUrlPolicy;
 
 use super::{ToolContext, ToolFamily, ToolOutcome};
 use async_trait::async_trait;
-use connector::Connector;
+use connector::{Connector, StartError};
 use ironhand_core::ids::{SessionId, UserId};
-use ironhand_core::mcp::{McpServerConfig, McpService, McpTester, McpTransport, TestedTool};
+use ironhand_core::mcp::{
+    ConnectorFailure, McpServerConfig, McpService, McpTester, McpTransport, TestedTool,
+};
 use ironhand_core::ports::SandboxProvider;
 use ironhand_llm::ToolSpec;
 use ironhand_mcp::{McpCallResult, McpContent, McpError};
@@ -102,11 +104,11 @@ impl McpHub {
         &self,
         context: &ToolContext,
         config: &McpServerConfig,
-    ) -> Result<Connector, String> {
+    ) -> Result<Connector, StartError> {
         let sandbox = if config.transport == McpTransport::Stdio {
             match context.sandbox().await {
                 Ok(sandbox) => Some(sandbox.clone()),
-                Err(e) => return Err(format!("failed to start: {e}")),
+                Err(e) => return Err(StartError::Sandbox(e)),
             }
         } else {
             None
@@ -124,7 +126,7 @@ impl McpHub {
             }
             Err(why) => {
                 tracing::warn!(server = %config.name, session = %context.session, %why, "connector did not start");
-                statuses.set(context.user, &config.name, why.clone());
+                statuses.set(context.user, &config.name, why.to_string());
             }
         }
         started
@@ -417,7 +419,7 @@ impl McpTester for McpHub {
         &self,
         user: UserId,
         server: &McpServerConfig,
-    ) -> Result<Vec<TestedTool>, String> {
+    ) -> Result<Vec<TestedTool>, ConnectorFailure> {
         // A stdio server is tried in a sandbox of its own, removed afterwards.
         let scratch = SessionId::new();
         let sandbox = if server.transport == McpTransport::Stdio {
@@ -425,7 +427,7 @@ impl McpTester for McpHub {
                 self.sandboxes
                     .sandbox_for(scratch, user)
                     .await
-                    .map_err(|e| format!("failed to start: {e}"))?,
+                    .map_err(|e| ConnectorFailure::new(StartError::Sandbox(e)))?,
             )
         } else {
             None
@@ -454,7 +456,7 @@ impl McpTester for McpHub {
                 connector.stop().await;
                 Ok(tools)
             }
-            Err(why) => Err(why),
+            Err(why) => Err(ConnectorFailure::new(why)),
         };
         if sandbox.is_some()
             && let Err(e) = self.sandboxes.destroy(scratch, true).await

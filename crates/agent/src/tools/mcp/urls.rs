@@ -5,15 +5,15 @@
 //! resolves to a private address is refused then.
 
 use async_trait::async_trait;
-use ironhand_core::mcp::UrlPolicy;
+use ironhand_core::mcp::{UrlPolicy, UrlRefused};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PublicUrlPolicy;
 
 #[async_trait]
 impl UrlPolicy for PublicUrlPolicy {
-    async fn check(&self, url: &str) -> Result<(), String> {
-        let parsed = ironhand_mcp::check_url(url, false).map_err(|e| e.to_string())?;
+    async fn check(&self, url: &str) -> Result<(), UrlRefused> {
+        let parsed = ironhand_mcp::check_url(url, false).map_err(UrlRefused::new)?;
         if let Some(url::Host::Domain(host)) = parsed.host() {
             let port = parsed.port_or_known_default().unwrap_or(443);
             // A name that does not resolve now may later (DNS down, not yet created): only a
@@ -21,7 +21,7 @@ impl UrlPolicy for PublicUrlPolicy {
             if let Err(refused @ ironhand_mcp::McpError::Refused(_)) =
                 ironhand_mcp::policy::resolve_public(host, port).await
             {
-                return Err(refused.to_string());
+                return Err(UrlRefused::new(refused));
             }
         }
         Ok(())

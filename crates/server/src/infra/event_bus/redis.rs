@@ -2,7 +2,7 @@
 //! (`<prefix>bus:*`) and fans messages out to its local subscribers. The subscription
 //! reconnects on its own; what it misses while down, readers recover from the event log.
 
-use crate::infra::redis::RedisHandle;
+use crate::infra::redis::{RedisHandle, RedisSetupError};
 use async_trait::async_trait;
 use futures::StreamExt;
 use ironhand_core::ports::event_bus::{BusSubscription, LocalTopics};
@@ -19,9 +19,8 @@ pub struct RedisBus {
 impl RedisBus {
     /// Opens the pattern subscription before returning, so nothing published afterwards is
     /// missed by this instance.
-    pub async fn start(redis: RedisHandle, url: &str) -> Result<Self, String> {
-        let client =
-            redis::Client::open(url).map_err(|e| format!("REDIS_URL is not usable: {e}"))?;
+    pub async fn start(redis: RedisHandle, url: &str) -> Result<Self, RedisSetupError> {
+        let client = redis::Client::open(url).map_err(RedisSetupError::Url)?;
         let pattern = redis.key("bus:*");
         let strip = redis.key("bus:");
         let topics = Arc::new(LocalTopics::default());
@@ -41,15 +40,18 @@ impl Drop for RedisBus {
     }
 }
 
-async fn subscribe(client: &redis::Client, pattern: &str) -> Result<redis::aio::PubSub, String> {
+async fn subscribe(
+    client: &redis::Client,
+    pattern: &str,
+) -> Result<redis::aio::PubSub, RedisSetupError> {
     let mut pubsub = client
         .get_async_pubsub()
         .await
-        .map_err(|e| format!("could not open the Redis pub/sub connection: {e}"))?;
+        .map_err(RedisSetupError::PubSub)?;
     pubsub
         .psubscribe(pattern)
         .await
-        .map_err(|e| format!("could not subscribe to Redis: {e}"))?;
+        .map_err(RedisSetupError::Subscribe)?;
     Ok(pubsub)
 }
 

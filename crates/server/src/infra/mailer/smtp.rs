@@ -16,6 +16,31 @@ pub enum Tls {
     None,
 }
 
+/// What is wrong with an `SMTP_URL` (the text never repeats the URL: it may hold a
+/// password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SmtpUrlError {
+    #[error("not a URL like smtp://user:pass@host:587?tls=starttls")]
+    NotAUrl(#[source] url::ParseError),
+    #[error("the scheme must be smtp:// (or smtps:// for implicit TLS)")]
+    Scheme,
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("tls=`{0}` must be starttls, tls or none")]
+    TlsMode(String),
+}
+
+/// Why the SMTP transport could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpSetupError {
+    #[error("MAIL_FROM: {0}")]
+    From(#[source] lettre::address::AddressError),
+    #[error("mail.tls_ca_file: {0}")]
+    Certificate(#[source] lettre::transport::smtp::Error),
+    #[error("TLS set-up: {0}")]
+    Tls(#[source] lettre::transport::smtp::Error),
+}
+
 /// A parsed `SMTP_URL`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SmtpTarget {
@@ -37,16 +62,15 @@ impl std::fmt::Debug for SmtpTarget {
 }
 
 impl SmtpTarget {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = url::Url::parse(raw)
-            .map_err(|_| "not a URL like smtp://user:pass@host:587?tls=starttls".to_string())?;
+    pub fn parse(raw: &str) -> Result<Self, SmtpUrlError> {
+        let url = url::Url::parse(raw).map_err(SmtpUrlError::NotAUrl)?;
         if url.scheme() != "smtp" && url.scheme() != "smtps" {
-            return Err("the scheme must be smtp:// (or smtps:// for implicit TLS)".into());
+            return Err(SmtpUrlError::Scheme);
         }
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
-            .ok_or("the URL has no host")?
+            .ok_or(SmtpUrlError::NoHost)?
             .to_string();
         let mut tls = if url.scheme() == "smtps" {
             Tls::Implicit
@@ -59,7 +83,7 @@ impl SmtpTarget {
                     "starttls" => Tls::StartTls,
                     "tls" => Tls::Implicit,
                     "none" => Tls::None,
-                    other => return Err(format!("tls=`{other}` must be starttls, tls or none")),
+                    other => return Err(SmtpUrlError::TlsMode(other.to_owned())),
                 };
             }
         }
@@ -116,18 +140,17 @@ impl SmtpMailer {
         from: &str,
         timeout: Duration,
         extra_ca_pem: Option<&[u8]>,
-    ) -> Result<Self, String> {
-        let from: Mailbox = from.parse().map_err(|e| format!("MAIL_FROM: {e}"))?;
+    ) -> Result<Self, SmtpSetupError> {
+        let from: Mailbox = from.parse().map_err(SmtpSetupError::From)?;
         let tls = match target.tls {
             Tls::None => SmtpTls::None,
             mode => {
                 let mut params = TlsParameters::builder(target.host.clone());
                 if let Some(pem) = extra_ca_pem {
-                    let ca =
-                        Certificate::from_pem(pem).map_err(|e| format!("mail.tls_ca_file: {e}"))?;
+                    let ca = Certificate::from_pem(pem).map_err(SmtpSetupError::Certificate)?;
                     params = params.add_root_certificate(ca);
                 }
-                let params = params.build().map_err(|e| format!("TLS set-up: {e}"))?;
+                let params = params.build().map_err(SmtpSetupError::Tls)?;
                 if mode == Tls::Implicit {
                     SmtpTls::Wrapper(params)
                 } else {
@@ -201,7 +224,12 @@ mod tests {
             SmtpTarget::parse("smtp://h?tls=none").expect("parse").port,
             25
         );
-        assert!(SmtpTarget::parse("http://h").is_err());
-        assert!(SmtpTarget::parse("smtp://h?tls=maybe").is_err());
+        assert_eq!(SmtpTarget::parse("http://h"), Err(SmtpUrlError::Scheme));
+        assert_eq!(
+            SmtpTarget::parse("smtp://h?tls=maybe")
+                .map_err(|e| e.to_string())
+                .expect_err("refused"),
+            "tls=`maybe` must be starttls, tls or none"
+        );
     }
 }
