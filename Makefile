@@ -75,7 +75,7 @@ bench: sandbox-deps web
 	cargo build --release --locked -p ironhand-server -p ironhand-bench -p ironhand-fakes
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
 	TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379} \
-	target/release/ironhand-bench --server target/release/ironhand --fake-llm target/release/fake-llm --scenarios bench/scenarios --out docs/benchmarks.md
+	target/release/ironhand-bench --server target/release/ironhand --fake-llm target/release/fake-llm --bare-hello target/release/bare-hello --scenarios bench/scenarios --out docs/benchmarks.md
 
 ## The browser stories need Chromium (Debian's package; playwright-core drives it).
 browser-deps:

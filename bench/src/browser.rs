@@ -256,7 +256,7 @@ pub async fn run(cold: usize, warm: usize) -> anyhow::Result<Outcome> {
     let load = crate::load_average();
     let env = setup()?;
     if let Err(why) = env.provider.browser_support() {
-        return Ok(Outcome::Unavailable(why));
+        return Ok(Outcome::Unavailable(why.to_string()));
     }
     env.provider.check().await?;
     let mut report = Report {
@@ -824,7 +824,13 @@ pub fn section(outcome: &anyhow::Result<Outcome>) -> (String, Vec<String>) {
 
 /// `report` with its browser section replaced by `section` (appended when it has none).
 pub fn splice(report: &str, section: &str) -> String {
-    let Some(start) = report.find(&format!("{HEADING}\n")) else {
+    splice_under(HEADING, report, section)
+}
+
+/// `report` with the section under `heading` (to the next `## `) replaced by `section`
+/// (appended when it has none): for the sections `--only` runs alone.
+pub fn splice_under(heading: &str, report: &str, section: &str) -> String {
+    let Some(start) = report.find(&format!("{heading}\n")) else {
         let mut out = report.trim_end().to_string();
         if !out.is_empty() {
             out.push_str("\n\n");
@@ -832,7 +838,7 @@ pub fn splice(report: &str, section: &str) -> String {
         out.push_str(section);
         return out;
     };
-    let after = start + HEADING.len();
+    let after = start + heading.len();
     let end = report[after..]
         .find("\n## ")
         .map_or(report.len(), |i| after + i + 1);

@@ -5,9 +5,14 @@
 //! Files (`files.rs`) and metered run starts (`metering.rs`) each get a server of their own.
 //! The browser in a session's sandbox (`browser.rs`, also alone with `--only browser`) uses
 //! the sandbox provider directly, with no server.
+//! Baselines (`baseline.rs`) are measured in the same run: a bare axum server next to each
+//! backend's HTTP scenarios, bare bubblewrap next to the platform's sandbox start; the
+//! report gives each figure with a target as a ratio to its baseline, next to the target.
 
 mod agent;
+mod baseline;
 mod browser;
+mod containers;
 mod files;
 mod metering;
 mod procs;
@@ -70,9 +75,26 @@ struct Args {
     /// Rounds of the metered-start scenario, each with a new account.
     #[arg(long, default_value_t = 3)]
     meter_rounds: usize,
+    /// The bare axum baseline (`bench/src/bin/bare-hello.rs`); by default `bare-hello`
+    /// next to this binary.
+    #[arg(long)]
+    bare_hello: Option<PathBuf>,
+    /// Runs of bare bubblewrap per user (root, the sandbox user) in the sandbox baseline.
+    #[arg(long, default_value_t = 200)]
+    bwrap_runs: usize,
+    /// Fresh sessions, one after another, in the platform's sandbox start row (through the
+    /// server, with the fake model).
+    #[arg(long, default_value_t = 50)]
+    server_sandbox_runs: usize,
+    /// Server starts per backend in the start-to-ready rows (the first on empty data).
+    #[arg(long, default_value_t = 5)]
+    server_starts: usize,
     /// Run only this section and replace it in `--out`, keeping the rest of the report.
     #[arg(long, value_enum)]
     only: Option<Only>,
+    /// Fresh sessions per provider in the sandbox start rows.
+    #[arg(long, default_value_t = 20)]
+    sandbox_starts: usize,
     /// Fresh sessions per URL in the browser's cold rows.
     #[arg(long, default_value_t = 10)]
     browser_cold: usize,
@@ -85,7 +107,13 @@ struct Args {
 enum Only {
     /// The browser in the sandbox (`bench/src/browser.rs`): no server, no database.
     Browser,
+    /// Sandbox starts with bubblewrap and in containers, and workspace snapshots
+    /// (`bench/src/containers.rs`): no server, no database.
+    Sandboxes,
 }
+
+/// Sessions of each user in the `GET /sessions` scenario.
+pub(crate) const SESSIONS_PER_USER: usize = 20;
 
 struct Server {
     child: Child,
@@ -95,8 +123,11 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Killed outright, a server would leave its sandboxes' workspaces mounted, and every
+        // later sandbox start (and bare bubblewrap run) slower: the mounts are copied into
+        // each new mount namespace. Whatever it still left is unmounted.
+        procs::stop(&mut self.child, Duration::from_secs(10));
+        procs::unmount_under(self._dir.path());
     }
 }
 
@@ -112,19 +143,18 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn start(
+/// Spawns the server on `data_dir` (which the caller keeps) and `port`; returns at once.
+fn spawn(
     args: &Args,
     env: &[(&str, String)],
     config: Option<&Path>,
-) -> anyhow::Result<Server> {
-    let dir = tempfile::tempdir()?;
-    // The sandbox's unprivileged user must be able to traverse the data dir.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
-    let port = free_port()?;
+    data_dir: &Path,
+    port: u16,
+) -> anyhow::Result<Child> {
     let mut cmd = Command::new(&args.server);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("IRONHAND_DATA_DIR", dir.path())
+        .env("IRONHAND_DATA_DIR", data_dir)
         .env("IRONHAND_ADMIN_BIND", "")
         .env("IRONHAND__RATE_LIMITS__ENABLED", "false")
         .env("IRONHAND__SERVER__MAX_STREAMS_PER_USER", "10000")
@@ -138,9 +168,20 @@ async fn start(
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
     }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("could not start {}", args.server.display()))?;
+    cmd.spawn()
+        .with_context(|| format!("could not start {}", args.server.display()))
+}
+
+async fn start(
+    args: &Args,
+    env: &[(&str, String)],
+    config: Option<&Path>,
+) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    // The sandbox's unprivileged user must be able to traverse the data dir.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
+    let port = free_port()?;
+    let child = spawn(args, env, config, dir.path(), port)?;
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
@@ -166,17 +207,75 @@ struct Outcome {
     per_sec: f64,
     p50: Duration,
     p99: Duration,
+    /// Seconds the scenario ran, and the CPU seconds (user + system) the bench process (the
+    /// client) and the server process used meanwhile.
+    elapsed: f64,
+    client_cpu: f64,
+    server_cpu: f64,
+    /// Bare axum's req/s in the turns alternating with this scenario's (see [`paired`]).
+    bare_alongside: Option<f64>,
 }
 
-/// Runs `clients` loops of `request` for `seconds`; each call returns whether it succeeded.
-async fn load<F, Fut>(name: &'static str, clients: usize, seconds: u64, request: F) -> Outcome
+/// What `clients` loops of a request did against one process in one stretch of time, with
+/// the CPU the bench process (the client) and that process used meanwhile.
+#[derive(Default)]
+struct Slice {
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: f64,
+    client_cpu: f64,
+    server_cpu: f64,
+}
+
+impl Slice {
+    fn add(&mut self, other: Slice) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.client_cpu += other.client_cpu;
+        self.server_cpu += other.server_cpu;
+    }
+
+    fn outcome(mut self, name: &'static str, server: u32) -> Outcome {
+        let all = &mut self.latencies;
+        all.sort();
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        Outcome {
+            rss_after_kib: procs::rss_kib(server).unwrap_or(0),
+            name,
+            requests: all.len(),
+            errors: self.errors,
+            per_sec: all.len() as f64 / self.elapsed.max(f64::EPSILON),
+            p50: pct(0.50),
+            p99: pct(0.99),
+            elapsed: self.elapsed,
+            client_cpu: self.client_cpu,
+            server_cpu: self.server_cpu,
+            bare_alongside: None,
+        }
+    }
+}
+
+/// `clients` loops of `request` against the process `server` for `duration`; each call
+/// returns whether it succeeded.
+async fn slice<F, Fut>(server: u32, clients: usize, duration: Duration, request: &Arc<F>) -> Slice
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
-    let request = Arc::new(request);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let cpu = || {
+        (
+            procs::cpu(std::process::id()).map_or(0.0, |c| c.own),
+            procs::cpu(server).map_or(0.0, |c| c.own),
+        )
+    };
+    let (client_before, server_before) = cpu();
     let started = Instant::now();
+    let deadline = started + duration;
     let mut tasks = Vec::new();
     for client in 0..clients {
         let request = request.clone();
@@ -193,29 +292,66 @@ where
             (latencies, errors)
         }));
     }
-    let (mut all, mut errors) = (Vec::new(), 0);
+    let mut out = Slice::default();
     for t in tasks {
         if let Ok((l, e)) = t.await {
-            all.extend(l);
-            errors += e;
+            out.latencies.extend(l);
+            out.errors += e;
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Outcome {
-        rss_after_kib: 0,
-        name,
-        requests: all.len(),
-        errors,
-        per_sec: all.len() as f64 / elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
+    out.elapsed = started.elapsed().as_secs_f64();
+    let (client_after, server_after) = cpu();
+    out.client_cpu = client_after - client_before;
+    out.server_cpu = server_after - server_before;
+    out
+}
+
+/// Runs `clients` loops of `request` for `seconds` against the process `server`.
+async fn load<F, Fut>(
+    name: &'static str,
+    server: u32,
+    clients: usize,
+    seconds: u64,
+    request: F,
+) -> Outcome
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    slice(server, clients, Duration::from_secs(seconds), &request)
+        .await
+        .outcome(name, server)
+}
+
+/// Like [`load`], in turns of one second with bare axum's `GET /` (`bare`, on the process
+/// `bare_pid`), `seconds` each: both see the same load from whatever else the machine runs.
+/// The outcome is the scenario's, with bare axum's req/s alongside it.
+async fn paired<F, Fut, B, BFut>(
+    name: &'static str,
+    server: u32,
+    clients: usize,
+    seconds: u64,
+    request: F,
+    bare_pid: u32,
+    bare: &Arc<B>,
+) -> Outcome
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+    B: Fn(usize) -> BFut + Send + Sync + 'static,
+    BFut: std::future::Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let (mut mine, mut theirs) = (Slice::default(), Slice::default());
+    for _ in 0..seconds {
+        theirs.add(slice(bare_pid, clients, Duration::from_secs(1), bare).await);
+        mine.add(slice(server, clients, Duration::from_secs(1), &request).await);
     }
+    let bare_per_sec = theirs.latencies.len() as f64 / theirs.elapsed.max(f64::EPSILON);
+    let mut outcome = mine.outcome(name, server);
+    outcome.bare_alongside = Some(bare_per_sec);
+    outcome
 }
 
 pub(crate) async fn post(
@@ -238,6 +374,7 @@ pub(crate) async fn post(
 struct BackendResult {
     outcomes: Vec<Outcome>,
     agent: Option<agent::Report>,
+    sandbox: Option<anyhow::Result<baseline::SandboxStarts>>,
     idle_rss: u64,
     peak_rss: u64,
 }
@@ -285,27 +422,76 @@ async fn run_backend(
             .collect(),
     );
     let mut outcomes = Vec::new();
+    let pid = server.child.id();
 
-    let (c, b) = (client.clone(), base.clone());
-    outcomes.push(
-        load("GET /health", args.clients, args.seconds, move |_| {
+    // The baseline first: bare axum with the same client and concurrency, then with twice
+    // the clients (a client of its own, so its pool keeps every connection). It stays up:
+    // each scenario runs in turns with it.
+    let bare = baseline::Bare::start(&baseline::bare_binary(args)).await?;
+    let bare_pid = bare.pid();
+    let bare_get = |c: reqwest::Client| {
+        let b = bare.base.clone();
+        move |_: usize| {
             let (c, b) = (c.clone(), b.clone());
             async move {
-                c.get(format!("{b}/api/v1/health"))
+                c.get(format!("{b}/"))
                     .send()
                     .await
                     .is_ok_and(|r| r.status().is_success())
             }
-        })
-        .await,
-    );
-    if let Some(last) = outcomes.last_mut() {
-        last.rss_after_kib = server.rss_kib().unwrap_or(0);
-    }
-    let (c, b, a) = (client.clone(), base.clone(), access.clone());
+        }
+    };
     outcomes.push(
         load(
+            baseline::BARE,
+            bare_pid,
+            args.clients,
+            args.seconds,
+            bare_get(client.clone()),
+        )
+        .await,
+    );
+    let twice = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients * 2)
+        .build()?;
+    outcomes.push(
+        load(
+            baseline::BARE_CHECK,
+            bare_pid,
+            args.clients * 2,
+            args.seconds,
+            bare_get(twice),
+        )
+        .await,
+    );
+    let bare_request = Arc::new(bare_get(client.clone()));
+
+    let (c, b) = (client.clone(), base.clone());
+    outcomes.push(
+        paired(
+            "GET /health",
+            pid,
+            args.clients,
+            args.seconds,
+            move |_| {
+                let (c, b) = (c.clone(), b.clone());
+                async move {
+                    c.get(format!("{b}/api/v1/health"))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            },
+            bare_pid,
+            &bare_request,
+        )
+        .await,
+    );
+    let (c, b, a) = (client.clone(), base.clone(), access.clone());
+    outcomes.push(
+        paired(
             "GET /auth/me (JWT, denylist, user lookup)",
+            pid,
             args.clients,
             args.seconds,
             move |i| {
@@ -318,16 +504,65 @@ async fn run_backend(
                         .is_ok_and(|r| r.status().is_success())
                 }
             },
+            bare_pid,
+            &bare_request,
         )
         .await,
     );
-    if let Some(last) = outcomes.last_mut() {
-        last.rss_after_kib = server.rss_kib().unwrap_or(0);
+    // Every user gets its sessions (no runs); one list is checked, then only the status.
+    let mut creating = Vec::new();
+    for t in access.iter() {
+        let (c, b, t) = (client.clone(), base.clone(), t.clone());
+        creating.push(tokio::spawn(async move {
+            for _ in 0..SESSIONS_PER_USER {
+                agent::new_session(&c, &b, &t).await?;
+            }
+            anyhow::Ok(())
+        }));
     }
+    for task in creating {
+        task.await??;
+    }
+    let listed: Value = client
+        .get(format!("{base}/api/v1/sessions"))
+        .bearer_auth(&access[0])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let n = listed["data"]["sessions"].as_array().map_or(0, Vec::len);
+    anyhow::ensure!(
+        n == SESSIONS_PER_USER,
+        "GET /sessions listed {n} sessions, not {SESSIONS_PER_USER}"
+    );
+    const _: () = assert!(SESSIONS_PER_USER == 20, "the scenario's name says 20");
+    let (c, b, a) = (client.clone(), base.clone(), access.clone());
+    outcomes.push(
+        paired(
+            "GET /sessions (a user with 20 sessions; JWT, denylist, list query)",
+            pid,
+            args.clients,
+            args.seconds,
+            move |i| {
+                let (c, b, t) = (c.clone(), b.clone(), a[i].clone());
+                async move {
+                    c.get(format!("{b}/api/v1/sessions"))
+                        .bearer_auth(t)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            },
+            bare_pid,
+            &bare_request,
+        )
+        .await,
+    );
     let (c, b, r) = (client.clone(), base.clone(), refresh.clone());
     outcomes.push(
-        load(
+        paired(
             "POST /auth/refresh (one transaction, 3 writes)",
+            pid,
             args.clients,
             args.seconds,
             move |i| {
@@ -354,27 +589,31 @@ async fn run_backend(
                     }
                 }
             },
+            bare_pid,
+            &bare_request,
         )
         .await,
     );
-    if let Some(last) = outcomes.last_mut() {
-        last.rss_after_kib = server.rss_kib().unwrap_or(0);
-    }
     let (c, b) = (client.clone(), base.clone());
     outcomes.push(
-        load("POST /auth/login (argon2id 19 MiB, t=2)", args.clients, args.seconds, move |i| {
+        paired("POST /auth/login (argon2id 19 MiB, t=2)", pid, args.clients, args.seconds, move |i| {
             let (c, b) = (c.clone(), b.clone());
             async move {
                 post(&c, &format!("{b}/api/v1/auth/login"), json!({"email": format!("bench{i}@example.com"), "password": "bench password"}), None)
                     .await
                     .is_ok()
             }
-        })
+        }, bare_pid, &bare_request)
         .await,
     );
-    if let Some(last) = outcomes.last_mut() {
-        last.rss_after_kib = server.rss_kib().unwrap_or(0);
-    }
+    drop(bare);
+    // Before the agent scenarios, with no sandbox alive yet.
+    let sandbox = if with_agent {
+        eprintln!("{label}: sandbox starts through the server");
+        Some(baseline::sandbox_starts(&client, &base, pid, label, args.server_sandbox_runs).await)
+    } else {
+        None
+    };
     let agent = if with_agent {
         Some(agent_scenarios(args, &server, &client, label).await?)
     } else {
@@ -385,6 +624,7 @@ async fn run_backend(
     Ok(BackendResult {
         outcomes,
         agent,
+        sandbox,
         idle_rss,
         peak_rss,
     })
@@ -478,7 +718,9 @@ for {secs} s, each looping `PUT /sessions`, \
 POST to the first SSE event (the user's message, stored before the stream opens); *first agent \
 event* is from the POST to the second event (the title: a worker claimed the run and the model's \
 first answer is in). Every run is a new session, so every run starts a new sandbox, and sandboxes \
-stay up until their idle timeout (30 min): *sandboxes alive* counts the server's `bwrap` \
+stay up until their idle timeout (30 min) or until a start needs room: a user has at most 4 live \
+sandboxes and the server 64 (the defaults), so from a client's fifth run on, its start first \
+stops that user's longest-idle sandbox. *Sandboxes alive* counts the server's `bwrap` \
 children after the row (so far in this server's life); *their processes* are all the processes \
 the server started (bubblewrap, the shells, slirp4netns for sandbox networks) with their memory.
 - **History replay**: one session holds a run of {tools} `shell_exec` calls ({steps} steps, \
@@ -518,6 +760,13 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     if args.only == Some(Only::Browser) {
         return only_browser(&args).await;
     }
+    if args.only == Some(Only::Sandboxes) {
+        return only_sandboxes(&args).await;
+    }
+    // First, before any other child of this process: its children's CPU counters time it.
+    eprintln!("baseline: bare bubblewrap");
+    let runs = args.bwrap_runs;
+    let bwrap = tokio::task::spawn_blocking(move || baseline::bwrap_baseline(runs)).await?;
     let mut report = String::new();
     let date = time::OffsetDateTime::now_utc().date();
     writeln!(report, "# Benchmarks\n")?;
@@ -533,6 +782,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         "- Date: {date}\n- Machine: {}\n- Load average when the bench started (1, 5, 15 min): {load}\n",
         machine()
     )?;
+    report.push_str(baseline::GOALS_MARKER);
+    writeln!(report, "{}", baseline::intro(&args))?;
     writeln!(
         report,
         "Reading the numbers: `/auth/me` is what every authenticated request pays (JWT check, denylist lookup, user read). Refresh is bound by the database's write path (SQLite has one writer; PostgreSQL commits each rotation). Login is bound by argon2id at the configured cost, one hash per core at a time, each in a reused work area, which is why memory stays flat under a login burst.\n"
@@ -579,35 +830,46 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             ],
         ));
     }
-    let mut problems = Vec::new();
+    bwrap.write(&mut report)?;
+    let mut problems = bwrap.problems();
+    let mut goals = Vec::new();
+    let mut sqlite_shares: Option<baseline::Shares> = None;
     for (label, env) in &mut backends {
         let plain = env.clone();
         env.extend(agent_env.iter().cloned());
+        // Starts first, while nothing else runs, on data of their own.
+        eprintln!("{label}: server starts");
+        let starts_env = own_database(&args, &plain).await?;
+        let starts = baseline::startups(&args, &starts_env, args.server_starts).await?;
+        problems.extend(baseline::start_problems(label, &starts));
         let BackendResult {
             outcomes,
             agent,
+            sandbox,
             idle_rss: idle,
             peak_rss: peak,
         } = run_backend(&args, label, env, llm.is_some()).await?;
         writeln!(report, "## {label}\n")?;
-        writeln!(
-            report,
-            "| scenario | requests | errors | req/s | p50 | p99 | server RSS after |\n|---|---:|---:|---:|---:|---:|---:|"
+        let shares = baseline::http_table(
+            &mut report,
+            label,
+            &outcomes,
+            sqlite_shares.as_ref(),
+            &mut goals,
         )?;
-        for o in outcomes {
-            writeln!(
-                report,
-                "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} MiB |",
-                o.name,
-                o.requests,
-                o.errors,
-                o.per_sec,
-                o.p50.as_secs_f64() * 1000.0,
-                o.p99.as_secs_f64() * 1000.0,
-                o.rss_after_kib as f64 / 1024.0
-            )?;
+        sqlite_shares.get_or_insert(shares);
+        baseline::write_starts(&mut report, label, &starts, &mut goals)?;
+        match sandbox {
+            Some(Ok(s)) => {
+                problems.extend(s.problems(label));
+                s.write(&mut report, label, &bwrap, &mut goals)?;
+            }
+            Some(Err(e)) => {
+                problems.push(format!("{label}: sandbox starts: {e:#}"));
+                writeln!(report, "- Not measured: sandbox starts: {e:#}\n")?;
+            }
+            None => {}
         }
-        writeln!(report)?;
         if let Some(agent) = agent {
             agent.write(&mut report)?;
         }
@@ -660,9 +922,15 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         browser::section(&browser::run(args.browser_cold, args.browser_warm).await);
     report.push_str(&section);
     problems.extend(browser_problems);
+    eprintln!("sandboxes: bubblewrap and containers");
+    let (section, sandbox_problems) = sandboxes_section(&args).await;
+    report.push('\n');
+    report.push_str(&section);
+    problems.extend(sandbox_problems);
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    let report = report.replacen(baseline::GOALS_MARKER, &baseline::goals_table(&goals), 1);
     std::fs::write(&args.out, &report)?;
     println!("{report}");
     if !problems.is_empty() {
@@ -674,6 +942,37 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             problems.len(),
             args.out.display()
         );
+    }
+    Ok(())
+}
+
+/// The sandboxes section and its problems.
+async fn sandboxes_section(args: &Args) -> (String, Vec<String>) {
+    let binary = containers::daemon_binary(&args.server);
+    match containers::run(&binary, args.sandbox_starts).await {
+        Ok(report) => {
+            let mut out = String::new();
+            let _ = report.write(&mut out);
+            (out, report.problems())
+        }
+        Err(e) => (
+            format!("{}\n\nNot measured: {e:#}\n", containers::HEADING),
+            vec![format!("sandboxes: {e:#}")],
+        ),
+    }
+}
+
+/// `--only sandboxes`: that section alone, replacing its part of `--out`.
+async fn only_sandboxes(args: &Args) -> anyhow::Result<()> {
+    let (section, problems) = sandboxes_section(args).await;
+    let existing = std::fs::read_to_string(&args.out).unwrap_or_default();
+    std::fs::write(&args.out, containers::splice(&existing, &section))?;
+    println!("{section}");
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("ERROR: {problem}");
+        }
+        bail!("{} problem(s) above", problems.len());
     }
     Ok(())
 }

@@ -49,19 +49,65 @@ pub fn sandboxes(server: u32) -> Sandboxes {
         .iter()
         .filter(|(p, pp)| *pp == server && comm(*p).is_some_and(|c| c == "bwrap"))
         .count();
-    let mut tree = vec![server];
+    let descendants = descendants_in(server, &parents);
+    Sandboxes {
+        count,
+        processes: descendants.len(),
+        rss_kib: descendants.iter().filter_map(|&p| rss_kib(p)).sum(),
+    }
+}
+
+/// Every process below `pid` (children, theirs, and so on), zombies included.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = all_pids()
+        .iter()
+        .filter_map(|&p| Some((p, parent(p)?)))
+        .collect();
+    descendants_in(pid, &parents)
+}
+
+fn descendants_in(pid: u32, parents: &[(u32, u32)]) -> Vec<u32> {
+    let mut tree = vec![pid];
     let mut i = 0;
     while i < tree.len() {
         let of = tree[i];
         tree.extend(parents.iter().filter(|(_, pp)| *pp == of).map(|(p, _)| *p));
         i += 1;
     }
-    let descendants = &tree[1..];
-    Sandboxes {
-        count,
-        processes: descendants.len(),
-        rss_kib: descendants.iter().filter_map(|&p| rss_kib(p)).sum(),
-    }
+    tree.split_off(1)
+}
+
+/// `/proc` counts CPU time in clock ticks of `USER_HZ`, which is 100 per second on every
+/// architecture Linux runs the server on (x86-64, arm64).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU time (user + system) from `/proc/PID/stat`, in seconds: the process's own, all its
+/// threads, and its children's that it waited for (`cutime + cstime`: the counters that
+/// `getrusage(RUSAGE_CHILDREN)` reads, which take in their own waited-for children too).
+/// The kernel keeps them in nanoseconds and rounds each down to a tick when read.
+#[derive(Clone, Copy, Default)]
+pub struct Cpu {
+    pub own: f64,
+    pub children: f64,
+}
+
+pub fn cpu(pid: u32) -> Option<Cpu> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Fields 14 to 17 of proc(5): utime, stime, cutime, cstime (field 3 is the first here).
+    let ticks: Vec<f64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let [utime, stime, cutime, cstime] = ticks[..] else {
+        return None;
+    };
+    Some(Cpu {
+        own: (utime + stime) / TICKS_PER_SEC,
+        children: (cutime + cstime) / TICKS_PER_SEC,
+    })
 }
 
 /// Bytes a process has written with `write` and friends (`wchar` of `/proc/PID/io`): files
@@ -152,4 +198,54 @@ impl Memory {
         self.pss_anon_shmem_kib += other.pss_anon_shmem_kib;
         self.uss_kib += other.uss_kib;
     }
+}
+
+/// Stops a server: SIGTERM first (it then stops its sandboxes, which unmounts their
+/// workspaces), up to `grace` for it to exit, then SIGKILL.
+pub fn stop(child: &mut std::process::Child, grace: std::time::Duration) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Unmounts (lazily, deepest first) whatever is still mounted under `dir`: a server that
+/// died before stopping its sandboxes leaves their workspace volumes mounted, and every
+/// mount in the host's namespace makes each later sandbox's new mount namespace slower to
+/// build. Returns how many there were.
+pub fn unmount_under(dir: &std::path::Path) -> usize {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return 0;
+    };
+    let prefix = format!("{}/", dir.display());
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        // Octal escapes (`\040` for a space) are kept: such a path is not one of ours.
+        .filter(|p| p.starts_with(&prefix))
+        .map(str::to_string)
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    points.dedup();
+    for p in &points {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", p])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    points.len()
 }

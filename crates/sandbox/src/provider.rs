@@ -62,12 +62,6 @@ impl LocalSandboxProvider {
         &self.config
     }
 
-    /// [`SandboxProvider::browser_support`] with the reason as text. Only `bench/` (outside
-    /// this change) still reads it so; it goes once the bench takes the typed reason.
-    pub fn browser_support(&self) -> Result<(), String> {
-        SandboxProvider::browser_support(self).map_err(|why| why.to_string())
-    }
-
     /// The host directory of a session's `/home/ubuntu`.
     pub fn workspace_dir(&self, session: SessionId) -> std::path::PathBuf {
         self.host
