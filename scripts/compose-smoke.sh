@@ -42,6 +42,15 @@ QUIET=1 scripts/build-images.sh server sandbox postgres redis
 
 work=$(mktemp -d)
 compose=(docker-compose -p "$PROJECT" --env-file "$work/env" -f deploy/compose.yaml -f deploy/compose.smoke.yaml)
+# The sandbox containers and volumes the instances made (compose does not know them).
+# shellcheck disable=SC2086 # the ids are meant to split
+remove_sandboxes() {
+  local label=label=io.ironhand.deployment=$PROJECT ids
+  ids=$(docker ps -aq --filter "$label" 2>/dev/null || true)
+  [ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
+  ids=$(docker volume ls -q --filter "$label" 2>/dev/null || true)
+  [ -z "$ids" ] || docker volume rm -f $ids >/dev/null 2>&1 || true
+}
 # shellcheck disable=SC2317
 cleanup() {
   local status=$?
@@ -52,6 +61,7 @@ cleanup() {
   if [ -n "${KEEP:-}" ]; then
     say "KEEP=1: the stack stays up (${compose[*]} down -v)"
   else
+    remove_sandboxes
     "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
     rm -rf "$work"
   fi
@@ -71,8 +81,10 @@ IRONHAND_API1_PUBLISH=127.0.0.1:
 IRONHAND_API2_PUBLISH=127.0.0.1:
 LLM_BASE_URL=http://fake-llm:4010/v1
 LLM_MODEL=fake
+IRONHAND_DEPLOYMENT=$PROJECT
 ENV
 
+remove_sandboxes
 "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
 say "docker-compose up -d (project $PROJECT)"
 "${compose[@]}" up -d --quiet-pull 2>&1 | sed 's/^/  /'
