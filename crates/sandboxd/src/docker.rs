@@ -12,8 +12,9 @@
 //! One container per session and engine (`ironhand-sandbox-<session>`), shared by every
 //! instance on that engine: an instance without it in hand finds it by name and reads its
 //! token from the engine (whoever can ask the engine is root on its host anyway), so the
-//! shell view and the live browser view work from any API instance while a worker runs the
-//! session. A container is removed when no instance has used it for `idle_timeout` (its
+//! shell and file views work from any API instance while a worker runs the session (the
+//! live view, through the synchronous `running_browser`, only from an instance that holds
+//! the container already). A container is removed when no instance has used it for `idle_timeout` (its
 //! daemon keeps that clock), when the session is deleted (with its volumes), and, found by
 //! its labels (`io.ironhand.sandbox`, `.session`, `.deployment`, `.instance` = the
 //! creator), when it stops answering: every instance's idle check and start-up removes such
@@ -129,6 +130,8 @@ impl Live {
 /// See the module docs.
 pub struct DockerSandboxProvider {
     docker: Docker,
+    /// `docker` at the API version the engine speaks, asked once (a failed ask is retried).
+    negotiated: tokio::sync::OnceCell<Docker>,
     config: Arc<DockerConfig>,
     http: reqwest::Client,
     live: Mutex<HashMap<SessionId, Arc<Live>>>,
@@ -187,6 +190,7 @@ impl DockerSandboxProvider {
             .map_err(|e| unavailable(format!("no HTTP client: {e}")))?;
         Ok(Self {
             docker,
+            negotiated: tokio::sync::OnceCell::new(),
             config: Arc::new(config),
             http,
             live: Mutex::new(HashMap::new()),
@@ -197,10 +201,10 @@ impl DockerSandboxProvider {
 
     /// The engine, at the API version it speaks (older engines refuse newer clients).
     async fn engine(&self) -> SandboxResult<Docker> {
-        self.docker
-            .clone()
-            .negotiate_version()
+        self.negotiated
+            .get_or_try_init(|| self.docker.clone().negotiate_version())
             .await
+            .cloned()
             .map_err(|e| unavailable(format!("the container engine does not answer: {e}")))
     }
 

@@ -298,8 +298,7 @@ async fn a_session_runs_in_a_container_within_its_limits() {
     assert!(!volume_exists(other));
 
     // Another instance on the same engine uses the same container: the shell it sees is
-    // the one the first instance left (the shell view and the live view work from any
-    // instance).
+    // the one the first instance left (the shell view works from any instance).
     let elsewhere = DockerSandboxProvider::new(config(&format!("{instance}-b"))).unwrap();
     let same = elsewhere.sandbox(session).await.unwrap();
     let view = same.shell_view("main").await.unwrap();
